@@ -1,0 +1,219 @@
+//! Authentication levels (`acr`), methods (`amr`) and the requirement a route places on them.
+//!
+//! This module is the one place where "is this caller authenticated strongly and recently enough?"
+//! is decided (SPEC §1). The tower layers and extractors only carry its verdict over HTTP.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::AuthContext;
+
+/// Well-known `acr` values, weakest first.
+pub mod level {
+    /// Something the user knows (a password).
+    pub const PWD: &str = "pwd";
+    /// Two distinct factors.
+    pub const MFA: &str = "mfa";
+    /// Phishing-resistant multi-factor (WebAuthn).
+    pub const PHR: &str = "phr";
+}
+
+/// RFC 8176 authentication method reference (`amr`) values used by stepup.
+pub mod amr {
+    /// Password.
+    pub const PWD: &str = "pwd";
+    /// One-time password (TOTP, backup code).
+    pub const OTP: &str = "otp";
+    /// Confirmation by SMS.
+    pub const SMS: &str = "sms";
+    /// Proof of possession of a hardware-secured key.
+    pub const HWK: &str = "hwk";
+    /// Proof of possession of a software-secured key.
+    pub const SWK: &str = "swk";
+    /// Multiple-factor authentication.
+    pub const MFA: &str = "mfa";
+    /// User presence test.
+    pub const USER: &str = "user";
+}
+
+/// The ordered set of `acr` values this service understands; a higher level satisfies a lower
+/// requirement. Cheap to clone.
+///
+/// ```
+/// use stepup_core::AcrLevels;
+///
+/// let levels = AcrLevels::default(); // pwd < mfa < phr
+/// assert!(levels.satisfies(Some("phr"), "mfa"));
+/// assert!(!levels.satisfies(Some("pwd"), "mfa"));
+/// assert!(!levels.satisfies(None, "pwd"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcrLevels {
+    weakest_first: Arc<[Box<str>]>,
+}
+
+impl AcrLevels {
+    /// Levels from weakest to strongest.
+    pub fn new<I, L>(weakest_first: I) -> Self
+    where
+        I: IntoIterator<Item = L>,
+        L: Into<Box<str>>,
+    {
+        Self {
+            weakest_first: weakest_first.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The position of `acr` in the order, if it is known.
+    pub fn rank(&self, acr: &str) -> Option<usize> {
+        self.weakest_first.iter().position(|known| &**known == acr)
+    }
+
+    /// Whether a caller at level `actual` meets `required`.
+    ///
+    /// Fails closed: an absent level meets nothing, and a level outside the order meets only a
+    /// requirement spelled exactly the same.
+    pub fn satisfies(&self, actual: Option<&str>, required: &str) -> bool {
+        let Some(actual) = actual else { return false };
+        if actual == required {
+            return true;
+        }
+        match (self.rank(actual), self.rank(required)) {
+            (Some(actual), Some(required)) => actual >= required,
+            _ => false,
+        }
+    }
+}
+
+impl Default for AcrLevels {
+    fn default() -> Self {
+        Self::new([level::PWD, level::MFA, level::PHR])
+    }
+}
+
+/// What a route demands of its caller: a minimum `acr`, optionally a maximum age of the
+/// authentication event and `amr` values that must all be present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcrRequirement {
+    level: Cow<'static, str>,
+    max_age: Option<Duration>,
+    amr: Vec<String>,
+}
+
+impl AcrRequirement {
+    /// Requires at least `level`.
+    pub fn level(level: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            level: level.into(),
+            max_age: None,
+            amr: Vec::new(),
+        }
+    }
+
+    /// Requires at least [`level::MFA`].
+    pub fn mfa() -> Self {
+        Self::level(level::MFA)
+    }
+
+    /// Also requires the authentication to be at most `max_age` old (`auth_time` claim).
+    ///
+    /// Durations are compared in whole seconds, as `auth_time` is.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Also requires every one of these `amr` values.
+    pub fn amr<I, V>(mut self, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        self.amr.extend(values.into_iter().map(Into::into));
+        self
+    }
+
+    /// The minimum level.
+    pub fn required_level(&self) -> &str {
+        &self.level
+    }
+
+    /// The maximum age, if any.
+    pub fn required_max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The required methods.
+    pub fn required_amr(&self) -> &[String] {
+        &self.amr
+    }
+
+    /// Decides whether `context` meets this requirement; on failure, the RFC 9470 challenge to send.
+    ///
+    /// Freshness is measured at [`AuthContext::verified_at`], the moment the token was verified by
+    /// the injected clock. A token without `auth_time` never meets a `max_age`.
+    pub fn check(&self, context: &AuthContext) -> Result<(), StepUpChallenge> {
+        let reason = if !context.levels().satisfies(context.acr(), &self.level) {
+            Some(StepUpReason::LevelTooLow)
+        } else if !self.amr.iter().all(|method| context.has_amr(method)) {
+            Some(StepUpReason::MethodsMissing)
+        } else if !self.is_fresh(context) {
+            Some(StepUpReason::TooOld)
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(()),
+            Some(reason) => Err(StepUpChallenge {
+                acr_values: self.level.to_string(),
+                max_age: self.max_age.map(|age| age.as_secs()),
+                reason,
+            }),
+        }
+    }
+
+    fn is_fresh(&self, context: &AuthContext) -> bool {
+        let Some(max_age) = self.max_age else {
+            return true;
+        };
+        let Some(auth_time) = context.auth_time() else {
+            return false;
+        };
+        context.verified_at().saturating_sub(auth_time) <= max_age.as_secs()
+    }
+}
+
+/// Why a caller must authenticate again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepUpReason {
+    /// The token's `acr` is below the required level.
+    LevelTooLow,
+    /// A required `amr` value is missing.
+    MethodsMissing,
+    /// The authentication event is older than `max_age`.
+    TooOld,
+}
+
+impl StepUpReason {
+    /// A human-readable explanation, safe to send to the client.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::LevelTooLow => "a stronger authentication level is required",
+            Self::MethodsMissing => "a different authentication method is required",
+            Self::TooOld => "a more recent authentication is required",
+        }
+    }
+}
+
+/// The content of an RFC 9470 `insufficient_user_authentication` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpChallenge {
+    /// The `acr_values` the client should request.
+    pub acr_values: String,
+    /// The `max_age` (seconds) the client should request, when the route demands freshness.
+    pub max_age: Option<u64>,
+    /// Why the current authentication falls short.
+    pub reason: StepUpReason,
+}

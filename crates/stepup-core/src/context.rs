@@ -1,0 +1,194 @@
+//! The authenticated caller, as established by a verified access token.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::acr::AcrLevels;
+
+/// Who is calling and how they authenticated; inserted into request extensions by the
+/// `authenticate()` layer and read by handlers through extractors. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    subject: String,
+    acr: Option<String>,
+    amr: Vec<String>,
+    auth_time: Option<u64>,
+    scope: Option<String>,
+    token_id: Option<String>,
+    expires_at: u64,
+    verified_at: u64,
+    levels: AcrLevels,
+}
+
+impl AuthContext {
+    /// Starts a context for `subject`; the verifier builds these, and so can tests of handlers.
+    pub fn builder(subject: impl Into<String>) -> AuthContextBuilder {
+        AuthContextBuilder {
+            inner: Inner {
+                subject: subject.into(),
+                acr: None,
+                amr: Vec::new(),
+                auth_time: None,
+                scope: None,
+                token_id: None,
+                expires_at: 0,
+                verified_at: 0,
+                levels: AcrLevels::default(),
+            },
+        }
+    }
+
+    /// The `sub` claim: the user's identifier.
+    pub fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+
+    /// The `acr` claim, if any.
+    pub fn acr(&self) -> Option<&str> {
+        self.inner.acr.as_deref()
+    }
+
+    /// The `amr` claim (empty when absent).
+    pub fn amr(&self) -> &[String] {
+        &self.inner.amr
+    }
+
+    /// Whether `method` is among the `amr` values.
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.inner.amr.iter().any(|used| used == method)
+    }
+
+    /// The `auth_time` claim: when the user last actively authenticated (Unix seconds).
+    pub fn auth_time(&self) -> Option<u64> {
+        self.inner.auth_time
+    }
+
+    /// The `scope` claim, space-separated.
+    pub fn scope(&self) -> Option<&str> {
+        self.inner.scope.as_deref()
+    }
+
+    /// Whether the space-separated `scope` contains `wanted`.
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scope()
+            .is_some_and(|scope| scope.split(' ').any(|granted| granted == wanted))
+    }
+
+    /// The `jti` claim, if any.
+    pub fn token_id(&self) -> Option<&str> {
+        self.inner.token_id.as_deref()
+    }
+
+    /// The `exp` claim (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.inner.expires_at
+    }
+
+    /// When the token was verified, by the verifier's clock (Unix seconds); freshness is measured here.
+    pub fn verified_at(&self) -> u64 {
+        self.inner.verified_at
+    }
+
+    /// The level order this context is judged by.
+    pub fn levels(&self) -> &AcrLevels {
+        &self.inner.levels
+    }
+
+    /// Whether this caller meets level `required` under the configured order.
+    pub fn satisfies_acr(&self, required: &str) -> bool {
+        self.inner.levels.satisfies(self.acr(), required)
+    }
+}
+
+impl fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token id is left out: it identifies a live credential.
+        f.debug_struct("AuthContext")
+            .field("subject", &self.inner.subject)
+            .field("acr", &self.inner.acr)
+            .field("amr", &self.inner.amr)
+            .field("auth_time", &self.inner.auth_time)
+            .field("scope", &self.inner.scope)
+            .field("expires_at", &self.inner.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AuthContext`].
+#[derive(Debug)]
+pub struct AuthContextBuilder {
+    inner: Inner,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthContextBuilder {
+    /// Sets `acr`.
+    pub fn acr(mut self, acr: impl Into<String>) -> Self {
+        self.inner.acr = Some(acr.into());
+        self
+    }
+
+    /// Sets `amr`.
+    pub fn amr<I, V>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        self.inner.amr = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets `auth_time` (Unix seconds).
+    pub fn auth_time(mut self, auth_time: u64) -> Self {
+        self.inner.auth_time = Some(auth_time);
+        self
+    }
+
+    /// Sets `scope`.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.inner.scope = Some(scope.into());
+        self
+    }
+
+    /// Sets `jti`.
+    pub fn token_id(mut self, token_id: impl Into<String>) -> Self {
+        self.inner.token_id = Some(token_id.into());
+        self
+    }
+
+    /// Sets `exp` (Unix seconds).
+    pub fn expires_at(mut self, expires_at: u64) -> Self {
+        self.inner.expires_at = expires_at;
+        self
+    }
+
+    /// Sets the verification time (Unix seconds).
+    pub fn verified_at(mut self, verified_at: u64) -> Self {
+        self.inner.verified_at = verified_at;
+        self
+    }
+
+    /// Sets the level order.
+    pub fn levels(mut self, levels: AcrLevels) -> Self {
+        self.inner.levels = levels;
+        self
+    }
+
+    /// Finishes the context.
+    pub fn build(self) -> AuthContext {
+        AuthContext {
+            inner: Arc::new(self.inner),
+        }
+    }
+}

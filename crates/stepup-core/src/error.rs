@@ -1,0 +1,91 @@
+//! Errors of configuration and of token verification.
+
+/// A configuration or token-issuing error: a bad key, a missing setting, a failed signature.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key could not be loaded or is unfit for its algorithm.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A required setting is missing or contradictory.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// Signing a token failed.
+    #[error("could not sign the token: {0}")]
+    Signing(String),
+}
+
+/// Why a bearer token was refused. Every variant maps to `401` with `error="invalid_token"`;
+/// descriptions are fixed strings and never echo the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The `Authorization` header or the token is not well-formed.
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// The header is longer than the configured limit.
+    #[error("the bearer token is too large")]
+    TooLarge,
+    /// The token's `alg` is not allowed for the selected key.
+    #[error("the token's signing algorithm is not accepted")]
+    AlgorithmNotAllowed,
+    /// No configured key matches the token's `kid`.
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    InvalidSignature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is still in the future (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` is not the expected issuer.
+    #[error("the token's issuer is not accepted")]
+    InvalidIssuer,
+    /// `aud` does not name this service.
+    #[error("the token's audience is not accepted")]
+    InvalidAudience,
+    /// A required claim (`sub`, `exp`, `iss`, `aud`) is missing or has the wrong type.
+    #[error("the token lacks a required claim")]
+    InvalidClaims,
+}
+
+impl TokenError {
+    /// The client-safe description (the `Display` text, as a static string).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Malformed => "the bearer token is malformed",
+            Self::TooLarge => "the bearer token is too large",
+            Self::AlgorithmNotAllowed => "the token's signing algorithm is not accepted",
+            Self::UnknownKey => "the token's signing key is unknown",
+            Self::InvalidSignature => "the token's signature is invalid",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::InvalidIssuer => "the token's issuer is not accepted",
+            Self::InvalidAudience => "the token's audience is not accepted",
+            Self::InvalidClaims => "the token lacks a required claim",
+        }
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind;
+        match error.kind() {
+            ErrorKind::InvalidSignature => Self::InvalidSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                Self::AlgorithmNotAllowed
+            }
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            ErrorKind::InvalidIssuer => Self::InvalidIssuer,
+            ErrorKind::InvalidAudience => Self::InvalidAudience,
+            ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+                Self::InvalidClaims
+            }
+            _ => Self::Malformed,
+        }
+    }
+}

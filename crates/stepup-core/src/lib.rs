@@ -1,0 +1,30 @@
+//! The framework-free core of stepup: who the caller is ([`AuthContext`]), how strongly they must
+//! have authenticated ([`AcrLevels`], [`AcrRequirement`]), the injected [`clock`], access
+//! [`token`]s, and the RFC 6750 / RFC 9470 [`AuthRejection`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use stepup_core::{AcrRequirement, AuthContext};
+//!
+//! let caller = AuthContext::builder("user-1")
+//!     .acr("mfa")
+//!     .auth_time(1_000)
+//!     .verified_at(1_200)
+//!     .build();
+//! assert!(AcrRequirement::mfa().max_age(Duration::from_secs(300)).check(&caller).is_ok());
+//! assert!(AcrRequirement::level("phr").check(&caller).is_err());
+//! ```
+
+pub mod acr;
+pub mod clock;
+mod context;
+mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
+mod rejection;
+pub mod token;
+
+pub use acr::{AcrLevels, AcrRequirement, StepUpChallenge, StepUpReason};
+pub use context::{AuthContext, AuthContextBuilder};
+pub use error::{Error, TokenError};
+pub use rejection::AuthRejection;

@@ -1,0 +1,34 @@
+use serde::{Deserialize, Serialize};
+
+/// The claims stepup reads from, and writes into, an access token.
+///
+/// `iss` and `aud` are checked by the verifier and not kept here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AccessTokenClaims {
+    /// Subject: the user.
+    pub sub: String,
+    /// Expiry (Unix seconds).
+    pub exp: u64,
+    /// Not before (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Authentication context class reference (`pwd`, `mfa`, `phr`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// Authentication method references (RFC 8176).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Time of the last active authentication (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}

@@ -1,0 +1,18 @@
+//! Access tokens: signing keys, the verifier used by the `authenticate()` layer and the issuer.
+//!
+//! Built on `jsonwebtoken` with its pure-Rust `rust_crypto` backend (see `docs/security.md`).
+//! Every key is bound to exactly one algorithm from the allow-list HS256, RS256, ES256 and EdDSA;
+//! `none` cannot be expressed, and a token whose `alg` differs from its key's is refused, which
+//! closes the HS/RS confusion attack.
+
+mod claims;
+mod issuer;
+mod keys;
+mod verifier;
+
+pub use claims::AccessTokenClaims;
+pub use issuer::{Grant, IssuedToken, JwtIssuer};
+pub use jsonwebtoken::Algorithm;
+pub use jsonwebtoken::jwk::JwkSet;
+pub use keys::{SigningKey, VerifyingKey};
+pub use verifier::{JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN};

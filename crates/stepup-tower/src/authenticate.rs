@@ -1,0 +1,180 @@
+//! Turns `Authorization: Bearer <token>` into an [`AuthContext`] in the request extensions.
+//!
+//! - no bearer credentials: the request passes on with no context (routes that need one answer
+//!   `401 WWW-Authenticate: Bearer` through [`RequireAcr`](crate::RequireAcr) or the extractor);
+//! - a bearer token that does not verify, or a malformed header: `401` with
+//!   `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use stepup_core::AuthContext;
+//! use stepup_core::token::{JwtVerifier, VerifyingKey};
+//! use stepup_tower::{authenticate, RequireMfa};
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let verifier = JwtVerifier::builder()
+//!     .key(VerifyingKey::hs256(b"an example secret of at least 32 bytes")?)
+//!     .issuer("https://auth.example.com")
+//!     .audience("https://api.example.com")
+//!     .build()?;
+//! let service = ServiceBuilder::new()
+//!     .layer(authenticate(verifier))
+//!     .layer(RequireMfa)
+//!     .service(service_fn(|request: Request<String>| async move {
+//!         let caller = request.extensions().get::<AuthContext>().unwrap();
+//!         Ok::<_, Infallible>(Response::new(format!("hello {}", caller.subject())))
+//!     }));
+//! # let _ = service;
+//! # Ok::<(), stepup_core::Error>(())
+//! ```
+
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request, Response};
+use stepup_core::token::{JwtVerifier, MAX_TOKEN_LEN};
+use stepup_core::{AuthContext, AuthRejection, TokenError};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use crate::response::{ResponseBody, ResponseFuture};
+
+/// Authenticates requests with `verifier`; shorthand for [`AuthenticateLayer::new`].
+pub fn authenticate(verifier: JwtVerifier) -> AuthenticateLayer {
+    AuthenticateLayer::new(verifier)
+}
+
+/// Layer that applies [`Authenticate`].
+#[derive(Debug, Clone)]
+pub struct AuthenticateLayer {
+    verifier: JwtVerifier,
+}
+
+impl AuthenticateLayer {
+    /// Authenticates requests with `verifier`.
+    pub fn new(verifier: JwtVerifier) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// Middleware that verifies bearer tokens; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    verifier: JwtVerifier,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // Only this layer may vouch for a caller: drop any context set further out.
+        request.extensions_mut().remove::<AuthContext>();
+        let verified = bearer_token(request.headers())
+            .and_then(|token| token.map(|token| self.verifier.verify(token)).transpose());
+        match verified {
+            Ok(Some(context)) => {
+                request.extensions_mut().insert(context);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(reason = %error, "bearer token refused");
+                return ResponseFuture::rejected(AuthRejection::InvalidToken(error));
+            }
+        }
+        ResponseFuture::inner(self.inner.call(request))
+    }
+}
+
+/// The bearer token of the request, if it presents one (RFC 6750 §2.1).
+///
+/// Another scheme (`Basic …`) or no header at all is `Ok(None)`. Several `Authorization` headers,
+/// a value that is not visible ASCII, a missing token or one with characters outside the RFC 6750
+/// `b64token` set is [`TokenError::Malformed`]; an oversized header is [`TokenError::TooLarge`].
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, TokenError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(TokenError::Malformed);
+    }
+    if value.len() > MAX_TOKEN_LEN + "Bearer ".len() {
+        return Err(TokenError::TooLarge);
+    }
+    let value = value.to_str().map_err(|_| TokenError::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() || !is_b64token(token) {
+        return Err(TokenError::Malformed);
+    }
+    Ok(Some(token))
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_other_schemes_are_ignored() {
+        assert_eq!(bearer_token(&headers(&["bearer abc"])), Ok(Some("abc")));
+        assert_eq!(bearer_token(&headers(&["BEARER abc"])), Ok(Some("abc")));
+        assert_eq!(bearer_token(&headers(&["Basic dXNlcjpwdw=="])), Ok(None));
+        assert_eq!(bearer_token(&headers(&[])), Ok(None));
+    }
+
+    #[test]
+    fn malformed_bearer_values_are_refused() {
+        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ==", "Bearer \"a\""] {
+            assert_eq!(bearer_token(&headers(&[bad])), Err(TokenError::Malformed), "{bad}");
+        }
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(TokenError::Malformed)
+        );
+        let huge = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(bearer_token(&headers(&[&huge])), Err(TokenError::TooLarge));
+    }
+}

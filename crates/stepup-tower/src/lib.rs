@@ -1,0 +1,28 @@
+//! tower middleware of stepup, for any `tower::Service<http::Request<B>>` (axum, hyper, tonic):
+//!
+//! - [`authenticate()`]: bearer token → [`AuthContext`](stepup_core::AuthContext) in the request
+//!   extensions, or `401 invalid_token`;
+//! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge.
+//!
+//! Both wrap the inner response body in [`ResponseBody`], so they work with any body type.
+//!
+//! ```
+//! use axum::{Router, routing::{delete, get}};
+//! use stepup_core::token::{JwtIssuer, SigningKey};
+//! use stepup_tower::{authenticate, RequireMfa};
+//!
+//! let issuer = JwtIssuer::new(SigningKey::hs256(b"an example secret of at least 32 bytes")?);
+//! let app: Router = Router::new()
+//!     .route("/api/account", delete(|| async { "gone" }).layer(RequireMfa))
+//!     .route("/api/public", get(|| async { "hello" }))
+//!     .layer(authenticate(issuer.verifier().build()?));
+//! # Ok::<(), stepup_core::Error>(())
+//! ```
+
+pub mod authenticate;
+pub mod require_acr;
+mod response;
+
+pub use authenticate::{Authenticate, AuthenticateLayer, authenticate};
+pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
+pub use response::{ResponseBody, ResponseFuture};

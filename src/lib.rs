@@ -1,0 +1,56 @@
+//! # stepup
+//!
+//! Multi-factor and step-up authentication for tower-based web services: one layer turns bearer
+//! tokens into an [`AuthContext`], and per-route layers demand a level of authentication, answering
+//! with an RFC 9470 step-up challenge when the caller falls short.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::{delete, get, post}};
+//! use stepup::{AuthContext, JwtIssuer, RequireAcr, RequireMfa, authenticate};
+//!
+//! async fn delete_account(caller: AuthContext) -> String {
+//!     format!("deleted {}", caller.subject())
+//! }
+//!
+//! let issuer = JwtIssuer::hs256(b"an example secret of at least 32 bytes")?;
+//! let app: Router = Router::new()
+//!     .route("/api/account", delete(delete_account).layer(RequireMfa))
+//!     .route(
+//!         "/api/admin",
+//!         post(|| async { "ok" }).layer(RequireAcr::level("phr").max_age(Duration::from_secs(300))),
+//!     )
+//!     .route("/api/me", get(|caller: AuthContext| async move { caller.subject().to_owned() }))
+//!     .layer(authenticate(issuer.verifier().build()?));
+//! # Ok::<(), stepup::Error>(())
+//! ```
+//!
+//! ## Crates
+//!
+//! - `stepup-core`: context, levels and policy, clock, tokens, rejections (no web framework);
+//! - `stepup-tower`: the `authenticate()` and `RequireAcr` / `RequireMfa` middleware.
+//!
+//! ## Features
+//!
+//! - `axum` (default): `AuthContext` and `Option<AuthContext>` extractors for axum 0.8.
+
+pub use stepup_core::acr::{amr, level};
+pub use stepup_core::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
+pub use stepup_core::token::{
+    self, AccessTokenClaims, Algorithm, Grant, IssuedToken, JwkSet, JwtIssuer, JwtVerifier,
+    SigningKey, VerifyingKey,
+};
+pub use stepup_core::{
+    AcrLevels, AcrRequirement, AuthContext, AuthRejection, Error, StepUpChallenge, StepUpReason,
+    TokenError,
+};
+pub use stepup_tower::{
+    Authenticate, AuthenticateLayer, RequireAcr, RequireAcrService, RequireMfa, ResponseBody,
+    ResponseFuture, authenticate,
+};
+
+/// Lower-level access to the middleware modules.
+pub mod middleware {
+    pub use stepup_tower::authenticate::bearer_token;
+    pub use stepup_tower::{authenticate, require_acr};
+}
