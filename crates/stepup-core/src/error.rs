@@ -82,9 +82,10 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
             ErrorKind::ImmatureSignature => Self::NotYetValid,
             ErrorKind::InvalidIssuer => Self::InvalidIssuer,
             ErrorKind::InvalidAudience => Self::InvalidAudience,
-            ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
-                Self::InvalidClaims
-            }
+            // The header was parsed before `decode` runs, so a JSON error here is in the claims.
+            ErrorKind::MissingRequiredClaim(_)
+            | ErrorKind::InvalidClaimFormat(_)
+            | ErrorKind::Json(_) => Self::InvalidClaims,
             _ => Self::Malformed,
         }
     }
