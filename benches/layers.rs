@@ -1,1 +1,162 @@
-fn main(){}
+#![allow(missing_docs)]
+//! Cost of the step-up middleware (SPEC §4): the `RequireAcr` check alone, and `authenticate()` +
+//! `RequireMfa` on one request against the bare `jsonwebtoken` decode of the same token, per algorithm.
+//!
+//! Per algorithm: `bare_decode` (the baseline), `verify` (stepup's verifier alone), `no_layers`
+//! (the request harness around the bare handler) and `layers` (`authenticate()` + `RequireMfa` +
+//! the handler). Overhead = `layers` − `no_layers` − `bare_decode`.
+//!
+//! `cargo bench --bench layers`; figures go to `docs/benchmarks.md`.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jsonwebtoken::{DecodingKey, Validation};
+use std::hint::black_box;
+use stepup::token::AccessTokenClaims;
+use stepup::{AcrRequirement, AuthContext, Grant, JwtIssuer, RequireMfa, SigningKey, authenticate};
+use tower::{Service, ServiceBuilder, service_fn};
+
+const ISSUER: &str = "https://auth.bench";
+const AUDIENCE: &str = "https://api.bench";
+
+fn keys() -> Vec<(&'static str, SigningKey, DecodingKey)> {
+    let secret = b"bench secret of thirty-two bytes or more";
+    vec![
+        (
+            "HS256",
+            SigningKey::hs256(secret).unwrap(),
+            DecodingKey::from_secret(secret),
+        ),
+        (
+            "ES256",
+            SigningKey::es256_pem(
+                include_bytes!("../tests/keys/ec_private.pem"),
+                include_bytes!("../tests/keys/ec_public.pem"),
+            )
+            .unwrap(),
+            DecodingKey::from_ec_pem(include_bytes!("../tests/keys/ec_public.pem")).unwrap(),
+        ),
+        (
+            "EdDSA",
+            SigningKey::eddsa_pem(
+                include_bytes!("../tests/keys/ed_private.pem"),
+                include_bytes!("../tests/keys/ed_public.pem"),
+            )
+            .unwrap(),
+            DecodingKey::from_ed_pem(include_bytes!("../tests/keys/ed_public.pem")).unwrap(),
+        ),
+        (
+            "RS256",
+            SigningKey::rs256_pem(
+                include_bytes!("../tests/keys/rsa_private.pem"),
+                include_bytes!("../tests/keys/rsa_public.pem"),
+            )
+            .unwrap(),
+            DecodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa_public.pem")).unwrap(),
+        ),
+    ]
+}
+
+fn require_acr_check(c: &mut Criterion) {
+    let requirement = AcrRequirement::mfa().max_age(Duration::from_secs(300));
+    let caller = AuthContext::builder("user-1")
+        .acr("mfa")
+        .amr(["pwd", "otp"])
+        .auth_time(1_000)
+        .verified_at(1_100)
+        .build();
+    c.bench_function("require_acr_check", |b| {
+        b.iter(|| black_box(&requirement).check(black_box(&caller)))
+    });
+}
+
+fn authenticate_and_require_mfa(c: &mut Criterion) {
+    let mut group = c.benchmark_group("authenticate+require_mfa");
+    for (name, signing, decoding) in keys() {
+        let issuer = JwtIssuer::new(signing.with_kid("k1"))
+            .with_issuer(ISSUER)
+            .with_audience(AUDIENCE);
+        let grant = Grant::new("user-1")
+            .acr("mfa")
+            .amr(["pwd", "otp"])
+            .scope("read write");
+        let token = issuer.issue(&grant).unwrap().access_token;
+
+        // Baseline: the bare signature check and claim validation of the same token.
+        let mut validation = Validation::new(signing_algorithm(name));
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        group.bench_function(format!("{name}/bare_decode"), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<AccessTokenClaims>(black_box(&token), &decoding, &validation)
+                    .unwrap()
+            })
+        });
+
+        let verifier = issuer.verifier().build().unwrap();
+        group.bench_function(format!("{name}/verify"), |b| {
+            b.iter(|| verifier.verify(black_box(&token)).unwrap())
+        });
+        let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        // The harness alone: the same call on the handler without the layers.
+        bench_call(
+            &mut group,
+            &format!("{name}/no_layers"),
+            service_fn(handler),
+            &header,
+        );
+        let layered = ServiceBuilder::new()
+            .layer(authenticate(verifier))
+            .layer(RequireMfa)
+            .service(service_fn(handler));
+        bench_call(&mut group, &format!("{name}/layers"), layered, &header);
+    }
+    group.finish();
+}
+
+/// Times one call of `service` on a request carrying `authorization`; building the request is
+/// left out of the measurement.
+fn bench_call<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    mut service: S,
+    authorization: &http::HeaderValue,
+) where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
+{
+    group.bench_function(id, |b| {
+        b.iter_batched(
+            || {
+                let mut request = Request::new(());
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, authorization.clone());
+                request
+            },
+            |request| {
+                let response = futures_executor::block_on(service.call(request)).unwrap();
+                assert!(response.status().is_success());
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn handler(
+    _: Request<()>,
+) -> Ready<Result<Response<http_body_util::Empty<bytes::Bytes>>, Infallible>> {
+    ready(Ok(Response::new(http_body_util::Empty::new())))
+}
+
+fn signing_algorithm(name: &str) -> jsonwebtoken::Algorithm {
+    name.parse().unwrap()
+}
+
+criterion_group!(benches, require_acr_check, authenticate_and_require_mfa);
+criterion_main!(benches);

@@ -12,7 +12,9 @@ use stepup::{AuthContext, JwtVerifier, RequireMfa, VerifyingKey, authenticate, t
 use tower::{ServiceBuilder, service_fn};
 
 /// `authenticate()` alone: unauthenticated requests pass through to `echo`.
-fn open_service(verifier: JwtVerifier) -> impl tower::Service<
+fn open_service(
+    verifier: JwtVerifier,
+) -> impl tower::Service<
     http::Request<http_body_util::Full<bytes::Bytes>>,
     Response = http::Response<stepup::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
     Error = std::convert::Infallible,
@@ -60,9 +62,12 @@ async fn no_token_or_wrong_scheme_on_a_protected_route_is_a_bare_bearer_challeng
         .layer(RequireMfa)
         .service(service_fn(echo));
     call(&service, None).await.assert_missing_token();
-    call(&service, Some(HeaderValue::from_static("Basic dXNlcjpwYXNzd29yZA==")))
-        .await
-        .assert_missing_token();
+    call(
+        &service,
+        Some(HeaderValue::from_static("Basic dXNlcjpwYXNzd29yZA==")),
+    )
+    .await
+    .assert_missing_token();
 }
 
 #[tokio::test]
@@ -78,7 +83,13 @@ async fn the_bearer_scheme_is_case_insensitive() {
 #[tokio::test]
 async fn malformed_authorization_headers_are_invalid_tokens() {
     let service = open_service(verifier(&clock()));
-    for value in ["Bearer", "Bearer ", "Bearer a b", "Bearer a\"b", "Bearer ===="] {
+    for value in [
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Bearer a\"b",
+        "Bearer ====",
+    ] {
         call(&service, Some(HeaderValue::from_static(value)))
             .await
             .assert_invalid_token("the bearer token is malformed");
@@ -251,6 +262,20 @@ async fn an_unknown_kid_is_refused() {
     answer(&token)
         .await
         .assert_invalid_token("the token's signing key is unknown");
+
+    // With a single key nothing is chosen, but a token naming another key is still refused,
+    // even when that key's secret happens to verify it.
+    let single = JwtVerifier::builder()
+        .key(VerifyingKey::hs256(HS_SECRET).unwrap().with_kid("hs"))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap();
+    assert_eq!(
+        single.verify(&token).unwrap_err(),
+        stepup::TokenError::UnknownKey
+    );
 }
 
 #[tokio::test]
@@ -292,7 +317,10 @@ async fn keys_from_a_static_jwk_set_verify() {
     assert_eq!(answer.body, "hello user-1");
 
     let hs = hs_token(&claims("mfa"));
-    assert_eq!(verifier.verify(&hs).unwrap_err(), stepup::TokenError::UnknownKey);
+    assert_eq!(
+        verifier.verify(&hs).unwrap_err(),
+        stepup::TokenError::AlgorithmNotAllowed
+    );
 }
 
 #[test]
@@ -315,9 +343,27 @@ fn symmetric_jwks_and_short_secrets_are_refused_at_configuration() {
 #[test]
 fn a_verifier_without_issuer_audience_or_keys_is_refused() {
     let key = || VerifyingKey::hs256(HS_SECRET).unwrap();
-    assert!(JwtVerifier::builder().issuer(ISSUER).audience(AUDIENCE).build().is_err());
-    assert!(JwtVerifier::builder().key(key()).audience(AUDIENCE).build().is_err());
-    assert!(JwtVerifier::builder().key(key()).issuer(ISSUER).build().is_err());
+    assert!(
+        JwtVerifier::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .is_err()
+    );
+    assert!(
+        JwtVerifier::builder()
+            .key(key())
+            .audience(AUDIENCE)
+            .build()
+            .is_err()
+    );
+    assert!(
+        JwtVerifier::builder()
+            .key(key())
+            .issuer(ISSUER)
+            .build()
+            .is_err()
+    );
     let duplicate = JwtVerifier::builder()
         .key(key().with_kid("a"))
         .key(key().with_kid("a"))
@@ -329,7 +375,9 @@ fn a_verifier_without_issuer_audience_or_keys_is_refused() {
 
 #[test]
 fn the_context_carries_every_claim() {
-    let context = verifier(&clock()).verify(&hs_token(&claims("mfa"))).unwrap();
+    let context = verifier(&clock())
+        .verify(&hs_token(&claims("mfa")))
+        .unwrap();
     assert_eq!(context.subject(), "user-1");
     assert_eq!(context.acr(), Some("mfa"));
     assert_eq!(context.amr(), ["pwd", "otp"]);

@@ -88,14 +88,22 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
         .headers()
         .get("content-type")
         .map(|value| value.to_str().unwrap().to_owned());
-    assert_eq!(content_type.as_deref(), Some("application/json"), "{status}");
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "{status}"
+    );
     (status, response.json().await.unwrap())
 }
 
 fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(answer.0, status, "{:?}", answer.1);
     assert_eq!(answer.1["error"], code, "{:?}", answer.1);
-    assert!(answer.1["error_description"].as_str().is_some_and(|text| !text.is_empty()));
+    assert!(
+        answer.1["error_description"]
+            .as_str()
+            .is_some_and(|text| !text.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -103,7 +111,10 @@ async fn register_login_step_up_and_delete() {
     let demo = Demo::start().await;
 
     let (status, body) = demo
-        .post("/api/register", json!({"email": "Ada@Example.com", "password": "correct horse"}))
+        .post(
+            "/api/register",
+            json!({"email": "Ada@Example.com", "password": "correct horse"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let user_id = body["user_id"].as_str().unwrap().to_owned();
@@ -131,7 +142,11 @@ async fn register_login_step_up_and_delete() {
     // The MFA step lands with the TOTP issue; until then the test's issuer stands in for it.
     let mfa_token = demo
         .issuer
-        .issue(&Grant::new(&user_id).acr(level::MFA).amr([amr::PWD, amr::OTP]))
+        .issue(
+            &Grant::new(&user_id)
+                .acr(level::MFA)
+                .amr([amr::PWD, amr::OTP]),
+        )
         .unwrap()
         .access_token;
     let (status, _, body) = demo.delete_account(&mfa_token).await;
@@ -151,7 +166,10 @@ async fn register_login_step_up_and_delete() {
 async fn an_old_second_factor_does_not_delete_the_account() {
     let demo = Demo::start().await;
     let (_, body) = demo
-        .post("/api/register", json!({"email": "old@example.com", "password": "correct horse"}))
+        .post(
+            "/api/register",
+            json!({"email": "old@example.com", "password": "correct horse"}),
+        )
         .await;
     let user_id = body["user_id"].as_str().unwrap();
     let now = std::time::SystemTime::now()
@@ -174,8 +192,15 @@ async fn an_old_second_factor_does_not_delete_the_account() {
 async fn registration_refuses_bad_input_and_duplicates() {
     let demo = Demo::start().await;
     let ok = json!({"email": "grace@example.com", "password": "long enough"});
-    assert_eq!(demo.post("/api/register", ok.clone()).await.0, StatusCode::CREATED);
-    assert_error(&demo.post("/api/register", ok).await, StatusCode::CONFLICT, "email_taken");
+    assert_eq!(
+        demo.post("/api/register", ok.clone()).await.0,
+        StatusCode::CREATED
+    );
+    assert_error(
+        &demo.post("/api/register", ok).await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    );
     let same_email_other_case = json!({"email": " GRACE@example.com ", "password": "long enough"});
     assert_error(
         &demo.post("/api/register", same_email_other_case).await,
@@ -199,18 +224,29 @@ async fn registration_refuses_bad_input_and_duplicates() {
         );
     }
     assert_error(
-        &demo.post_raw("/api/register", "{not json", "application/json").await,
+        &demo
+            .post_raw("/api/register", "{not json", "application/json")
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
     assert_error(
-        &demo.post_raw("/api/register", "email=x", "application/x-www-form-urlencoded").await,
+        &demo
+            .post_raw(
+                "/api/register",
+                "email=x",
+                "application/x-www-form-urlencoded",
+            )
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
     // Nothing half-registered: the refused email is still free.
     let (status, _) = demo
-        .post("/api/register", json!({"email": "x@example.com", "password": "long enough"}))
+        .post(
+            "/api/register",
+            json!({"email": "x@example.com", "password": "long enough"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
@@ -218,14 +254,19 @@ async fn registration_refuses_bad_input_and_duplicates() {
 #[tokio::test]
 async fn login_refuses_wrong_passwords_and_unknown_users_alike() {
     let demo = Demo::start().await;
-    demo.post("/api/register", json!({"email": "lin@example.com", "password": "correct horse"}))
-        .await;
+    demo.post(
+        "/api/register",
+        json!({"email": "lin@example.com", "password": "correct horse"}),
+    )
+    .await;
     let wrong_password = demo.login("lin@example.com", "wrong horse").await;
     let unknown_user = demo.login("nobody@example.com", "correct horse").await;
     assert_error(&wrong_password, StatusCode::UNAUTHORIZED, "invalid_grant");
     assert_eq!(wrong_password, unknown_user);
     assert_error(
-        &demo.post("/oauth/authorize", json!({"username": "lin@example.com"})).await,
+        &demo
+            .post("/oauth/authorize", json!({"username": "lin@example.com"}))
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
@@ -234,8 +275,11 @@ async fn login_refuses_wrong_passwords_and_unknown_users_alike() {
 #[tokio::test]
 async fn me_reports_the_token_and_health_needs_no_token() {
     let demo = Demo::start().await;
-    demo.post("/api/register", json!({"email": "me@example.com", "password": "correct horse"}))
-        .await;
+    demo.post(
+        "/api/register",
+        json!({"email": "me@example.com", "password": "correct horse"}),
+    )
+    .await;
     let (_, token) = demo.login("me@example.com", "correct horse").await;
     let response = demo
         .client
@@ -250,10 +294,20 @@ async fn me_reports_the_token_and_health_needs_no_token() {
     assert_eq!(me["amr"], json!(["pwd"]));
     assert!(me["auth_time"].as_u64().is_some());
 
-    let response = demo.client.get(format!("{}/api/me", demo.base)).send().await.unwrap();
+    let response = demo
+        .client
+        .get(format!("{}/api/me", demo.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(read(response).await.0, StatusCode::UNAUTHORIZED);
 
-    let response = demo.client.get(format!("{}/healthz", demo.base)).send().await.unwrap();
+    let response = demo
+        .client
+        .get(format!("{}/healthz", demo.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read(response).await.0, StatusCode::OK);
 }

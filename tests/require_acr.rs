@@ -52,12 +52,24 @@ async fn a_higher_level_satisfies_a_lower_requirement() {
         ("pwd", StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
         ("mfa", StatusCode::OK, StatusCode::UNAUTHORIZED),
         ("phr", StatusCode::OK, StatusCode::OK),
-        ("urn:unknown:level", StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
+        (
+            "urn:unknown:level",
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+        ),
     ];
     for (acr, on_mfa, on_phr) in cases {
         let token = hs_token(&claims(acr));
-        assert_eq!(call(&mfa, bearer(&token)).await.status, on_mfa, "{acr} on mfa");
-        assert_eq!(call(&phr, bearer(&token)).await.status, on_phr, "{acr} on phr");
+        assert_eq!(
+            call(&mfa, bearer(&token)).await.status,
+            on_mfa,
+            "{acr} on mfa"
+        );
+        assert_eq!(
+            call(&phr, bearer(&token)).await.status,
+            on_phr,
+            "{acr} on phr"
+        );
     }
 }
 
@@ -72,7 +84,11 @@ async fn a_token_without_acr_meets_no_level() {
 #[tokio::test]
 async fn the_level_order_is_configurable() {
     let custom = JwtVerifier::builder()
-        .key(stepup::VerifyingKey::hs256(HS_SECRET).unwrap().with_kid("hs"))
+        .key(
+            stepup::VerifyingKey::hs256(HS_SECRET)
+                .unwrap()
+                .with_kid("hs"),
+        )
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .clock(Arc::new(clock()))
@@ -80,7 +96,12 @@ async fn the_level_order_is_configurable() {
         .build()
         .unwrap();
     let silver = protected(custom, RequireAcr::level("silver"));
-    for (acr, expected) in [("bronze", 401), ("silver", 200), ("gold", 200), ("mfa", 401)] {
+    for (acr, expected) in [
+        ("bronze", 401),
+        ("silver", 200),
+        ("gold", 200),
+        ("mfa", 401),
+    ] {
         let answer = call(&silver, bearer(&hs_token(&claims(acr)))).await;
         assert_eq!(answer.status, expected, "{acr}");
     }
@@ -135,7 +156,9 @@ async fn the_challenge_is_exactly_rfc_9470_in_header_and_body() {
 
 #[tokio::test]
 async fn no_context_gets_a_bare_bearer_challenge() {
-    let service = ServiceBuilder::new().layer(RequireMfa).service(service_fn(echo));
+    let service = ServiceBuilder::new()
+        .layer(RequireMfa)
+        .service(service_fn(echo));
     call(&service, None).await.assert_missing_token();
 }
 
@@ -203,7 +226,10 @@ fn builders_compose_one_requirement() {
         .amr(["hwk"]);
     let requirement = layer.requirement();
     assert_eq!(requirement.required_level(), "phr");
-    assert_eq!(requirement.required_max_age(), Some(Duration::from_secs(60)));
+    assert_eq!(
+        requirement.required_max_age(),
+        Some(Duration::from_secs(60))
+    );
     assert_eq!(requirement.required_amr(), ["hwk"]);
     let mfa = RequireMfa.max_age(Duration::from_secs(5));
     assert_eq!(mfa.requirement().required_level(), "mfa");
@@ -216,7 +242,10 @@ async fn whoami(caller: AuthContext) -> String {
 }
 
 async fn maybe(caller: Option<AuthContext>) -> String {
-    caller.map_or_else(|| "anonymous".to_owned(), |caller| caller.subject().to_owned())
+    caller.map_or_else(
+        || "anonymous".to_owned(),
+        |caller| caller.subject().to_owned(),
+    )
 }
 
 fn axum_app() -> Router {
@@ -224,10 +253,7 @@ fn axum_app() -> Router {
         .route("/users", get(whoami))
         .route_layer(RequireAcr::level("phr"));
     Router::new()
-        .route(
-            "/account",
-            delete(whoami).layer(RequireMfa).get(whoami),
-        )
+        .route("/account", delete(whoami).layer(RequireMfa).get(whoami))
         .route("/settings", get(whoami))
         .route_layer(RequireAcr::level("pwd"))
         .route("/maybe", get(maybe))
@@ -238,7 +264,10 @@ fn axum_app() -> Router {
 async fn request(app: &Router, method: &str, path: &str, acr: Option<&str>) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(acr) = acr {
-        request = request.header("authorization", format!("Bearer {}", hs_token(&claims(acr))));
+        request = request.header(
+            "authorization",
+            format!("Bearer {}", hs_token(&claims(acr))),
+        );
     }
     let response = app
         .clone()
@@ -251,19 +280,38 @@ async fn request(app: &Router, method: &str, path: &str, acr: Option<&str>) -> A
 #[tokio::test]
 async fn on_a_method_router_only_that_method_is_protected() {
     let app = axum_app();
-    assert_eq!(request(&app, "DELETE", "/account", Some("pwd")).await.status, 401);
-    assert_eq!(request(&app, "DELETE", "/account", Some("mfa")).await.body, "hello user-1");
-    assert_eq!(request(&app, "GET", "/account", Some("pwd")).await.status, 200);
+    assert_eq!(
+        request(&app, "DELETE", "/account", Some("pwd"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        request(&app, "DELETE", "/account", Some("mfa")).await.body,
+        "hello user-1"
+    );
+    assert_eq!(
+        request(&app, "GET", "/account", Some("pwd")).await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn route_layer_protects_the_routes_above_it() {
     let app = axum_app();
-    request(&app, "GET", "/settings", None).await.assert_missing_token();
-    assert_eq!(request(&app, "GET", "/settings", Some("pwd")).await.status, 200);
+    request(&app, "GET", "/settings", None)
+        .await
+        .assert_missing_token();
+    assert_eq!(
+        request(&app, "GET", "/settings", Some("pwd")).await.status,
+        200
+    );
     // Routes added after the route_layer are not covered, and unknown paths stay 404.
     assert_eq!(request(&app, "GET", "/maybe", None).await.body, "anonymous");
-    assert_eq!(request(&app, "GET", "/nowhere", Some("pwd")).await.status, 404);
+    assert_eq!(
+        request(&app, "GET", "/nowhere", Some("pwd")).await.status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -272,7 +320,12 @@ async fn nested_routers_keep_their_requirement() {
     let answer = request(&app, "GET", "/admin/users", Some("mfa")).await;
     assert_eq!(answer.status, 401);
     assert_eq!(answer.json()["acr_values"], "phr");
-    assert_eq!(request(&app, "GET", "/admin/users", Some("phr")).await.status, 200);
+    assert_eq!(
+        request(&app, "GET", "/admin/users", Some("phr"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -281,10 +334,18 @@ async fn extractors_read_the_context_or_reject_without_one() {
         .route("/me", get(whoami))
         .route("/maybe", get(maybe))
         .layer(authenticate(verifier(&clock())));
-    request(&app, "GET", "/me", None).await.assert_missing_token();
-    assert_eq!(request(&app, "GET", "/me", Some("pwd")).await.body, "hello user-1");
+    request(&app, "GET", "/me", None)
+        .await
+        .assert_missing_token();
+    assert_eq!(
+        request(&app, "GET", "/me", Some("pwd")).await.body,
+        "hello user-1"
+    );
     assert_eq!(request(&app, "GET", "/maybe", None).await.body, "anonymous");
-    assert_eq!(request(&app, "GET", "/maybe", Some("pwd")).await.body, "user-1");
+    assert_eq!(
+        request(&app, "GET", "/maybe", Some("pwd")).await.body,
+        "user-1"
+    );
     // An invalid token is refused before any handler, even an optional one.
     let answer = app
         .clone()

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
@@ -79,19 +79,37 @@ async fn register(
         return error(StatusCode::BAD_REQUEST, "invalid_request", message);
     }
     if demo.users().contains_key(&email) {
-        return error(StatusCode::CONFLICT, "email_taken", "this email is already registered");
+        return error(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "this email is already registered",
+        );
     }
     let password = registration.password;
     let Ok(Ok(password_hash)) = tokio::task::spawn_blocking(move || hash_password(&password)).await
     else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "could not hash the password");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "could not hash the password",
+        );
     };
     let id = uuid::Uuid::new_v4().to_string();
     let mut users = demo.users();
     if users.contains_key(&email) {
-        return error(StatusCode::CONFLICT, "email_taken", "this email is already registered");
+        return error(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "this email is already registered",
+        );
     }
-    users.insert(email, User { id: id.clone(), password_hash });
+    users.insert(
+        email,
+        User {
+            id: id.clone(),
+            password_hash,
+        },
+    );
     (StatusCode::CREATED, Json(json!({ "user_id": id }))).into_response()
 }
 
@@ -109,15 +127,20 @@ async fn authorize(
     let user = normalise_email(&request.username)
         .ok()
         .and_then(|email| demo.users().get(&email).cloned());
-    let hash = user
-        .as_ref()
-        .map_or_else(|| demo.dummy_hash.clone(), |user| user.password_hash.clone());
+    let hash = user.as_ref().map_or_else(
+        || demo.dummy_hash.clone(),
+        |user| user.password_hash.clone(),
+    );
     let password = request.password;
     let password_ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| password_ok) else {
-        return error(StatusCode::UNAUTHORIZED, "invalid_grant", "invalid username or password");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "invalid username or password",
+        );
     };
     let mut grant = Grant::new(user.id).acr(level::PWD).amr([amr::PWD]);
     if let Some(scope) = request.scope {
@@ -125,7 +148,11 @@ async fn authorize(
     }
     match demo.issuer.issue(&grant) {
         Ok(token) => Json(token).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "could not issue a token"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "could not issue a token",
+        ),
     }
 }
 
@@ -151,7 +178,11 @@ async fn delete_account(State(demo): State<Arc<Demo>>, caller: AuthContext) -> R
 
 /// `{"error": code, "error_description": text}` with `status`.
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    (status, Json(json!({ "error": code, "error_description": description }))).into_response()
+    (
+        status,
+        Json(json!({ "error": code, "error_description": description })),
+    )
+        .into_response()
 }
 
 /// A JSON body whose every rejection is a `400` JSON error rather than axum's plain text.
@@ -171,7 +202,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
                     other => other.body_text(),
                 };
-                Err(error(StatusCode::BAD_REQUEST, "invalid_request", &description))
+                Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &description,
+                ))
             }
         }
     }
@@ -181,10 +216,14 @@ fn normalise_email(raw: &str) -> Result<String, &'static str> {
     let email = raw.trim().to_lowercase();
     let well_formed = (3..=254).contains(&email.len())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
-    if well_formed { Ok(email) } else { Err("a valid email address is required") }
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if well_formed {
+        Ok(email)
+    } else {
+        Err("a valid email address is required")
+    }
 }
 
 fn check_password(password: &str) -> Result<(), &'static str> {
@@ -197,7 +236,9 @@ fn check_password(password: &str) -> Result<(), &'static str> {
 
 /// argon2id with the crate's default (OWASP-recommended) parameters and a random salt.
 fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    Ok(Argon2::default().hash_password(password.as_bytes())?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())?
+        .to_string())
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {

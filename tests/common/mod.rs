@@ -36,9 +36,15 @@ pub fn clock() -> ManualClock {
 pub fn signing_keys() -> Vec<SigningKey> {
     vec![
         SigningKey::hs256(HS_SECRET).unwrap().with_kid("hs"),
-        SigningKey::rs256_pem(RSA_PRIVATE, RSA_PUBLIC).unwrap().with_kid("rs"),
-        SigningKey::es256_pem(EC_PRIVATE, EC_PUBLIC).unwrap().with_kid("es"),
-        SigningKey::eddsa_pem(ED_PRIVATE, ED_PUBLIC).unwrap().with_kid("ed"),
+        SigningKey::rs256_pem(RSA_PRIVATE, RSA_PUBLIC)
+            .unwrap()
+            .with_kid("rs"),
+        SigningKey::es256_pem(EC_PRIVATE, EC_PUBLIC)
+            .unwrap()
+            .with_kid("es"),
+        SigningKey::eddsa_pem(ED_PRIVATE, ED_PUBLIC)
+            .unwrap()
+            .with_kid("ed"),
     ]
 }
 
@@ -79,7 +85,12 @@ pub fn sign(algorithm: Algorithm, kid: Option<&str>, claims: &Value, key: &Encod
 }
 
 pub fn hs_token(claims: &Value) -> String {
-    sign(Algorithm::HS256, Some("hs"), claims, &EncodingKey::from_secret(HS_SECRET))
+    sign(
+        Algorithm::HS256,
+        Some("hs"),
+        claims,
+        &EncodingKey::from_secret(HS_SECRET),
+    )
 }
 
 /// A token assembled by hand: any header, any payload, any signature.
@@ -110,7 +121,9 @@ where
 {
     let mut request = Request::new(Full::new(Bytes::new()));
     if let Some(value) = authorization {
-        request.headers_mut().insert(http::header::AUTHORIZATION, value);
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
     }
     Answer::read(service.clone().oneshot(request).await.unwrap()).await
 }
@@ -161,7 +174,10 @@ impl Answer {
         assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{self:?}");
         assert_eq!(
             self.www_authenticate.as_deref(),
-            Some(format!("Bearer error=\"invalid_token\", error_description=\"{description}\"").as_str()),
+            Some(
+                format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
+                    .as_str()
+            ),
         );
         assert_eq!(self.content_type.as_deref(), Some("application/json"));
         assert_eq!(

@@ -103,10 +103,7 @@ impl AuthRejection {
         let mut response = Response::new(self.body());
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // The value is built from fixed text and sanitised configuration, so it is always valid;
         // should that ever fail, the bare scheme still tells the client what to do.
         let challenge = HeaderValue::from_str(&self.www_authenticate())
@@ -158,9 +155,11 @@ mod tests {
                 .www_authenticate()
                 .ends_with(r#"acr_values="a\"b\\c?d""#)
         );
-        assert!(rejection.to_response().headers()[WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .contains("insufficient_user_authentication"));
+        assert!(
+            rejection.to_response().headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_user_authentication")
+        );
     }
 }

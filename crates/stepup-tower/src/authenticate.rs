@@ -110,8 +110,9 @@ where
 /// The bearer token of the request, if it presents one (RFC 6750 §2.1).
 ///
 /// Another scheme (`Basic …`) or no header at all is `Ok(None)`. Several `Authorization` headers,
-/// a value that is not visible ASCII, a missing token or one with characters outside the RFC 6750
-/// `b64token` set is [`TokenError::Malformed`]; an oversized header is [`TokenError::TooLarge`].
+/// a value that is not UTF-8, or a missing token is [`TokenError::Malformed`]; an oversized header
+/// is [`TokenError::TooLarge`]. The token's characters are checked by the verifier's strict
+/// base64url decoding, not scanned twice here.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, TokenError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -123,25 +124,16 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, TokenError> {
     if value.len() > MAX_TOKEN_LEN + "Bearer ".len() {
         return Err(TokenError::TooLarge);
     }
-    let value = value.to_str().map_err(|_| TokenError::Malformed)?;
+    let value = std::str::from_utf8(value.as_bytes()).map_err(|_| TokenError::Malformed)?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
     let token = rest.trim_matches(' ');
-    if token.is_empty() || !is_b64token(token) {
+    if token.is_empty() {
         return Err(TokenError::Malformed);
     }
     Ok(Some(token))
-}
-
-/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 #[cfg(test)]
@@ -167,8 +159,12 @@ mod tests {
 
     #[test]
     fn malformed_bearer_values_are_refused() {
-        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ==", "Bearer \"a\""] {
-            assert_eq!(bearer_token(&headers(&[bad])), Err(TokenError::Malformed), "{bad}");
+        for bad in ["Bearer", "Bearer ", "Bearer   "] {
+            assert_eq!(
+                bearer_token(&headers(&[bad])),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(
             bearer_token(&headers(&["Bearer a", "Bearer b"])),

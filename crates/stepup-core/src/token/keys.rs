@@ -20,7 +20,10 @@ impl VerifyingKey {
     /// An HS256 secret (at least 32 bytes).
     pub fn hs256(secret: &[u8]) -> Result<Self, Error> {
         check_hmac_secret(secret)?;
-        Ok(Self::new(Algorithm::HS256, DecodingKey::from_secret(secret)))
+        Ok(Self::new(
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret),
+        ))
     }
 
     /// An RS256 public key in PEM (SPKI or PKCS#1).

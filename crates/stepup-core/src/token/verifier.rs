@@ -1,8 +1,12 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Header, Validation, decode, decode_header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation, decode};
+use serde::Deserialize;
 
 use super::{AccessTokenClaims, JwkSet, VerifyingKey};
 use crate::acr::AcrLevels;
@@ -57,10 +61,15 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLarge);
         }
-        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let prepared = self.select_key(&header)?;
-        let claims = decode::<AccessTokenClaims>(token, &prepared.key.key, &prepared.validation)?
-            .claims;
+        let prepared = self.select_key(token)?;
+        let data = decode::<AccessTokenClaims>(token, &prepared.key.key, &prepared.validation)?;
+        // A named token must name the key that verified it.
+        if let (Some(named), Some(own)) = (&data.header.kid, &prepared.key.kid)
+            && named != own
+        {
+            return Err(TokenError::UnknownKey);
+        }
+        let claims = data.claims;
 
         let now = self.inner.clock.unix_seconds();
         if claims.exp.saturating_add(self.inner.leeway) < now {
@@ -98,19 +107,29 @@ impl JwtVerifier {
         &self.inner.levels
     }
 
-    /// With a `kid`, exactly that key; without one, the only key of the token's algorithm.
-    /// Either way the token's `alg` must be the key's own.
-    fn select_key(&self, header: &Header) -> Result<&PreparedKey, TokenError> {
+    /// The key to check `token` with. With one key there is nothing to choose: `decode` refuses
+    /// any other `alg`. With several, a `kid` names exactly one, and without a `kid` the token's
+    /// `alg` must match exactly one key.
+    fn select_key(&self, token: &str) -> Result<&PreparedKey, TokenError> {
         let keys = &self.inner.keys;
-        let prepared = match &header.kid {
+        if let [only] = keys.as_slice() {
+            return Ok(only);
+        }
+        let (encoded_header, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        let header_json = URL_SAFE_NO_PAD
+            .decode(encoded_header)
+            .map_err(|_| TokenError::Malformed)?;
+        let hint: KeyHint<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+        let prepared = match &hint.kid {
             Some(kid) => keys
                 .iter()
-                .find(|prepared| prepared.key.kid.as_deref() == Some(kid.as_str()))
+                .find(|prepared| prepared.key.kid.as_deref() == Some(kid.as_ref()))
                 .ok_or(TokenError::UnknownKey)?,
             None => {
                 let mut candidates = keys
                     .iter()
-                    .filter(|prepared| prepared.key.algorithm == header.alg);
+                    .filter(|prepared| prepared.key.algorithm == hint.alg);
                 match (candidates.next(), candidates.next()) {
                     (Some(only), None) => only,
                     (None, _) => return Err(TokenError::AlgorithmNotAllowed),
@@ -118,11 +137,22 @@ impl JwtVerifier {
                 }
             }
         };
-        if prepared.key.algorithm != header.alg {
+        if prepared.key.algorithm != hint.alg {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         Ok(prepared)
     }
+}
+
+/// The two header fields that select a key among several, read without
+/// `jsonwebtoken::decode_header`, which parses every header field into a flattened map and would
+/// add a third full header parse to each request. Only the choice of key rests on this: `decode`
+/// then parses the header itself and refuses an `alg` other than the chosen key's.
+#[derive(Deserialize)]
+struct KeyHint<'a> {
+    alg: Algorithm,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
 }
 
 impl fmt::Debug for JwtVerifier {
