@@ -4,7 +4,7 @@
 //! is decided (SPEC §1). The tower layers and extractors only carry its verdict over HTTP.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use crate::context::AuthContext;
@@ -87,8 +87,11 @@ impl AcrLevels {
 }
 
 impl Default for AcrLevels {
+    /// `pwd` < `mfa` < `phr`, shared: cloning it allocates nothing.
     fn default() -> Self {
-        Self::new([level::PWD, level::MFA, level::PHR])
+        static DEFAULT: LazyLock<AcrLevels> =
+            LazyLock::new(|| AcrLevels::new([level::PWD, level::MFA, level::PHR]));
+        DEFAULT.clone()
     }
 }
 
