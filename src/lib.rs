@@ -54,3 +54,26 @@ pub mod middleware {
     pub use stepup_tower::authenticate::bearer_token;
     pub use stepup_tower::{authenticate, require_acr};
 }
+
+pub use stepup_mfa::{
+    CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError, Proof, TotpAlgorithm,
+    TotpConfig, TotpEnrollment,
+};
+#[cfg(feature = "sqlite")]
+pub use stepup_store::SqliteStore;
+pub use stepup_store::{EphemeralStore, FactorStore, MemoryStore, Store, StoreError};
+
+#[cfg(feature = "axum")]
+pub use stepup_axum::{
+    ApiError, JsonBody, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
+};
+
+/// Storage backends and their traits.
+pub mod store {
+    pub use stepup_store::*;
+}
+
+/// Second factors: sealing, TOTP, backup codes.
+pub mod mfa {
+    pub use stepup_mfa::*;
+}

@@ -1,191 +1,460 @@
-//! The demo's HTTP contract (SPEC §2), end to end over a real socket.
+//! The demo's HTTP contract (SPEC §2), end to end over a real socket, on a SQLite file, with the
+//! clock in the test's hands.
 
 #[allow(dead_code)]
 #[path = "../examples/demo/app.rs"]
 mod app;
 
-use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
-use stepup::{Grant, JwtIssuer, amr, level};
+use std::sync::Arc;
+use std::time::Duration;
 
-const SECRET: &[u8] = b"demo test secret, thirty-two bytes at least";
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use stepup::mfa::totp::TotpKey;
+use stepup::{Clock, Grant, JwtIssuer, ManualClock, SqliteStore, TotpAlgorithm, amr, level};
+
+const T0: u64 = 1_800_000_000;
+const JWT_SECRET: &[u8] = b"demo test secret, thirty-two bytes at least";
+
+fn secrets() -> app::Secrets {
+    app::Secrets {
+        jwt_secret: JWT_SECRET.to_vec(),
+        seal_key_id: "test".into(),
+        seal_key: vec![3; 32],
+        lookup_key: vec![4; 32],
+    }
+}
 
 struct Demo {
     base: String,
     client: Client,
-    issuer: JwtIssuer,
+    clock: ManualClock,
+    dir: tempfile::TempDir,
 }
 
 impl Demo {
     async fn start() -> Self {
-        let issuer = JwtIssuer::hs256(SECRET)
-            .unwrap()
-            .with_issuer("demo-test")
-            .with_audience("demo-test");
-        let verifier = issuer.verifier().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, ManualClock::at_unix(T0)).await
+    }
+
+    /// A demo server over the database in `dir`.
+    async fn start_in(dir: tempfile::TempDir, clock: ManualClock) -> Self {
+        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let store = SqliteStore::open_with_clock(&url, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let router = app::router(store, &secrets(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = app::router(issuer.clone(), verifier);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
             base,
             client: Client::new(),
-            issuer,
+            clock,
+            dir,
         }
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        read(response).await
+    /// A token minted with the demo's own key, as the future MFA step would.
+    fn mint(&self, grant: &Grant) -> String {
+        JwtIssuer::hs256(JWT_SECRET)
+            .unwrap()
+            .with_issuer(app::TOKEN_ISSUER)
+            .with_audience(app::TOKEN_ISSUER)
+            .with_clock(Arc::new(self.clock.clone()))
+            .issue(grant)
+            .unwrap()
+            .access_token
     }
 
-    async fn post_raw(&self, path: &str, body: &str, content_type: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        read(response).await
+    fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
-    async fn delete_account(&self, token: &str) -> (StatusCode, Option<String>, Value) {
-        let response = self
-            .client
-            .delete(format!("{}/api/account", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|value| value.to_str().unwrap().to_owned());
-        let (status, body) = read(response).await;
-        (status, challenge, body)
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
+        Answer::read(self.request(reqwest::Method::POST, path, token).json(&body)).await
     }
 
-    async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        Answer::read(self.request(reqwest::Method::GET, path, token)).await
+    }
+
+    async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
+        Answer::read(self.request(reqwest::Method::DELETE, path, token)).await
+    }
+
+    async fn register(&self, email: &str) -> String {
+        let answer = self
+            .post(
+                "/api/register",
+                None,
+                json!({"email": email, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body["user_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn login(&self, email: &str) -> Answer {
         self.post(
             "/oauth/authorize",
-            json!({"username": email, "password": password}),
+            None,
+            json!({"username": email, "password": "correct horse"}),
         )
         .await
     }
-}
 
-async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|value| value.to_str().unwrap().to_owned());
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/json"),
-        "{status}"
-    );
-    (status, response.json().await.unwrap())
-}
-
-fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
-    assert_eq!(answer.0, status, "{:?}", answer.1);
-    assert_eq!(answer.1["error"], code, "{:?}", answer.1);
-    assert!(
-        answer.1["error_description"]
+    /// Registers, logs in and enrolls an authenticator; returns the password token, the TOTP key
+    /// and the backup codes. The clock ends on a fresh time step.
+    async fn enrolled_user(&self, email: &str) -> (String, TotpKey, Vec<String>) {
+        self.register(email).await;
+        let token = self.login(email).await.body["access_token"]
             .as_str()
-            .is_some_and(|text| !text.is_empty())
+            .unwrap()
+            .to_owned();
+        let setup = self.post("/api/mfa/setup", Some(&token), json!({})).await;
+        assert_eq!(setup.status, StatusCode::OK, "{setup:?}");
+        let secret =
+            totp_rs::Secret::try_from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
+        let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "t", "u").unwrap();
+        let code = key.code_at(self.clock.unix_seconds());
+        let verified = self
+            .post("/api/mfa/verify-setup", Some(&token), json!({"code": code}))
+            .await;
+        assert_eq!(verified.status, StatusCode::OK, "{verified:?}");
+        let codes = verified.body["backup_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|code| code.as_str().unwrap().to_owned())
+            .collect();
+        self.clock.advance(Duration::from_secs(30));
+        (token, key, codes)
+    }
+
+    fn code(&self, key: &TotpKey) -> String {
+        key.code_at(self.clock.unix_seconds())
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    challenge: Option<String>,
+    body: Value,
+}
+
+impl Answer {
+    async fn read(request: RequestBuilder) -> Self {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|value: &reqwest::header::HeaderValue| value.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/json"),
+            "{status}"
+        );
+        let challenge = header("www-authenticate");
+        Self {
+            status,
+            challenge,
+            body: response.json().await.unwrap(),
+        }
+    }
+
+    fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.body["error"], code, "{self:?}");
+        assert!(
+            self.body["error_description"]
+                .as_str()
+                .is_some_and(|text| !text.is_empty())
+        );
+    }
+
+    fn token(&self) -> String {
+        assert_eq!(self.status, StatusCode::OK, "{self:?}");
+        self.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+const CHALLENGE: &str = "Bearer error=\"insufficient_user_authentication\", \
+     error_description=\"a stronger authentication level is required\", \
+     acr_values=\"mfa\", max_age=300";
+
+#[tokio::test]
+async fn the_whole_flow_from_registration_to_deletion() {
+    let demo = Demo::start().await;
+    demo.register("ada@example.com").await;
+
+    let login = demo.login("ada@example.com").await;
+    assert_eq!(login.body["acr"], "pwd");
+    assert_eq!(login.body["token_type"], "Bearer");
+    let password_token = login.token();
+
+    let refused = demo.delete("/api/account", Some(&password_token)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.challenge.as_deref(), Some(CHALLENGE));
+    assert_eq!(refused.body["acr_values"], "mfa");
+
+    let setup = demo
+        .post("/api/mfa/setup", Some(&password_token), json!({}))
+        .await;
+    assert_eq!(setup.status, StatusCode::OK);
+    assert!(
+        setup.body["qr_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
     );
+    assert!(
+        setup.body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .contains("ada%40example.com")
+    );
+    let secret = totp_rs::Secret::try_from_base32(setup.body["secret"].as_str().unwrap()).unwrap();
+    let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "t", "u").unwrap();
+
+    demo.post(
+        "/api/mfa/verify-setup",
+        Some(&password_token),
+        json!({"code": "000000"}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_mfa_code");
+    let factors = demo.get("/api/mfa/factors", Some(&password_token)).await;
+    assert_eq!(factors.body["totp"]["active"], false, "still pending");
+
+    let verified = demo
+        .post(
+            "/api/mfa/verify-setup",
+            Some(&password_token),
+            json!({"code": demo.code(&key)}),
+        )
+        .await;
+    assert_eq!(verified.body["success"], true);
+    assert_eq!(verified.body["enabled"], true);
+    assert_eq!(verified.body["backup_codes"].as_array().unwrap().len(), 10);
+    demo.clock.advance(Duration::from_secs(30));
+
+    let login = demo.login("ada@example.com").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.body["mfa_required"], true);
+    assert_eq!(login.body["methods"], json!(["totp", "backup_code"]));
+    assert!(login.body.get("access_token").is_none());
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+
+    demo.post(
+        "/oauth/authorize/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "code": "000000"}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+    let step = demo
+        .post(
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+        )
+        .await;
+    assert_eq!(step.body["acr"], "mfa");
+    let mfa_token_value = step.token();
+    demo.post(
+        "/oauth/authorize/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+
+    let me = demo.get("/api/me", Some(&mfa_token_value)).await;
+    assert_eq!(me.body["acr"], "mfa");
+    assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
+    assert_eq!(me.body["auth_time"], T0 + 30, "the second factor's time");
+
+    let deleted = demo.delete("/api/account", Some(&mfa_token_value)).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+    assert_eq!(deleted.body, json!({"success": true}));
+    demo.login("ada@example.com")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
 }
 
 #[tokio::test]
-async fn register_login_step_up_and_delete() {
+async fn a_backup_code_logs_in_once_and_reports_what_is_left() {
     let demo = Demo::start().await;
+    let (_, _, codes) = demo.enrolled_user("bea@example.com").await;
+    let mut used = None;
+    for _ in 0..2 {
+        let login = demo.login("bea@example.com").await;
+        let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+        let answer = demo
+            .post(
+                "/oauth/authorize/mfa",
+                None,
+                json!({"mfa_token": mfa_token, "backup_code": codes[0].to_lowercase()}),
+            )
+            .await;
+        if used.is_none() {
+            assert_eq!(answer.body["remaining_codes"], 9);
+            assert_eq!(answer.body["acr"], "mfa");
+            used = Some(answer.token());
+        } else {
+            answer.assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+        }
+    }
+    let factors = demo.get("/api/mfa/factors", used.as_deref()).await;
+    assert_eq!(factors.body["backup_codes_remaining"], 9);
+}
 
-    let (status, body) = demo
+#[tokio::test]
+async fn factor_changes_need_a_fresh_second_factor() {
+    let demo = Demo::start().await;
+    let (password_token, key, _) = demo.enrolled_user("cy@example.com").await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/mfa/backup-codes/regenerate"),
+        (reqwest::Method::DELETE, "/api/mfa/totp"),
+    ] {
+        let answer = Answer::read(demo.request(method, path, Some(&password_token))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(answer.challenge.unwrap().contains("acr_values=\"mfa\""));
+    }
+
+    let login = demo.login("cy@example.com").await;
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let fresh = demo
         .post(
-            "/api/register",
-            json!({"email": "Ada@Example.com", "password": "correct horse"}),
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
         )
+        .await
+        .token();
+    let regenerated = demo
+        .post("/api/mfa/backup-codes/regenerate", Some(&fresh), json!({}))
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let user_id = body["user_id"].as_str().unwrap().to_owned();
-
-    let (status, token) = demo.login("ada@example.com", "correct horse").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(token["token_type"], "Bearer");
-    assert_eq!(token["acr"], "pwd");
-    assert_eq!(token["expires_in"], 900);
-    let password_token = token["access_token"].as_str().unwrap();
-
-    let (status, challenge, body) = demo.delete_account(password_token).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        challenge.as_deref(),
-        Some(
-            "Bearer error=\"insufficient_user_authentication\", \
-             error_description=\"a stronger authentication level is required\", \
-             acr_values=\"mfa\", max_age=300"
-        )
+        regenerated.body["backup_codes"].as_array().unwrap().len(),
+        10
     );
-    assert_eq!(body["acr_values"], "mfa");
-    assert_eq!(body["max_age"], 300);
 
-    // The MFA step lands with the TOTP issue; until then the test's issuer stands in for it.
-    let mfa_token = demo
-        .issuer
-        .issue(
-            &Grant::new(&user_id)
-                .acr(level::MFA)
-                .amr([amr::PWD, amr::OTP]),
-        )
+    demo.clock.advance(Duration::from_secs(301));
+    let stale = demo.delete("/api/mfa/totp", Some(&fresh)).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    assert!(stale.challenge.unwrap().contains("max_age=300"));
+
+    let minted = demo.mint(
+        &Grant::new(me_of(&demo, &fresh).await)
+            .acr(level::MFA)
+            .amr([amr::PWD, amr::OTP]),
+    );
+    let removed = demo.delete("/api/mfa/totp", Some(&minted)).await;
+    assert_eq!(removed.body, json!({"success": true}));
+    let login = demo.login("cy@example.com").await;
+    assert_eq!(login.body["acr"], "pwd", "no second factor any more");
+}
+
+async fn me_of(demo: &Demo, token: &str) -> String {
+    demo.get("/api/me", Some(token)).await.body["sub"]
+        .as_str()
         .unwrap()
-        .access_token;
-    let (status, _, body) = demo.delete_account(&mfa_token).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"success": true}));
-
-    assert_error(
-        &demo.login("ada@example.com", "correct horse").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_grant",
-    );
-    let (status, _, _) = demo.delete_account(&mfa_token).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+        .to_owned()
 }
 
 #[tokio::test]
-async fn an_old_second_factor_does_not_delete_the_account() {
+async fn an_expired_mfa_token_is_refused() {
     let demo = Demo::start().await;
-    let (_, body) = demo
+    let (_, key, _) = demo.enrolled_user("dan@example.com").await;
+    let login = demo.login("dan@example.com").await;
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    demo.clock.advance(Duration::from_secs(5 * 60));
+    demo.post(
+        "/oauth/authorize/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+}
+
+#[tokio::test]
+async fn bad_mfa_input_is_a_400_json_error_and_changes_nothing() {
+    let demo = Demo::start().await;
+    let (password_token, key, _) = demo.enrolled_user("eve@example.com").await;
+    let login = demo.login("eve@example.com").await;
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    for body in [
+        json!({}),
+        json!({"mfa_token": mfa_token}),
+        json!({"mfa_token": mfa_token, "code": "123456", "backup_code": "ABCDE-FGHJK"}),
+        json!({"mfa_token": 7, "code": "123456"}),
+        json!({"code": "123456"}),
+    ] {
+        demo.post("/oauth/authorize/mfa", None, body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let raw = demo
+        .request(reqwest::Method::POST, "/oauth/authorize/mfa", None)
+        .header("content-type", "application/json")
+        .body("{\"mfa_token\":");
+    Answer::read(raw)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    demo.post(
+        "/api/mfa/verify-setup",
+        Some(&password_token),
+        json!({"kode": "1"}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let anonymous = demo.post("/api/mfa/setup", None, json!({})).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.challenge.as_deref(), Some("Bearer"));
+
+    // None of that used up the mfa_token.
+    let step = demo
         .post(
-            "/api/register",
-            json!({"email": "old@example.com", "password": "correct horse"}),
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
         )
         .await;
-    let user_id = body["user_id"].as_str().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let stale = demo
-        .issuer
-        .issue(&Grant::new(user_id).acr(level::MFA).auth_time(now - 3600))
-        .unwrap()
-        .access_token;
-    let (status, challenge, _) = demo.delete_account(&stale).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge.unwrap().contains("max_age=300"));
-    let (status, _) = demo.login("old@example.com", "correct horse").await;
-    assert_eq!(status, StatusCode::OK, "the user must still exist");
+    assert_eq!(step.body["acr"], "mfa");
+}
+
+#[tokio::test]
+async fn users_and_factors_survive_a_restart() {
+    let first = Demo::start().await;
+    let (_, key, _) = first.enrolled_user("fay@example.com").await;
+    let clock = first.clock.clone();
+    let dir = first.dir;
+    let second = Demo::start_in(dir, clock).await;
+    let login = second.login("fay@example.com").await;
+    assert_eq!(login.body["mfa_required"], true, "{login:?}");
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let step = second
+        .post(
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": second.code(&key)}),
+        )
+        .await;
+    assert_eq!(step.body["acr"], "mfa");
 }
 
 #[tokio::test]
@@ -193,121 +462,84 @@ async fn registration_refuses_bad_input_and_duplicates() {
     let demo = Demo::start().await;
     let ok = json!({"email": "grace@example.com", "password": "long enough"});
     assert_eq!(
-        demo.post("/api/register", ok.clone()).await.0,
+        demo.post("/api/register", None, ok.clone()).await.status,
         StatusCode::CREATED
     );
-    assert_error(
-        &demo.post("/api/register", ok).await,
-        StatusCode::CONFLICT,
-        "email_taken",
-    );
-    let same_email_other_case = json!({"email": " GRACE@example.com ", "password": "long enough"});
-    assert_error(
-        &demo.post("/api/register", same_email_other_case).await,
-        StatusCode::CONFLICT,
-        "email_taken",
-    );
-
-    let bad_bodies = [
+    demo.post("/api/register", None, ok)
+        .await
+        .assert_error(StatusCode::CONFLICT, "email_taken");
+    demo.post(
+        "/api/register",
+        None,
+        json!({"email": " GRACE@example.com ", "password": "long enough"}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "email_taken");
+    for body in [
         json!({"email": "not-an-email", "password": "long enough"}),
         json!({"email": "x@example.com", "password": "short"}),
         json!({"email": "x@example.com", "password": "p".repeat(257)}),
         json!({"email": "x@example.com"}),
         json!({"email": 5, "password": "long enough"}),
         json!([]),
-    ];
-    for body in bad_bodies {
-        assert_error(
-            &demo.post("/api/register", body).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        );
+    ] {
+        demo.post("/api/register", None, body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
-    assert_error(
-        &demo
-            .post_raw("/api/register", "{not json", "application/json")
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    );
-    assert_error(
-        &demo
-            .post_raw(
-                "/api/register",
-                "email=x",
-                "application/x-www-form-urlencoded",
-            )
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    );
     // Nothing half-registered: the refused email is still free.
-    let (status, _) = demo
+    let answer = demo
         .post(
             "/api/register",
+            None,
             json!({"email": "x@example.com", "password": "long enough"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(answer.status, StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn login_refuses_wrong_passwords_and_unknown_users_alike() {
     let demo = Demo::start().await;
+    demo.register("lin@example.com").await;
+    let wrong = demo
+        .post(
+            "/oauth/authorize",
+            None,
+            json!({"username": "lin@example.com", "password": "wrong horse"}),
+        )
+        .await;
+    let unknown = demo.login("nobody@example.com").await;
+    wrong.assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    assert_eq!(wrong.body, unknown.body);
     demo.post(
-        "/api/register",
-        json!({"email": "lin@example.com", "password": "correct horse"}),
+        "/oauth/authorize",
+        None,
+        json!({"username": "lin@example.com"}),
     )
-    .await;
-    let wrong_password = demo.login("lin@example.com", "wrong horse").await;
-    let unknown_user = demo.login("nobody@example.com", "correct horse").await;
-    assert_error(&wrong_password, StatusCode::UNAUTHORIZED, "invalid_grant");
-    assert_eq!(wrong_password, unknown_user);
-    assert_error(
-        &demo
-            .post("/oauth/authorize", json!({"username": "lin@example.com"}))
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    );
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test]
-async fn me_reports_the_token_and_health_needs_no_token() {
+async fn an_old_second_factor_does_not_delete_the_account() {
     let demo = Demo::start().await;
-    demo.post(
-        "/api/register",
-        json!({"email": "me@example.com", "password": "correct horse"}),
-    )
-    .await;
-    let (_, token) = demo.login("me@example.com", "correct horse").await;
-    let response = demo
-        .client
-        .get(format!("{}/api/me", demo.base))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let (status, me) = read(response).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(me["acr"], "pwd");
-    assert_eq!(me["amr"], json!(["pwd"]));
-    assert!(me["auth_time"].as_u64().is_some());
+    let user = demo.register("old@example.com").await;
+    let stale = demo.mint(&Grant::new(&user).acr(level::MFA).auth_time(T0 - 3600));
+    let answer = demo.delete("/api/account", Some(&stale)).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(answer.challenge.unwrap().contains("max_age=300"));
+    assert_eq!(demo.login("old@example.com").await.status, StatusCode::OK);
+}
 
-    let response = demo
-        .client
-        .get(format!("{}/api/me", demo.base))
-        .send()
+#[tokio::test]
+async fn health_needs_no_token_and_me_needs_one() {
+    let demo = Demo::start().await;
+    assert_eq!(demo.get("/healthz", None).await.status, StatusCode::OK);
+    let anonymous = demo.get("/api/me", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.challenge.as_deref(), Some("Bearer"));
+    demo.get("/nowhere", None)
         .await
-        .unwrap();
-    assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(read(response).await.0, StatusCode::UNAUTHORIZED);
-
-    let response = demo
-        .client
-        .get(format!("{}/healthz", demo.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read(response).await.0, StatusCode::OK);
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }

@@ -1,64 +1,149 @@
-//! The demo application: routes and handlers, shared by `main.rs` and the end-to-end tests.
+//! The demo application: its own users table and handlers, plus stepup's drop-in routes. Shared by
+//! `main.rs` and the end-to-end tests.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
-use stepup::{AuthContext, Grant, JwtIssuer, JwtVerifier, RequireMfa, amr, authenticate, level};
+use sqlx::SqlitePool;
+use stepup::{
+    ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, PasswordCheck, PasswordCheckFailed,
+    RequireMfa, SharedClock, SqliteStore, StepUp, TotpConfig,
+};
 
 /// How recent the second factor must be to delete an account.
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);
+/// `iss` and `aud` of the demo's tokens.
+pub(crate) const TOKEN_ISSUER: &str = "stepup-demo";
 
-/// Builds the demo router around a token issuer and the verifier of its tokens.
-pub(crate) fn router(issuer: JwtIssuer, verifier: JwtVerifier) -> Router {
-    let state = Arc::new(Demo {
-        issuer,
-        users: Mutex::default(),
-        dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
-    });
-    Router::new()
+/// The keys the demo runs with.
+pub(crate) struct Secrets {
+    pub(crate) jwt_secret: Vec<u8>,
+    pub(crate) seal_key_id: String,
+    pub(crate) seal_key: Vec<u8>,
+    pub(crate) lookup_key: Vec<u8>,
+}
+
+/// The whole demo over an opened store.
+pub(crate) async fn router(
+    store: SqliteStore,
+    secrets: &Secrets,
+    clock: SharedClock,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    let users = Users::open(store.pool().clone()).await?;
+    let stepup = StepUp::builder()
+        .issuer(
+            JwtIssuer::hs256(&secrets.jwt_secret)?
+                .with_issuer(TOKEN_ISSUER)
+                .with_audience(TOKEN_ISSUER),
+        )
+        .store(store.clone())
+        .keyring(Keyring::new(&secrets.seal_key_id, &secrets.seal_key)?)
+        .lookup_key(&secrets.lookup_key)
+        .passwords(users.clone())
+        .totp(TotpConfig {
+            issuer: "stepup demo".into(),
+            ..TotpConfig::default()
+        })
+        .clock(clock)
+        .build()?;
+    let demo = Demo {
+        users,
+        stepup: stepup.clone(),
+        store,
+    };
+    let app = Router::new()
         .route("/api/register", post(register))
-        .route("/oauth/authorize", post(authorize))
         .route("/api/me", get(me))
         .route(
             "/api/account",
             delete(delete_account).layer(RequireMfa.max_age(DELETE_ACCOUNT_MAX_AGE)),
         )
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-        .with_state(state)
-        .layer(authenticate(verifier))
+        .route("/healthz", get(health))
+        .with_state(demo)
+        .merge(stepup.routes())
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(stepup.authenticate());
+    Ok(app)
 }
 
+#[derive(Clone)]
 struct Demo {
-    issuer: JwtIssuer,
-    /// Users by normalised email; an in-memory table until the store lands.
-    users: Mutex<HashMap<String, User>>,
+    users: Users,
+    stepup: StepUp,
+    store: SqliteStore,
+}
+
+/// The application's users, in its own table of the same SQLite database. Passwords are the
+/// application's business: stepup only asks [`PasswordCheck`].
+#[derive(Clone)]
+struct Users {
+    pool: SqlitePool,
     /// Checked when the user is unknown, so that both answers take as long.
     dummy_hash: String,
 }
 
-impl Demo {
-    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<String, User>> {
-        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+impl Users {
+    async fn open(pool: SqlitePool) -> Result<Self, sqlx::Error> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS demo_users (
+                id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL
+            )",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self {
+            pool,
+            dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
+        })
     }
 }
 
-#[derive(Clone)]
-struct User {
-    id: String,
-    password_hash: String,
+#[stepup::store::async_trait]
+impl PasswordCheck for Users {
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<String>, PasswordCheckFailed> {
+        let Ok(email) = normalise_email(username) else {
+            return Ok(None);
+        };
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, password_hash FROM demo_users WHERE email = ?")
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|_| PasswordCheckFailed)?;
+        let hash = row
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |(_, hash)| hash.clone());
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|_| PasswordCheckFailed)?;
+        Ok(row.filter(|_| matches).map(|(id, _)| id))
+    }
+
+    async fn account_label(&self, user: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT email FROM demo_users WHERE id = ?")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
 }
 
 #[derive(Deserialize)]
@@ -68,92 +153,42 @@ struct Registration {
 }
 
 async fn register(
-    State(demo): State<Arc<Demo>>,
+    State(demo): State<Demo>,
     JsonBody(registration): JsonBody<Registration>,
-) -> Response {
-    let email = match normalise_email(&registration.email) {
-        Ok(email) => email,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_request", message),
-    };
-    if let Err(message) = check_password(&registration.password) {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", message);
-    }
-    if demo.users().contains_key(&email) {
-        return error(
-            StatusCode::CONFLICT,
-            "email_taken",
-            "this email is already registered",
-        );
-    }
+) -> Result<Response, ApiError> {
+    let email = normalise_email(&registration.email).map_err(ApiError::invalid_request)?;
+    check_password(&registration.password).map_err(ApiError::invalid_request)?;
     let password = registration.password;
-    let Ok(Ok(password_hash)) = tokio::task::spawn_blocking(move || hash_password(&password)).await
-    else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "could not hash the password",
-        );
-    };
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "could not hash the password",
+            )
+        })?;
     let id = uuid::Uuid::new_v4().to_string();
-    let mut users = demo.users();
-    if users.contains_key(&email) {
-        return error(
+    let inserted = sqlx::query(
+        "INSERT INTO demo_users (id, email, password_hash) VALUES (?, ?, ?)
+         ON CONFLICT(email) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(&email)
+    .bind(&password_hash)
+    .execute(&demo.users.pool)
+    .await
+    .map_err(|_| unavailable())?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "email_taken",
             "this email is already registered",
-        );
+        ));
     }
-    users.insert(
-        email,
-        User {
-            id: id.clone(),
-            password_hash,
-        },
-    );
-    (StatusCode::CREATED, Json(json!({ "user_id": id }))).into_response()
-}
-
-#[derive(Deserialize)]
-struct Authorization {
-    username: String,
-    password: String,
-    scope: Option<String>,
-}
-
-async fn authorize(
-    State(demo): State<Arc<Demo>>,
-    JsonBody(request): JsonBody<Authorization>,
-) -> Response {
-    let user = normalise_email(&request.username)
-        .ok()
-        .and_then(|email| demo.users().get(&email).cloned());
-    let hash = user.as_ref().map_or_else(
-        || demo.dummy_hash.clone(),
-        |user| user.password_hash.clone(),
-    );
-    let password = request.password;
-    let password_ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    let Some(user) = user.filter(|_| password_ok) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_grant",
-            "invalid username or password",
-        );
-    };
-    let mut grant = Grant::new(user.id).acr(level::PWD).amr([amr::PWD]);
-    if let Some(scope) = request.scope {
-        grant = grant.scope(scope);
-    }
-    match demo.issuer.issue(&grant) {
-        Ok(token) => Json(token).into_response(),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "could not issue a token",
-        ),
-    }
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": id }))).into_response())
 }
 
 async fn me(caller: AuthContext) -> Response {
@@ -166,50 +201,43 @@ async fn me(caller: AuthContext) -> Response {
     .into_response()
 }
 
-async fn delete_account(State(demo): State<Arc<Demo>>, caller: AuthContext) -> Response {
-    let mut users = demo.users();
-    let before = users.len();
-    users.retain(|_, user| user.id != caller.subject());
-    if users.len() == before {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such account");
+async fn delete_account(
+    State(demo): State<Demo>,
+    caller: AuthContext,
+) -> Result<Response, ApiError> {
+    // Factors first: should the second step fail, the account still exists and can retry.
+    demo.stepup
+        .mfa()
+        .delete_user(caller.subject())
+        .await
+        .map_err(|_| unavailable())?;
+    let deleted = sqlx::query("DELETE FROM demo_users WHERE id = ?")
+        .bind(caller.subject())
+        .execute(&demo.users.pool)
+        .await
+        .map_err(|_| unavailable())?;
+    if deleted.rows_affected() == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such account",
+        ));
     }
-    Json(json!({ "success": true })).into_response()
+    Ok(Json(json!({ "success": true })).into_response())
 }
 
-/// `{"error": code, "error_description": text}` with `status`.
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "error_description": description })),
+async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {
+    use stepup::FactorStore;
+    demo.store.ping().await.map_err(|_| unavailable())?;
+    Ok(Json(json!({ "status": "ok" })).into_response())
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the store is unavailable; try again shortly",
     )
-        .into_response()
-}
-
-/// A JSON body whose every rejection is a `400` JSON error rather than axum's plain text.
-struct JsonBody<T>(T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = Response;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => {
-                let description = match &rejection {
-                    JsonRejection::MissingJsonContentType(_) => {
-                        "expected a JSON body (Content-Type: application/json)".to_owned()
-                    }
-                    JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
-                    other => other.body_text(),
-                };
-                Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &description,
-                ))
-            }
-        }
-    }
 }
 
 fn normalise_email(raw: &str) -> Result<String, &'static str> {

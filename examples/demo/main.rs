@@ -1,21 +1,27 @@
 //! The stepup demo server: `cargo run --example demo`.
 //!
-//! Environment: `STEPUP_ADDR` (default `127.0.0.1:3000`), `STEPUP_JWT_SECRET` (at least 32 bytes;
-//! without it a random development key is generated and tokens die with the process).
+//! Environment:
+//! - `STEPUP_ADDR` (default `127.0.0.1:3000`);
+//! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`);
+//! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
+//!   base64url), `STEPUP_SEAL_KEY_ID` (default `k1`). Any key not given comes from a development key
+//!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
 
 mod app;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use stepup::JwtIssuer;
+use serde::{Deserialize, Serialize};
+use stepup::{Keyring, SqliteStore, SystemClock};
 
-const ISSUER: &str = "stepup-demo";
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -23,33 +29,90 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let addr: SocketAddr = std::env::var("STEPUP_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+    let addr: SocketAddr = env_or("STEPUP_ADDR", "127.0.0.1:3000")
         .parse()
         .map_err(|error| format!("STEPUP_ADDR is not an address: {error}"))?;
-    let secret = match std::env::var("STEPUP_JWT_SECRET") {
-        Ok(secret) => secret.into_bytes(),
-        Err(_) => {
-            tracing::warn!(
-                "STEPUP_JWT_SECRET is not set: using a random development key; \
-                 tokens will not survive a restart"
-            );
-            let mut secret = [0u8; 32];
-            rand::rng().fill_bytes(&mut secret);
-            URL_SAFE_NO_PAD.encode(secret).into_bytes()
-        }
-    };
-    let issuer = JwtIssuer::hs256(&secret)?
-        .with_issuer(ISSUER)
-        .with_audience(ISSUER);
-    let verifier = issuer.verifier().build()?;
+    let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
+    let secrets = load_secrets(&database_url)?;
+    let store = SqliteStore::open(&database_url).await?;
+    let router = app::router(store, &secrets, Arc::new(SystemClock)).await?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app::router(issuer, verifier))
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
     Ok(())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Development keys, persisted so that tokens and sealed secrets survive a restart.
+#[derive(Serialize, Deserialize)]
+struct DevKeys {
+    jwt_secret: String,
+    seal_key: String,
+    lookup_key: String,
+}
+
+fn load_secrets(database_url: &str) -> Result<app::Secrets, BoxError> {
+    let from_env = |name: &str| std::env::var(name).ok();
+    let decode = |name: &str, value: &str| {
+        URL_SAFE_NO_PAD
+            .decode(value.trim_end_matches('='))
+            .map_err(|_| format!("{name} is not base64url"))
+    };
+    let needs_dev_keys = ["STEPUP_JWT_SECRET", "STEPUP_SEAL_KEY", "STEPUP_LOOKUP_KEY"]
+        .iter()
+        .any(|name| from_env(name).is_none());
+    let dev = if needs_dev_keys {
+        Some(dev_keys(database_url)?)
+    } else {
+        None
+    };
+    let pick = |name: &str, dev_value: fn(&DevKeys) -> &String| -> Result<String, BoxError> {
+        from_env(name)
+            .or_else(|| dev.as_ref().map(|keys| dev_value(keys).clone()))
+            .ok_or_else(|| format!("{name} is missing").into())
+    };
+    Ok(app::Secrets {
+        jwt_secret: pick("STEPUP_JWT_SECRET", |keys| &keys.jwt_secret)?.into_bytes(),
+        seal_key_id: env_or("STEPUP_SEAL_KEY_ID", "k1"),
+        seal_key: decode(
+            "STEPUP_SEAL_KEY",
+            &pick("STEPUP_SEAL_KEY", |keys| &keys.seal_key)?,
+        )?,
+        lookup_key: decode(
+            "STEPUP_LOOKUP_KEY",
+            &pick("STEPUP_LOOKUP_KEY", |keys| &keys.lookup_key)?,
+        )?,
+    })
+}
+
+fn dev_keys(database_url: &str) -> Result<DevKeys, BoxError> {
+    let database = database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let database = database.split('?').next().unwrap_or(database);
+    let path = PathBuf::from(format!("{database}.keys.json"));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(serde_json::from_str(&text)?);
+    }
+    tracing::warn!(
+        path = %path.display(),
+        "no STEPUP_JWT_SECRET / STEPUP_SEAL_KEY / STEPUP_LOOKUP_KEY: generated development keys; \
+         do not use them in production"
+    );
+    let random = || URL_SAFE_NO_PAD.encode(Keyring::generate_key());
+    let keys = DevKeys {
+        jwt_secret: random(),
+        seal_key: random(),
+        lookup_key: random(),
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&keys)?)?;
+    Ok(keys)
 }

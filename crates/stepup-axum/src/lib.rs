@@ -1,0 +1,29 @@
+//! Drop-in axum routes for stepup: the MFA login step and factor management (SPEC §2).
+//!
+//! ```no_run
+//! # async fn example(store: stepup_store::MemoryStore, passwords: impl stepup_axum::PasswordCheck)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::Router;
+//! use stepup_axum::StepUp;
+//! use stepup_core::token::JwtIssuer;
+//! use stepup_mfa::Keyring;
+//!
+//! let stepup = StepUp::builder()
+//!     .issuer(JwtIssuer::hs256(b"an example secret of at least 32 bytes")?)
+//!     .store(store)
+//!     .keyring(Keyring::new("k1", &Keyring::generate_key())?)
+//!     .lookup_key(&Keyring::generate_key())
+//!     .passwords(passwords)
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .merge(stepup.routes())
+//!     .layer(stepup.authenticate());
+//! # Ok(()) }
+//! ```
+
+pub mod json;
+mod routes;
+mod stepup;
+
+pub use json::{ApiError, JsonBody};
+pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

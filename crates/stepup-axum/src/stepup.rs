@@ -1,0 +1,219 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use stepup_core::clock::{SharedClock, SystemClock};
+use stepup_core::token::{JwtIssuer, JwtVerifier};
+use stepup_mfa::{Keyring, Mfa, MfaError, TotpConfig};
+use stepup_store::{EphemeralStore, FactorStore};
+use stepup_tower::AuthenticateLayer;
+
+/// The application's own password check: stepup never stores passwords.
+#[async_trait]
+pub trait PasswordCheck: Send + Sync + 'static {
+    /// The user id these credentials belong to, or `None` when they are wrong. Implementations
+    /// should take as long for an unknown user as for a wrong password.
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<String>, PasswordCheckFailed>;
+
+    /// The account name shown in the authenticator app (default: the user id).
+    async fn account_label(&self, user: &str) -> Option<String> {
+        let _ = user;
+        None
+    }
+}
+
+/// The password check could not run (its database is down): answered `503`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the password check is unavailable")]
+pub struct PasswordCheckFailed;
+
+/// Why [`StepUpBuilder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required part is missing.
+    #[error("StepUp needs {0}")]
+    Missing(&'static str),
+    /// The token verifier could not be built.
+    #[error(transparent)]
+    Verifier(#[from] stepup_core::Error),
+    /// The MFA engine could not be built.
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
+}
+
+/// stepup for an axum application: the token issuer, the MFA engine and the drop-in routes.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct StepUp {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) issuer: JwtIssuer,
+    pub(crate) verifier: JwtVerifier,
+    pub(crate) mfa: Mfa,
+    pub(crate) passwords: Arc<dyn PasswordCheck>,
+    pub(crate) fresh_mfa: Duration,
+}
+
+impl StepUp {
+    /// Starts the configuration.
+    pub fn builder() -> StepUpBuilder {
+        StepUpBuilder::default()
+    }
+
+    /// The routes of SPEC §2: `POST /oauth/authorize`, `POST /oauth/authorize/mfa` and
+    /// `/api/mfa/*`. Mount with `.merge(stepup.routes())` under `.layer(stepup.authenticate())`.
+    pub fn routes(&self) -> Router {
+        crate::routes::router(self.clone())
+    }
+
+    /// The layer that verifies bearer tokens issued by this `StepUp`.
+    pub fn authenticate(&self) -> AuthenticateLayer {
+        AuthenticateLayer::new(self.inner.verifier.clone())
+    }
+
+    /// The MFA engine, for the application's own handlers (account deletion, admin resets).
+    pub fn mfa(&self) -> &Mfa {
+        &self.inner.mfa
+    }
+
+    /// The token issuer.
+    pub fn issuer(&self) -> &JwtIssuer {
+        &self.inner.issuer
+    }
+
+    /// How recent a second factor must be to regenerate backup codes or remove a factor.
+    pub fn fresh_mfa_max_age(&self) -> Duration {
+        self.inner.fresh_mfa
+    }
+}
+
+impl fmt::Debug for StepUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUp")
+            .field("issuer", &self.inner.issuer)
+            .field("mfa", &self.inner.mfa)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`StepUp`].
+#[derive(Default)]
+pub struct StepUpBuilder {
+    issuer: Option<JwtIssuer>,
+    factors: Option<Arc<dyn FactorStore>>,
+    ephemeral: Option<Arc<dyn EphemeralStore>>,
+    keyring: Option<Keyring>,
+    lookup_key: Option<Vec<u8>>,
+    passwords: Option<Arc<dyn PasswordCheck>>,
+    totp: TotpConfig,
+    clock: Option<SharedClock>,
+    fresh_mfa: Option<Duration>,
+}
+
+impl StepUpBuilder {
+    /// The token issuer (required); its clock is replaced by [`clock`](Self::clock) when set.
+    pub fn issuer(mut self, issuer: JwtIssuer) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// One store for both durable and ephemeral state.
+    pub fn store<S: FactorStore + EphemeralStore>(mut self, store: S) -> Self {
+        let store = Arc::new(store);
+        self.factors = Some(store.clone());
+        self.ephemeral = Some(store);
+        self
+    }
+
+    /// Separate stores (e.g. PostgreSQL for factors, Redis for ephemeral state).
+    pub fn stores(
+        mut self,
+        factors: Arc<dyn FactorStore>,
+        ephemeral: Arc<dyn EphemeralStore>,
+    ) -> Self {
+        self.factors = Some(factors);
+        self.ephemeral = Some(ephemeral);
+        self
+    }
+
+    /// The keyring sealing TOTP secrets (required).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The key of backup-code lookups, ≥ 32 bytes (required). Keep it as secret, and as stable,
+    /// as the sealing keys: changing it invalidates every stored backup code.
+    pub fn lookup_key(mut self, key: &[u8]) -> Self {
+        self.lookup_key = Some(key.to_vec());
+        self
+    }
+
+    /// The application's password check (required).
+    pub fn passwords(mut self, passwords: impl PasswordCheck) -> Self {
+        self.passwords = Some(Arc::new(passwords));
+        self
+    }
+
+    /// TOTP parameters for new enrollments.
+    pub fn totp(mut self, config: TotpConfig) -> Self {
+        self.totp = config;
+        self
+    }
+
+    /// The clock of tokens, codes and challenges.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How recent the second factor must be for sensitive factor changes (default 5 minutes).
+    pub fn fresh_mfa_max_age(mut self, max_age: Duration) -> Self {
+        self.fresh_mfa = Some(max_age);
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<StepUp, BuildError> {
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let issuer = self
+            .issuer
+            .ok_or(BuildError::Missing("an issuer"))?
+            .with_clock(clock.clone());
+        let verifier = issuer.verifier().build()?;
+        let mfa = Mfa::new(
+            self.factors.ok_or(BuildError::Missing("a store"))?,
+            self.ephemeral.ok_or(BuildError::Missing("a store"))?,
+            self.keyring.ok_or(BuildError::Missing("a keyring"))?,
+            &self.lookup_key.ok_or(BuildError::Missing("a lookup key"))?,
+        )?
+        .with_totp_config(self.totp)
+        .with_clock(clock);
+        Ok(StepUp {
+            inner: Arc::new(Inner {
+                issuer,
+                verifier,
+                mfa,
+                passwords: self
+                    .passwords
+                    .ok_or(BuildError::Missing("a password check"))?,
+                fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for StepUpBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepUpBuilder").finish_non_exhaustive()
+    }
+}
