@@ -73,7 +73,12 @@ async fn sqlite_data_survives_reopening() {
             .await
             .unwrap()
     );
-    assert!(store.activate_totp("alice", 60_000_000).await.unwrap());
+    assert!(
+        store
+            .activate_totp("alice", 60_000_000, Vec::new())
+            .await
+            .unwrap()
+    );
     store
         .replace_backup_codes(
             "alice",

@@ -247,15 +247,11 @@ impl Mfa {
             .totp_key(user, &record)?
             .matching_step(code, self.now())
             .ok_or(MfaError::InvalidCode)?;
-        // Hash first, so that a winner of the activation below only has to store.
         let (codes, hashes) = self.new_backup_codes().await?;
-        if !self.inner.factors.activate_totp(user, step).await? {
+        // Activation and the backup codes land together or not at all.
+        if !self.inner.factors.activate_totp(user, step, hashes).await? {
             return Err(MfaError::NoPendingEnrollment);
         }
-        self.inner
-            .factors
-            .replace_backup_codes(user, hashes)
-            .await?;
         tracing::info!(event = "totp_enrolled", user);
         Ok(codes)
     }

@@ -142,7 +142,7 @@ impl TotpKey {
         self.totp.generate(time).to_string()
     }
 
-    /// The time step `code` matches at Unix time `time`, within the skew, if any. The comparison is
+    /// The newest time step `code` matches at Unix time `time`, within the skew, if any. The comparison is
     /// constant-time (`totp-rs`); input that is not exactly the right number of digits (spaces
     /// allowed) matches nothing.
     pub fn matching_step(&self, code: &str, time: u64) -> Option<u64> {
@@ -155,11 +155,11 @@ impl TotpKey {
         let period = self.totp.step();
         let current = time / period;
         let first = current.saturating_sub(self.skew);
-        (first..=current.saturating_add(self.skew)).find(|&step| {
-            self.totp
-                .check(&digits, step.saturating_mul(period))
-                .is_some()
-        })
+        // Newest step first: should two steps of the window share a code (one chance in a
+        // million), the later step is the one recorded, so the code cannot be accepted twice.
+        (first..=current.saturating_add(self.skew))
+            .rev()
+            .find(|&step| self.totp.check(&digits, step.saturating_mul(period)) == Some(step))
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn run<S: FactorStore + EphemeralStore>(store: Arc<S>, clock: ManualCl
     totp_steps(&store, &ids).await;
     concurrent_accept_totp_step(&store, &ids).await;
     concurrent_activate_totp(&store, &ids).await;
+    activation_stores_backup_codes(&store, &ids).await;
     totp_secret_rotation(&store, &ids).await;
     backup_codes(&store, &ids).await;
     concurrent_consume_backup_code(&store, &ids).await;
@@ -157,7 +158,10 @@ async fn totp_lifecycle<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "a new user has no TOTP enrollment",
     );
     check(
-        expect(store.activate_totp(&user, 10).await, "activate_totp"),
+        expect(
+            store.activate_totp(&user, 10, Vec::new()).await,
+            "activate_totp",
+        ),
         false,
         "activate_totp without an enrollment",
     );
@@ -193,7 +197,10 @@ async fn totp_lifecycle<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "accept_totp_step on a pending enrollment",
     );
     check(
-        expect(store.activate_totp(&user, 100).await, "activate_totp"),
+        expect(
+            store.activate_totp(&user, 100, Vec::new()).await,
+            "activate_totp",
+        ),
         true,
         "activate_totp of a pending enrollment",
     );
@@ -207,7 +214,10 @@ async fn totp_lifecycle<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "the activated enrollment (active, activation step recorded)",
     );
     check(
-        expect(store.activate_totp(&user, 101).await, "activate_totp"),
+        expect(
+            store.activate_totp(&user, 101, Vec::new()).await,
+            "activate_totp",
+        ),
         false,
         "a second activate_totp",
     );
@@ -262,7 +272,10 @@ async fn totp_steps<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "put_pending_totp",
     );
     check(
-        expect(store.activate_totp(&user, 1000).await, "activate_totp"),
+        expect(
+            store.activate_totp(&user, 1000, Vec::new()).await,
+            "activate_totp",
+        ),
         true,
         "activate_totp",
     );
@@ -329,7 +342,10 @@ async fn totp_steps<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "last_used_step of a pending enrollment",
     );
     check(
-        expect(store.activate_totp(&fresh, 0).await, "activate_totp"),
+        expect(
+            store.activate_totp(&fresh, 0, Vec::new()).await,
+            "activate_totp",
+        ),
         true,
         "activate_totp at step 0",
     );
@@ -346,7 +362,10 @@ async fn concurrent_accept_totp_step<S: FactorStore>(store: &Arc<S>, ids: &Ids) 
         store.put_pending_totp(&user, pending("sealed")).await,
         "put_pending_totp",
     );
-    expect(store.activate_totp(&user, 500).await, "activate_totp");
+    expect(
+        store.activate_totp(&user, 500, Vec::new()).await,
+        "activate_totp",
+    );
     let results = race(store, |store, _| {
         let user = user.clone();
         async move { expect(store.accept_totp_step(&user, 501).await, "accept_totp_step") }
@@ -368,7 +387,12 @@ async fn concurrent_activate_totp<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let results = race(store, |store, index| {
         let user = user.clone();
         let step = 700 + u64::try_from(index).unwrap_or(0);
-        async move { expect(store.activate_totp(&user, step).await, "activate_totp") }
+        async move {
+            expect(
+                store.activate_totp(&user, step, Vec::new()).await,
+                "activate_totp",
+            )
+        }
     })
     .await;
     check(
@@ -392,7 +416,10 @@ async fn totp_secret_rotation<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         store.put_pending_totp(&active, pending("old-a")).await,
         "put_pending_totp",
     );
-    expect(store.activate_totp(&active, 1).await, "activate_totp");
+    expect(
+        store.activate_totp(&active, 1, Vec::new()).await,
+        "activate_totp",
+    );
     expect(
         store.put_pending_totp(&waiting, pending("old-p")).await,
         "put_pending_totp",
@@ -477,6 +504,52 @@ fn codes(prefix: &str, count: usize) -> Vec<BackupCodeHash> {
             hash: format!("{prefix}-hash-{index}"),
         })
         .collect()
+}
+
+/// Activation and the first backup codes land together; a refused activation writes no code.
+async fn activation_stores_backup_codes<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("activation-codes");
+    expect(
+        store.put_pending_totp(&user, pending("sealed")).await,
+        "put_pending_totp",
+    );
+    check(
+        expect(
+            store.activate_totp(&user, 7, codes("first", 10)).await,
+            "activate_totp",
+        ),
+        true,
+        "activate_totp with backup codes",
+    );
+    check(
+        expect(store.remaining_backup_codes(&user).await, "remaining"),
+        10,
+        "backup codes stored by activate_totp",
+    );
+    check(
+        expect(
+            store.activate_totp(&user, 8, codes("second", 3)).await,
+            "activate_totp",
+        ),
+        false,
+        "a second activate_totp",
+    );
+    check(
+        expect(store.remaining_backup_codes(&user).await, "remaining"),
+        10,
+        "backup codes after a refused activate_totp",
+    );
+    check(
+        expect(
+            store
+                .backup_code_hash(&user, &codes("first", 10)[0].lookup)
+                .await,
+            "backup_code_hash",
+        )
+        .is_some(),
+        true,
+        "the first set is still the stored one",
+    );
 }
 
 async fn backup_codes<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
@@ -631,7 +704,10 @@ async fn delete_factors<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
             store.put_pending_totp(someone, pending("sealed")).await,
             "put_pending_totp",
         );
-        expect(store.activate_totp(someone, 3).await, "activate_totp");
+        expect(
+            store.activate_totp(someone, 3, Vec::new()).await,
+            "activate_totp",
+        );
         expect(
             store.replace_backup_codes(someone, codes("d", 4)).await,
             "replace_backup_codes",

@@ -81,9 +81,16 @@ pub trait FactorStore: Send + Sync + 'static {
     /// nothing, when the user already has an active enrollment.
     async fn put_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool>;
 
-    /// Turns the pending enrollment active and records `step` as used. Returns `false` when there
-    /// is no pending enrollment (none, or already active): exactly one concurrent caller wins.
-    async fn activate_totp(&self, user: &str, step: u64) -> StoreResult<bool>;
+    /// Turns the pending enrollment active, records `step` as used and, in the same atomic step,
+    /// replaces the user's backup codes with `backup_codes`. Returns `false`, changing nothing,
+    /// when there is no pending enrollment (none, or already active): exactly one concurrent
+    /// caller wins, and a failure leaves no half-enrolled user.
+    async fn activate_totp(
+        &self,
+        user: &str,
+        step: u64,
+        backup_codes: Vec<BackupCodeHash>,
+    ) -> StoreResult<bool>;
 
     /// Compare-and-set: records `step` as the last accepted step if the enrollment is active and
     /// `step` is greater than the last accepted one. Exactly one concurrent caller with the same

@@ -209,12 +209,22 @@ impl FactorStore for MemoryStore {
         Ok(true)
     }
 
-    async fn activate_totp(&self, user: &str, step: u64) -> StoreResult<bool> {
+    async fn activate_totp(
+        &self,
+        user: &str,
+        step: u64,
+        backup_codes: Vec<BackupCodeHash>,
+    ) -> StoreResult<bool> {
         let mut durable = self.durable();
         match durable.totp.get_mut(user) {
             Some(record) if !record.active => {
                 record.active = true;
                 record.last_used_step = Some(step);
+                let set = backup_codes
+                    .into_iter()
+                    .map(|code| (code.lookup, code.hash))
+                    .collect();
+                durable.backup_codes.insert(user.to_owned(), set);
                 Ok(true)
             }
             _ => Ok(false),

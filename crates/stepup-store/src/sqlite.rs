@@ -243,17 +243,33 @@ impl FactorStore for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn activate_totp(&self, user: &str, step: u64) -> StoreResult<bool> {
-        let result = sqlx::query(
+    async fn activate_totp(
+        &self,
+        user: &str,
+        step: u64,
+        backup_codes: Vec<BackupCodeHash>,
+    ) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let activated = sqlx::query(
             "UPDATE totp_enrollments SET active = 1, last_used_step = ?2 \
              WHERE user_id = ?1 AND active = 0",
         )
         .bind(user)
         .bind(to_db(step, "TOTP step")?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(result.rows_affected() == 1)
+        if activated.rows_affected() != 1 {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(false);
+        }
+        write_backup_codes(&mut tx, user, &backup_codes).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
     }
 
     async fn accept_totp_step(&self, user: &str, step: u64) -> StoreResult<bool> {
@@ -312,23 +328,7 @@ impl FactorStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        sqlx::query("DELETE FROM backup_codes WHERE user_id = ?1")
-            .bind(user)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        for code in &codes {
-            sqlx::query(
-                "INSERT INTO backup_codes (user_id, lookup, hash) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (user_id, lookup) DO UPDATE SET hash = excluded.hash",
-            )
-            .bind(user)
-            .bind(&code.lookup)
-            .bind(&code.hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
+        write_backup_codes(&mut tx, user, &codes).await?;
         tx.commit().await.map_err(unavailable)
     }
 
@@ -473,6 +473,32 @@ impl EphemeralStore for SqliteStore {
     }
 }
 
+/// Replaces the user's backup codes inside an open transaction.
+async fn write_backup_codes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user: &str,
+    codes: &[BackupCodeHash],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM backup_codes WHERE user_id = ?1")
+        .bind(user)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    for code in codes {
+        sqlx::query(
+            "INSERT INTO backup_codes (user_id, lookup, hash) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_id, lookup) DO UPDATE SET hash = excluded.hash",
+        )
+        .bind(user)
+        .bind(&code.lookup)
+        .bind(&code.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,7 +529,7 @@ mod tests {
         };
         assert!(store.put_pending_totp("u", record).await.unwrap());
         assert!(matches!(
-            store.activate_totp("u", u64::MAX).await,
+            store.activate_totp("u", u64::MAX, Vec::new()).await,
             Err(StoreError::Corrupt(_))
         ));
         sqlx::query("UPDATE totp_enrollments SET digits = 300 WHERE user_id = 'u'")

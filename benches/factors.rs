@@ -1,0 +1,98 @@
+//! Cost of the second factors (SPEC §4): a TOTP verification and one backup-code attempt.
+//!
+//! `cargo bench --bench factors`; figures go to `docs/benchmarks.md`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stepup::mfa::backup::BackupCodes;
+use stepup::mfa::totp::TotpKey;
+use stepup::{Keyring, ManualClock, MemoryStore, Mfa, TotpAlgorithm};
+
+const T0: u64 = 1_800_000_000;
+
+fn totp(c: &mut Criterion) {
+    let secret = TotpKey::generate_secret();
+    let key = TotpKey::new(&secret, TotpAlgorithm::Sha1, 6, 30, 1, "bench", "user").unwrap();
+    let code = key.code_at(T0);
+    // The window is searched newest step first: the next step's code is found first, a wrong
+    // code only after all three steps.
+    let late = key.code_at(T0 + 30);
+    c.bench_function("totp/check_current_step", |b| {
+        b.iter(|| key.matching_step(black_box(&code), T0).unwrap())
+    });
+    c.bench_function("totp/check_next_step", |b| {
+        b.iter(|| key.matching_step(black_box(&late), T0).unwrap())
+    });
+    c.bench_function("totp/check_wrong_code", |b| {
+        b.iter(|| key.matching_step(black_box("000000"), T0))
+    });
+
+    // The whole engine call: read the enrollment, open the sealed secret, check, compare-and-set.
+    // Each iteration moves the clock one step so that the compare-and-set succeeds.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(MemoryStore::new().with_clock(Arc::new(clock.clone())));
+    let mfa = Mfa::new(
+        store.clone(),
+        store,
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        &[2; 32],
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock.clone()));
+    let key = runtime.block_on(async {
+        let enrollment = mfa.begin_totp_enrollment("user", "user").await.unwrap();
+        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+        let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
+        mfa.confirm_totp_enrollment("user", &key.code_at(T0))
+            .await
+            .unwrap();
+        key
+    });
+    let mut now = T0;
+    c.bench_function("totp/mfa_verify_memory_store", |b| {
+        b.iter_batched(
+            || loop {
+                // A code equal to a neighbouring step's is rightly refused as already used (one
+                // chance in a million per step); skip those steps.
+                now += 30;
+                let code = key.code_at(now);
+                if code != key.code_at(now - 30) && code != key.code_at(now + 30) {
+                    break (now, code);
+                }
+            },
+            |(now, code)| {
+                clock.set_unix(now);
+                runtime.block_on(mfa.verify_totp("user", &code)).unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+fn backup_code(c: &mut Criterion) {
+    let codes = BackupCodes::new(&[7; 32]).unwrap();
+    let code = BackupCodes::normalise(&BackupCodes::generate()[0]).unwrap();
+    let hash = BackupCodes::hash(&code).unwrap();
+    let mut group = c.benchmark_group("backup_code");
+    group.sample_size(20);
+    group.bench_function("lookup_digest", |b| {
+        b.iter(|| codes.lookup(black_box(&code)))
+    });
+    group.bench_function("one_attempt", |b| {
+        b.iter(|| {
+            let lookup = codes.lookup(black_box(&code));
+            black_box(lookup);
+            assert!(BackupCodes::verify(black_box(&code), &hash));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, totp, backup_code);
+criterion_main!(benches);
