@@ -30,6 +30,7 @@ struct Demo {
     client: Client,
     clock: ManualClock,
     dir: tempfile::TempDir,
+    store: SqliteStore,
 }
 
 impl Demo {
@@ -44,7 +45,7 @@ impl Demo {
         let store = SqliteStore::open_with_clock(&url, Arc::new(clock.clone()))
             .await
             .unwrap();
-        let router = app::router(store, &secrets(), Arc::new(clock.clone()))
+        let router = app::router(store.clone(), &secrets(), Arc::new(clock.clone()))
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,6 +56,7 @@ impl Demo {
             client: Client::new(),
             clock,
             dir,
+            store,
         }
     }
 
@@ -542,4 +544,28 @@ async fn health_needs_no_token_and_me_needs_one() {
     demo.get("/nowhere", None)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_fails_closed() {
+    let demo = Demo::start().await;
+    let (_, key, codes) = demo.enrolled_user("zed@example.com").await;
+    let login = demo.login("zed@example.com").await;
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+
+    demo.store.pool().close().await;
+    for proof in [
+        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+        json!({"mfa_token": mfa_token, "backup_code": codes[0]}),
+    ] {
+        demo.post("/oauth/authorize/mfa", None, proof)
+            .await
+            .assert_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+    }
+    demo.login("zed@example.com")
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+    demo.get("/healthz", None)
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
 }

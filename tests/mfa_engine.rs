@@ -422,3 +422,127 @@ async fn the_database_file_holds_no_secret_code_or_token_in_the_clear() {
         "mfa_token in the clear"
     );
 }
+
+/// A store whose every call fails, as when its database is unreachable.
+struct DownStore;
+
+fn down<T>() -> Result<T, stepup::StoreError> {
+    Err(stepup::StoreError::Unavailable("connection refused".into()))
+}
+
+#[async_trait::async_trait]
+impl stepup::FactorStore for DownStore {
+    async fn totp(&self, _: &str) -> stepup::store::StoreResult<Option<stepup::store::TotpRecord>> {
+        down()
+    }
+    async fn put_pending_totp(
+        &self,
+        _: &str,
+        _: stepup::store::TotpRecord,
+    ) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn activate_totp(
+        &self,
+        _: &str,
+        _: u64,
+        _: Vec<stepup::store::BackupCodeHash>,
+    ) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn accept_totp_step(&self, _: &str, _: u64) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn delete_totp(&self, _: &str) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn totp_secrets(&self) -> stepup::store::StoreResult<Vec<(String, String)>> {
+        down()
+    }
+    async fn replace_totp_secret(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn replace_backup_codes(
+        &self,
+        _: &str,
+        _: Vec<stepup::store::BackupCodeHash>,
+    ) -> stepup::store::StoreResult<()> {
+        down()
+    }
+    async fn backup_code_hash(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> stepup::store::StoreResult<Option<String>> {
+        down()
+    }
+    async fn consume_backup_code(&self, _: &str, _: &str) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn remaining_backup_codes(&self, _: &str) -> stepup::store::StoreResult<usize> {
+        down()
+    }
+    async fn delete_factors(&self, _: &str) -> stepup::store::StoreResult<()> {
+        down()
+    }
+    async fn ping(&self) -> stepup::store::StoreResult<()> {
+        down()
+    }
+}
+
+#[async_trait::async_trait]
+impl stepup::EphemeralStore for DownStore {
+    async fn insert_if_absent(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: Duration,
+    ) -> stepup::store::StoreResult<bool> {
+        down()
+    }
+    async fn get(&self, _: &str) -> stepup::store::StoreResult<Option<Vec<u8>>> {
+        down()
+    }
+    async fn take(&self, _: &str) -> stepup::store::StoreResult<Option<Vec<u8>>> {
+        down()
+    }
+    async fn increment(&self, _: &str, _: Duration) -> stepup::store::StoreResult<u64> {
+        down()
+    }
+    async fn remove(&self, _: &str) -> stepup::store::StoreResult<()> {
+        down()
+    }
+}
+
+#[tokio::test]
+async fn every_verification_fails_closed_when_the_store_is_down() {
+    let clock = ManualClock::at_unix(T0);
+    let mfa = engine(DownStore, keyring(), &clock);
+    let unavailable = |result: Result<_, MfaError>| matches!(result, Err(MfaError::Unavailable(_)));
+    assert!(unavailable(
+        mfa.verify_totp("u", "123456").await.map(|_| ())
+    ));
+    assert!(unavailable(
+        mfa.redeem_backup_code("u", "ABCDE-FGHJK").await.map(|_| ())
+    ));
+    assert!(unavailable(mfa.is_enrolled("u").await.map(|_| ())));
+    assert!(unavailable(
+        mfa.start_challenge("u", &["pwd"]).await.map(|_| ())
+    ));
+    assert!(unavailable(
+        mfa.complete_challenge("token", Proof::Totp("123456"))
+            .await
+            .map(|_| ())
+    ));
+    assert!(unavailable(
+        mfa.begin_totp_enrollment("u", "u").await.map(|_| ())
+    ));
+    assert!(unavailable(
+        mfa.confirm_totp_enrollment("u", "123456").await.map(|_| ())
+    ));
+}
