@@ -144,6 +144,25 @@ impl Demo {
     fn code(&self, key: &TotpKey) -> String {
         key.code_at(self.clock.unix_seconds())
     }
+
+    /// Logs in with the password and returns the `mfa_token` of the second step.
+    async fn mfa_token(&self, email: &str) -> String {
+        let login = self.login(email).await;
+        assert_eq!(login.body["mfa_required"], true, "{login:?}");
+        login.body["mfa_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /oauth/authorize/mfa` with `mfa_token` and the fields of `proof`.
+    async fn mfa_step(&self, mfa_token: &str, mut proof: Value) -> Answer {
+        proof["mfa_token"] = json!(mfa_token);
+        self.post("/oauth/authorize/mfa", None, proof).await
+    }
+
+    /// The second step with the authenticator's current code.
+    async fn mfa_step_with_code(&self, mfa_token: &str, key: &TotpKey) -> Answer {
+        self.mfa_step(mfa_token, json!({"code": self.code(key)}))
+            .await
+    }
 }
 
 #[derive(Debug)]
@@ -259,29 +278,15 @@ async fn the_whole_flow_from_registration_to_deletion() {
     assert!(login.body.get("access_token").is_none());
     let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
 
-    demo.post(
-        "/oauth/authorize/mfa",
-        None,
-        json!({"mfa_token": mfa_token, "code": "000000"}),
-    )
-    .await
-    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
-    let step = demo
-        .post(
-            "/oauth/authorize/mfa",
-            None,
-            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-        )
-        .await;
+    demo.mfa_step(&mfa_token, json!({"code": "000000"}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+    let step = demo.mfa_step_with_code(&mfa_token, &key).await;
     assert_eq!(step.body["acr"], "mfa");
     let mfa_token_value = step.token();
-    demo.post(
-        "/oauth/authorize/mfa",
-        None,
-        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-    )
-    .await
-    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+    demo.mfa_step_with_code(&mfa_token, &key)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
 
     let me = demo.get("/api/me", Some(&mfa_token_value)).await;
     assert_eq!(me.body["acr"], "mfa");
@@ -302,14 +307,9 @@ async fn a_backup_code_logs_in_once_and_reports_what_is_left() {
     let (_, _, codes) = demo.enrolled_user("bea@example.com").await;
     let mut used = None;
     for _ in 0..2 {
-        let login = demo.login("bea@example.com").await;
-        let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+        let mfa_token = demo.mfa_token("bea@example.com").await;
         let answer = demo
-            .post(
-                "/oauth/authorize/mfa",
-                None,
-                json!({"mfa_token": mfa_token, "backup_code": codes[0].to_lowercase()}),
-            )
+            .mfa_step(&mfa_token, json!({"backup_code": codes[0].to_lowercase()}))
             .await;
         if used.is_none() {
             assert_eq!(answer.body["remaining_codes"], 9);
@@ -336,16 +336,8 @@ async fn factor_changes_need_a_fresh_second_factor() {
         assert!(answer.challenge.unwrap().contains("acr_values=\"mfa\""));
     }
 
-    let login = demo.login("cy@example.com").await;
-    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
-    let fresh = demo
-        .post(
-            "/oauth/authorize/mfa",
-            None,
-            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-        )
-        .await
-        .token();
+    let mfa_token = demo.mfa_token("cy@example.com").await;
+    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
     let regenerated = demo
         .post("/api/mfa/backup-codes/regenerate", Some(&fresh), json!({}))
         .await;
@@ -381,24 +373,18 @@ async fn me_of(demo: &Demo, token: &str) -> String {
 async fn an_expired_mfa_token_is_refused() {
     let demo = Demo::start().await;
     let (_, key, _) = demo.enrolled_user("dan@example.com").await;
-    let login = demo.login("dan@example.com").await;
-    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let mfa_token = demo.mfa_token("dan@example.com").await;
     demo.clock.advance(Duration::from_secs(5 * 60));
-    demo.post(
-        "/oauth/authorize/mfa",
-        None,
-        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-    )
-    .await
-    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+    demo.mfa_step_with_code(&mfa_token, &key)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
 }
 
 #[tokio::test]
 async fn bad_mfa_input_is_a_400_json_error_and_changes_nothing() {
     let demo = Demo::start().await;
     let (password_token, key, _) = demo.enrolled_user("eve@example.com").await;
-    let login = demo.login("eve@example.com").await;
-    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let mfa_token = demo.mfa_token("eve@example.com").await;
     for body in [
         json!({}),
         json!({"mfa_token": mfa_token}),
@@ -429,13 +415,7 @@ async fn bad_mfa_input_is_a_400_json_error_and_changes_nothing() {
     assert_eq!(anonymous.challenge.as_deref(), Some("Bearer"));
 
     // None of that used up the mfa_token.
-    let step = demo
-        .post(
-            "/oauth/authorize/mfa",
-            None,
-            json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-        )
-        .await;
+    let step = demo.mfa_step_with_code(&mfa_token, &key).await;
     assert_eq!(step.body["acr"], "mfa");
 }
 
@@ -446,16 +426,8 @@ async fn users_and_factors_survive_a_restart() {
     let clock = first.clock.clone();
     let dir = first.dir;
     let second = Demo::start_in(dir, clock).await;
-    let login = second.login("fay@example.com").await;
-    assert_eq!(login.body["mfa_required"], true, "{login:?}");
-    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
-    let step = second
-        .post(
-            "/oauth/authorize/mfa",
-            None,
-            json!({"mfa_token": mfa_token, "code": second.code(&key)}),
-        )
-        .await;
+    let mfa_token = second.mfa_token("fay@example.com").await;
+    let step = second.mfa_step_with_code(&mfa_token, &key).await;
     assert_eq!(step.body["acr"], "mfa");
 }
 
@@ -550,15 +522,14 @@ async fn health_needs_no_token_and_me_needs_one() {
 async fn a_store_that_is_down_fails_closed() {
     let demo = Demo::start().await;
     let (_, key, codes) = demo.enrolled_user("zed@example.com").await;
-    let login = demo.login("zed@example.com").await;
-    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let mfa_token = demo.mfa_token("zed@example.com").await;
 
     demo.store.pool().close().await;
     for proof in [
-        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
-        json!({"mfa_token": mfa_token, "backup_code": codes[0]}),
+        json!({"code": demo.code(&key)}),
+        json!({"backup_code": codes[0]}),
     ] {
-        demo.post("/oauth/authorize/mfa", None, proof)
+        demo.mfa_step(&mfa_token, proof)
             .await
             .assert_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
     }
