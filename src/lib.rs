@@ -56,8 +56,8 @@ pub mod middleware {
 }
 
 pub use stepup_mfa::{
-    CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError, Proof, TotpAlgorithm,
-    TotpConfig, TotpEnrollment,
+    AttemptPolicy, CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError, Proof,
+    TotpAlgorithm, TotpConfig, TotpEnrollment,
 };
 #[cfg(feature = "sqlite")]
 pub use stepup_store::SqliteStore;
@@ -65,7 +65,7 @@ pub use stepup_store::{EphemeralStore, FactorStore, MemoryStore, Store, StoreErr
 
 #[cfg(feature = "axum")]
 pub use stepup_axum::{
-    ApiError, JsonBody, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
+    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
 };
 
 /// Storage backends and their traits.

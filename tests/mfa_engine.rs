@@ -106,7 +106,110 @@ on_every_store!(
     an_mfa_token_survives_four_wrong_codes_and_dies_at_the_fifth,
     an_mfa_token_expires_after_five_minutes,
     rotation_keeps_old_secrets_working_and_reseal_moves_them,
+    the_sixth_wrong_code_is_refused_even_with_fresh_mfa_tokens,
+    lockouts_grow_with_each_burst_and_successes_forgive,
+    a_burst_of_100_concurrent_guesses_gets_five_tries,
 );
+
+fn retry_after(result: Result<impl std::fmt::Debug, MfaError>) -> Duration {
+    match result {
+        Err(MfaError::RateLimited { retry_after }) => retry_after,
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+async fn the_sixth_wrong_code_is_refused_even_with_fresh_mfa_tokens(harness: Harness) {
+    let (key, codes) = enroll(&harness, "ivan").await;
+    let mfa = &harness.mfa;
+    for _ in 0..5 {
+        let challenge = mfa.start_challenge("ivan", &["pwd"], None).await.unwrap();
+        assert!(matches!(
+            mfa.complete_challenge(&challenge.mfa_token, Proof::Totp("000000"))
+                .await,
+            Err(MfaError::InvalidCode)
+        ));
+    }
+    let challenge = mfa.start_challenge("ivan", &["pwd"], None).await.unwrap();
+    let good = key.code_at(harness.clock.unix_seconds());
+    let wait = retry_after(
+        mfa.complete_challenge(&challenge.mfa_token, Proof::Totp(&good))
+            .await,
+    );
+    assert_eq!(wait, Duration::from_secs(300));
+    // Every path that checks a code is closed: backup codes, plain verification.
+    retry_after(mfa.redeem_backup_code("ivan", &codes[0]).await);
+    retry_after(mfa.verify_totp("ivan", &good).await);
+    // Another user is not affected.
+    let (other_key, _) = enroll(&harness, "judy").await;
+    mfa.verify_totp("judy", &other_key.code_at(harness.clock.unix_seconds()))
+        .await
+        .unwrap();
+
+    // After the lockout (the window's length for a first burst; judy's enrollment took 30 s of
+    // it), codes work again.
+    harness.clock.advance(Duration::from_secs(300 - 30 - 1));
+    retry_after(
+        mfa.verify_totp("ivan", &key.code_at(harness.clock.unix_seconds()))
+            .await,
+    );
+    harness.clock.advance(Duration::from_secs(1));
+    mfa.verify_totp("ivan", &key.code_at(harness.clock.unix_seconds()))
+        .await
+        .unwrap();
+}
+
+async fn lockouts_grow_with_each_burst_and_successes_forgive(harness: Harness) {
+    let (key, _) = enroll(&harness, "kim").await;
+    let mfa = &harness.mfa;
+    // Four failures then a success: the count starts again.
+    for _ in 0..4 {
+        assert!(mfa.verify_totp("kim", "000000").await.is_err());
+    }
+    mfa.verify_totp("kim", &key.code_at(harness.clock.unix_seconds()))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert!(matches!(
+            mfa.verify_totp("kim", "000000").await,
+            Err(MfaError::InvalidCode)
+        ));
+    }
+    assert_eq!(
+        retry_after(mfa.verify_totp("kim", "000000").await),
+        Duration::from_secs(300)
+    );
+    // The second burst of the day locks for twice as long, the third four times.
+    for expected in [600, 1200] {
+        harness.clock.advance(Duration::from_secs(3600));
+        for _ in 0..5 {
+            assert!(matches!(
+                mfa.verify_totp("kim", "000000").await,
+                Err(MfaError::InvalidCode)
+            ));
+        }
+        let wait = retry_after(mfa.verify_totp("kim", "000000").await);
+        assert_eq!(wait, Duration::from_secs(expected));
+    }
+}
+
+async fn a_burst_of_100_concurrent_guesses_gets_five_tries(harness: Harness) {
+    let (_, _) = enroll(&harness, "lou").await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let mfa = harness.mfa.clone();
+            tokio::spawn(async move { mfa.verify_totp("lou", &format!("{i:06}")).await })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(MfaError::RateLimited { .. }) => {}
+            Err(MfaError::InvalidCode) | Ok(()) => checked += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(checked, 5, "only five guesses may be checked");
+}
 
 async fn enrollment_is_pending_until_a_valid_code(harness: Harness) {
     let mfa = &harness.mfa;
@@ -218,6 +321,8 @@ async fn backup_codes_are_single_use_normalised_and_regenerated_whole(harness: H
         assert!(mfa.redeem_backup_code("bob", garbage).await.is_err());
     }
 
+    // (Those were six failures: the user is locked out for a while.)
+    harness.clock.advance(Duration::from_secs(600));
     let fresh = mfa.regenerate_backup_codes("bob").await.unwrap();
     assert_eq!(mfa.factors("bob").await.unwrap().backup_codes_remaining, 10);
     assert!(mfa.redeem_backup_code("bob", &codes[1]).await.is_err());
@@ -237,7 +342,11 @@ async fn an_mfa_token_raced_100_times_succeeds_once(harness: Harness) {
         .map(|offset| (true, key.code_at(now - 30 + offset * 30)))
         .collect();
     proofs.extend(codes.into_iter().map(|code| (false, code)));
-    let challenge = harness.mfa.start_challenge("dave", &["pwd"]).await.unwrap();
+    let challenge = harness
+        .mfa
+        .start_challenge("dave", &["pwd"], None)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let mfa = harness.mfa.clone();
@@ -263,7 +372,7 @@ async fn an_mfa_token_raced_100_times_succeeds_once(harness: Harness) {
 async fn an_mfa_token_survives_four_wrong_codes_and_dies_at_the_fifth(harness: Harness) {
     let (key, _) = enroll(&harness, "erin").await;
     let mfa = &harness.mfa;
-    let challenge = mfa.start_challenge("erin", &["pwd"]).await.unwrap();
+    let challenge = mfa.start_challenge("erin", &["pwd"], None).await.unwrap();
     assert_eq!(challenge.methods, ["totp", "backup_code"]);
     for _ in 0..4 {
         assert!(matches!(
@@ -287,7 +396,7 @@ async fn an_mfa_token_survives_four_wrong_codes_and_dies_at_the_fifth(harness: H
     ));
 
     harness.clock.advance(Duration::from_secs(30));
-    let second = mfa.start_challenge("erin", &["pwd"]).await.unwrap();
+    let second = mfa.start_challenge("erin", &["pwd"], None).await.unwrap();
     for _ in 0..5 {
         assert!(
             mfa.complete_challenge(&second.mfa_token, Proof::Totp("000000"))
@@ -301,14 +410,15 @@ async fn an_mfa_token_survives_four_wrong_codes_and_dies_at_the_fifth(harness: H
             .await,
         Err(MfaError::InvalidMfaToken)
     ));
-    // The code was not spent on the dead token.
-    mfa.verify_totp("erin", &good).await.unwrap();
+    // The code was not spent on the dead token: its step is still unused.
+    let record = mfa.factor_store().totp("erin").await.unwrap().unwrap();
+    assert!(record.last_used_step < Some(harness.clock.unix_seconds() / 30));
 }
 
 async fn an_mfa_token_expires_after_five_minutes(harness: Harness) {
     let (key, _) = enroll(&harness, "frank").await;
     let mfa = &harness.mfa;
-    let challenge = mfa.start_challenge("frank", &["pwd"]).await.unwrap();
+    let challenge = mfa.start_challenge("frank", &["pwd"], None).await.unwrap();
     harness.clock.advance(Duration::from_secs(5 * 60));
     let code = key.code_at(harness.clock.unix_seconds());
     assert!(matches!(
@@ -389,7 +499,7 @@ async fn the_database_file_holds_no_secret_code_or_token_in_the_clear() {
         .unwrap();
     let challenge = harness
         .mfa
-        .start_challenge("henry", &["pwd"])
+        .start_challenge("henry", &["pwd"], None)
         .await
         .unwrap();
 
@@ -532,7 +642,7 @@ async fn every_verification_fails_closed_when_the_store_is_down() {
     ));
     assert!(unavailable(mfa.is_enrolled("u").await.map(|_| ())));
     assert!(unavailable(
-        mfa.start_challenge("u", &["pwd"]).await.map(|_| ())
+        mfa.start_challenge("u", &["pwd"], None).await.map(|_| ())
     ));
     assert!(unavailable(
         mfa.complete_challenge("token", Proof::Totp("123456"))

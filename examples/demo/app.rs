@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,8 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::SqlitePool;
 use stepup::{
-    ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, PasswordCheck, PasswordCheckFailed,
-    RequireMfa, SharedClock, SqliteStore, StepUp, TotpConfig,
+    ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, OAuthClient, PasswordCheck,
+    PasswordCheckFailed, RequireMfa, SharedClock, SqliteStore, StepUp, TotpConfig,
 };
 
 /// How recent the second factor must be to delete an account.
@@ -31,10 +33,16 @@ pub(crate) struct Secrets {
     pub(crate) lookup_key: Vec<u8>,
 }
 
+/// The demo's one OAuth client (`demo`, redirecting to `http://localhost:3000/callback`).
+pub(crate) fn demo_client(client_id: &str, redirect_uri: &str) -> OAuthClient {
+    OAuthClient::new(client_id).redirect_uri(redirect_uri)
+}
+
 /// The whole demo over an opened store.
 pub(crate) async fn router(
     store: SqliteStore,
     secrets: &Secrets,
+    client: OAuthClient,
     clock: SharedClock,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let users = Users::open(store.pool().clone()).await?;
@@ -48,6 +56,7 @@ pub(crate) async fn router(
         .keyring(Keyring::new(&secrets.seal_key_id, &secrets.seal_key)?)
         .lookup_key(&secrets.lookup_key)
         .passwords(users.clone())
+        .client(client)
         .totp(TotpConfig {
             issuer: "stepup demo".into(),
             ..TotpConfig::default()
@@ -67,6 +76,7 @@ pub(crate) async fn router(
             delete(delete_account).layer(RequireMfa.max_age(DELETE_ACCOUNT_MAX_AGE)),
         )
         .route("/healthz", get(health))
+        .route("/callback", get(callback))
         .with_state(demo)
         .merge(stepup.routes())
         .fallback(|| async {
@@ -224,6 +234,16 @@ async fn delete_account(
         ));
     }
     Ok(Json(json!({ "success": true })).into_response())
+}
+
+/// Where the demo client's authorization codes land: shows them, for the person trying the flow.
+async fn callback(Query(params): Query<HashMap<String, String>>) -> Response {
+    Json(json!({
+        "code": params.get("code"),
+        "state": params.get("state"),
+        "next": "POST /oauth/token with grant_type=authorization_code, code, code_verifier, redirect_uri, client_id",
+    }))
+    .into_response()
 }
 
 async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {

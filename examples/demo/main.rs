@@ -3,6 +3,8 @@
 //! Environment:
 //! - `STEPUP_ADDR` (default `127.0.0.1:3000`);
 //! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`);
+//! - `STEPUP_CLIENT_ID` / `STEPUP_REDIRECT_URI`: the registered OAuth client (default `demo`,
+//!   `http://localhost:3000/callback`);
 //! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
 //!   base64url), `STEPUP_SEAL_KEY_ID` (default `k1`). Any key not given comes from a development key
 //!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
@@ -35,7 +37,11 @@ async fn main() -> Result<(), BoxError> {
     let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
     let secrets = load_secrets(&database_url)?;
     let store = SqliteStore::open(&database_url).await?;
-    let router = app::router(store, &secrets, Arc::new(SystemClock)).await?;
+    let client = app::demo_client(
+        &env_or("STEPUP_CLIENT_ID", "demo"),
+        &env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
+    );
+    let router = app::router(store, &secrets, client, Arc::new(SystemClock)).await?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);

@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable description; never contains a secret.
     pub description: String,
+    /// Seconds to wait, sent as `Retry-After` (with `429`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -26,6 +29,19 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `429 too_many_requests` with `Retry-After`.
+    pub fn too_many_requests(retry_after: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many attempts; retry later",
+            )
         }
     }
 
@@ -38,7 +54,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.code, "error_description": self.description });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -22,8 +22,10 @@
 //! ```
 
 pub mod json;
+pub mod oauth;
 mod routes;
 mod stepup;
 
 pub use json::{ApiError, JsonBody};
+pub use oauth::OAuthClient;
 pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

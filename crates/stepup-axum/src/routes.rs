@@ -14,6 +14,7 @@ use stepup_mfa::{MfaError, Proof};
 use stepup_tower::RequireMfa;
 
 use crate::json::{ApiError, JsonBody};
+use crate::oauth::{self, GrantParts};
 use crate::stepup::StepUp;
 
 pub(crate) fn router(stepup: StepUp) -> Router {
@@ -21,6 +22,7 @@ pub(crate) fn router(stepup: StepUp) -> Router {
     Router::new()
         .route("/oauth/authorize", post(authorize))
         .route("/oauth/authorize/mfa", post(authorize_mfa))
+        .route("/oauth/token", post(oauth::token))
         .route("/api/mfa/setup", post(setup))
         .route("/api/mfa/verify-setup", post(verify_setup))
         .route("/api/mfa/factors", get(factors))
@@ -33,42 +35,117 @@ pub(crate) fn router(stepup: StepUp) -> Router {
 }
 
 #[derive(Deserialize)]
-struct PasswordLogin {
-    username: String,
-    password: String,
+struct AuthorizeRequest {
+    username: Option<String>,
+    password: Option<String>,
+    acr_values: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
-/// Password first; then either a token (`acr` `pwd`) or, for an enrolled user, the MFA challenge.
+/// `POST /oauth/authorize`: the first factor (a password, or for a signed-in user asking for
+/// `acr_values=mfa`, their current token), then a token, a `302` with a code, or the MFA challenge.
+/// An enrolled user gets nothing but the challenge on every path (SPEC §3 invariant 8).
 async fn authorize(
     State(stepup): State<StepUp>,
-    JsonBody(login): JsonBody<PasswordLogin>,
+    caller: Option<AuthContext>,
+    JsonBody(request): JsonBody<AuthorizeRequest>,
 ) -> Result<Response, ApiError> {
-    if login.username.len() > 320 || login.password.len() > 1024 {
-        return Err(ApiError::invalid_request("username or password too long"));
-    }
-    let user = stepup
-        .inner
-        .passwords
-        .check(&login.username, &login.password)
-        .await
-        .map_err(|_| unavailable())?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_grant",
-                "invalid username or password",
-            )
-        })?;
+    let pending = oauth::validate(
+        &stepup.inner.clients,
+        request.client_id.as_deref(),
+        request.redirect_uri.as_deref(),
+        request.state.as_deref(),
+        request.code_challenge.as_deref(),
+        request.code_challenge_method.as_deref(),
+    )?;
+    let context = match &pending {
+        Some(pending) => Some(serde_json::to_value(pending).map_err(|_| unavailable())?),
+        None => None,
+    };
     let mfa = stepup.mfa();
-    if mfa.is_enrolled(&user).await.map_err(mfa_error)? {
-        let challenge = mfa
-            .start_challenge(&user, &[amr::PWD])
-            .await
-            .map_err(mfa_error)?;
-        return Ok(Json(challenge).into_response());
+
+    match (&request.username, &request.password, &caller) {
+        (Some(username), Some(password), _) => {
+            if username.len() > 320 || password.len() > 1024 {
+                return Err(ApiError::invalid_request("username or password too long"));
+            }
+            let user = stepup
+                .inner
+                .passwords
+                .check(username, password)
+                .await
+                .map_err(|_| unavailable())?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_grant",
+                        "invalid username or password",
+                    )
+                })?;
+            if mfa.is_enrolled(&user).await.map_err(mfa_error)? {
+                let challenge = mfa
+                    .start_challenge(&user, &[amr::PWD], context)
+                    .await
+                    .map_err(mfa_error)?;
+                return Ok(Json(challenge).into_response());
+            }
+            let grant = GrantParts {
+                subject: user,
+                acr: level::PWD,
+                amr: vec![amr::PWD.to_owned()],
+                auth_time: stepup.now(),
+            };
+            oauth::finish(&stepup, pending, grant, None).await
+        }
+        (None, None, Some(caller)) if asks_for_mfa(request.acr_values.as_deref()) => {
+            // Step-up of a signed-in user: the current token stands for the first factor.
+            let user = caller.subject();
+            if !mfa.is_enrolled(user).await.map_err(mfa_error)? {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "mfa_not_enrolled",
+                    "enroll a second factor first (POST /api/mfa/setup)",
+                ));
+            }
+            let first: Vec<&str> = caller
+                .amr()
+                .iter()
+                .map(String::as_str)
+                .filter(|method| *method != amr::OTP)
+                .collect();
+            let first = if first.is_empty() {
+                vec![amr::PWD]
+            } else {
+                first
+            };
+            let challenge = mfa
+                .start_challenge(user, &first, context)
+                .await
+                .map_err(mfa_error)?;
+            Ok(Json(challenge).into_response())
+        }
+        (None, None, None) if request.acr_values.is_some() => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "step-up needs the current bearer token",
+        )),
+        _ => Err(ApiError::invalid_request(
+            "send username and password, or a bearer token with acr_values=mfa",
+        )),
     }
-    let grant = Grant::new(user).acr(level::PWD).amr([amr::PWD]);
-    issue(&stepup, &grant, None)
+}
+
+/// Whether `acr_values` asks for more than a password.
+fn asks_for_mfa(acr_values: Option<&str>) -> bool {
+    acr_values.is_some_and(|values| {
+        values
+            .split(' ')
+            .any(|value| value == level::MFA || value == level::PHR)
+    })
 }
 
 #[derive(Deserialize)]
@@ -78,7 +155,8 @@ struct MfaLogin {
     backup_code: Option<String>,
 }
 
-/// The second step: `mfa_token` plus a TOTP code or a backup code → a token with `acr` `mfa`.
+/// The second step: `mfa_token` plus a TOTP code or a backup code → a token with `acr` `mfa`
+/// (or, for a pending authorization, a `302` with a code).
 async fn authorize_mfa(
     State(stepup): State<StepUp>,
     JsonBody(login): JsonBody<MfaLogin>,
@@ -97,10 +175,16 @@ async fn authorize_mfa(
         .complete_challenge(&login.mfa_token, proof)
         .await
         .map_err(mfa_error)?;
-    let grant = Grant::new(completed.subject)
-        .acr(level::MFA)
-        .amr(completed.amr);
-    issue(&stepup, &grant, completed.remaining_backup_codes)
+    let pending = completed
+        .context
+        .and_then(|context| serde_json::from_value(context).ok());
+    let grant = GrantParts {
+        subject: completed.subject,
+        acr: level::MFA,
+        amr: completed.amr,
+        auth_time: stepup.now(),
+    };
+    oauth::finish(&stepup, pending, grant, completed.remaining_backup_codes).await
 }
 
 async fn setup(State(stepup): State<StepUp>, caller: AuthContext) -> Result<Response, ApiError> {
@@ -184,7 +268,7 @@ async fn remove_totp(
     Ok(Json(json!({ "success": true })).into_response())
 }
 
-fn issue(
+pub(crate) fn issue(
     stepup: &StepUp,
     grant: &Grant,
     remaining_codes: Option<usize>,
@@ -204,7 +288,7 @@ fn issue(
     Ok(Json(body).into_response())
 }
 
-fn unavailable() -> ApiError {
+pub(crate) fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "temporarily_unavailable",
@@ -240,6 +324,7 @@ fn mfa_error(error: MfaError) -> ApiError {
             "no_pending_enrollment",
             "start with POST /api/mfa/setup",
         ),
+        MfaError::RateLimited { retry_after } => ApiError::too_many_requests(retry_after),
         MfaError::Unavailable(error) => {
             tracing::error!(%error, "store unavailable");
             unavailable()

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use axum::Router;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::token::{JwtIssuer, JwtVerifier};
-use stepup_mfa::{Keyring, Mfa, MfaError, TotpConfig};
+use stepup_mfa::{AttemptPolicy, Keyring, Mfa, MfaError, TotpConfig};
+
+use crate::oauth::OAuthClient;
 use stepup_store::{EphemeralStore, FactorStore};
 use stepup_tower::AuthenticateLayer;
 
@@ -61,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) mfa: Mfa,
     pub(crate) passwords: Arc<dyn PasswordCheck>,
     pub(crate) fresh_mfa: Duration,
+    pub(crate) clients: Vec<OAuthClient>,
+    pub(crate) clock: SharedClock,
 }
 
 impl StepUp {
@@ -94,6 +98,10 @@ impl StepUp {
     pub fn fresh_mfa_max_age(&self) -> Duration {
         self.inner.fresh_mfa
     }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.unix_seconds()
+    }
 }
 
 impl fmt::Debug for StepUp {
@@ -117,6 +125,8 @@ pub struct StepUpBuilder {
     totp: TotpConfig,
     clock: Option<SharedClock>,
     fresh_mfa: Option<Duration>,
+    clients: Vec<OAuthClient>,
+    attempts: Option<AttemptPolicy>,
 }
 
 impl StepUpBuilder {
@@ -182,6 +192,19 @@ impl StepUpBuilder {
         self
     }
 
+    /// Registers an OAuth client for the authorization-code flow.
+    pub fn client(mut self, client: OAuthClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// Per-user limits on failed code verifications (default 5 per 5 minutes, then a lockout
+    /// doubling with each burst).
+    pub fn attempt_policy(mut self, policy: AttemptPolicy) -> Self {
+        self.attempts = Some(policy);
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(self) -> Result<StepUp, BuildError> {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -197,7 +220,8 @@ impl StepUpBuilder {
             &self.lookup_key.ok_or(BuildError::Missing("a lookup key"))?,
         )?
         .with_totp_config(self.totp)
-        .with_clock(clock);
+        .with_attempt_policy(self.attempts.unwrap_or_default())
+        .with_clock(clock.clone());
         Ok(StepUp {
             inner: Arc::new(Inner {
                 issuer,
@@ -207,6 +231,8 @@ impl StepUpBuilder {
                     .passwords
                     .ok_or(BuildError::Missing("a password check"))?,
                 fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
+                clients: self.clients,
+                clock,
             }),
         })
     }

@@ -10,10 +10,12 @@
 //! ```
 
 pub mod backup;
+mod limits;
 mod mfa;
 pub mod seal;
 pub mod totp;
 
+pub use limits::AttemptPolicy;
 pub use mfa::{
     CHALLENGE_TTL, CompletedChallenge, FactorSummary, MAX_CODE_ATTEMPTS, Mfa, MfaChallenge,
     MfaError, Proof, TotpEnrollment, TotpSummary,

@@ -15,6 +15,7 @@ use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_store::{BackupCodeHash, EphemeralStore, FactorStore, StoreError, TotpRecord};
 
 use crate::backup::BackupCodes;
+use crate::limits::{AttemptLimiter, AttemptPolicy};
 use crate::seal::Keyring;
 use crate::totp::{TotpAlgorithm, TotpConfig, TotpKey};
 
@@ -42,6 +43,12 @@ pub enum MfaError {
     /// There is no pending enrollment to confirm.
     #[error("no enrollment is pending")]
     NoPendingEnrollment,
+    /// Too many failed attempts: wait `retry_after` (`429`).
+    #[error("too many attempts; retry later")]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
     /// The store failed: callers fail closed (`503`).
     #[error("the store is unavailable")]
     Unavailable(#[from] StoreError),
@@ -109,6 +116,8 @@ pub struct CompletedChallenge {
     pub amr: Vec<String>,
     /// Unused backup codes left, when one was used.
     pub remaining_backup_codes: Option<usize>,
+    /// What the caller attached when starting the challenge (e.g. a pending OAuth authorization).
+    pub context: Option<serde_json::Value>,
 }
 
 /// What an `mfa_token` stands for, kept in the ephemeral store under the token's hash.
@@ -116,6 +125,8 @@ pub struct CompletedChallenge {
 struct Ticket {
     sub: String,
     amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    context: Option<serde_json::Value>,
 }
 
 /// The engine. Cheap to clone.
@@ -131,6 +142,7 @@ struct Inner {
     backup: BackupCodes,
     totp: TotpConfig,
     clock: SharedClock,
+    attempts: AttemptPolicy,
 }
 
 impl Mfa {
@@ -151,6 +163,7 @@ impl Mfa {
                 backup,
                 totp: TotpConfig::default(),
                 clock: Arc::new(SystemClock),
+                attempts: AttemptPolicy::default(),
             }),
         })
     }
@@ -165,6 +178,36 @@ impl Mfa {
         self.map(|inner| inner.clock = clock)
     }
 
+    /// Sets the per-user limits on failed verifications.
+    pub fn with_attempt_policy(self, policy: AttemptPolicy) -> Self {
+        self.map(|inner| inner.attempts = policy)
+    }
+
+    /// The ephemeral store.
+    pub fn ephemeral_store(&self) -> &Arc<dyn EphemeralStore> {
+        &self.inner.ephemeral
+    }
+
+    /// Runs one code verification under the user's attempt limit: counted before, forgiven on
+    /// success.
+    async fn limited<T>(
+        &self,
+        user: &str,
+        verification: impl Future<Output = Result<T, MfaError>>,
+    ) -> Result<T, MfaError> {
+        let limiter = AttemptLimiter {
+            ephemeral: self.inner.ephemeral.clone(),
+            clock: self.inner.clock.clone(),
+            policy: self.inner.attempts,
+        };
+        limiter.admit(user).await?;
+        let outcome = verification.await;
+        if outcome.is_ok() {
+            limiter.forgive(user).await?;
+        }
+        outcome
+    }
+
     fn map(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = match Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,
@@ -175,6 +218,7 @@ impl Mfa {
                 backup: shared.backup.clone(),
                 totp: shared.totp.clone(),
                 clock: shared.clock.clone(),
+                attempts: shared.attempts,
             },
         };
         change(&mut inner);
@@ -243,10 +287,13 @@ impl Mfa {
             Some(record) if record.active => return Err(MfaError::AlreadyEnrolled),
             Some(record) => record,
         };
+        let key = self.totp_key(user, &record)?;
         let step = self
-            .totp_key(user, &record)?
-            .matching_step(code, self.now())
-            .ok_or(MfaError::InvalidCode)?;
+            .limited(user, async {
+                key.matching_step(code, self.now())
+                    .ok_or(MfaError::InvalidCode)
+            })
+            .await?;
         let (codes, hashes) = self.new_backup_codes().await?;
         // Activation and the backup codes land together or not at all.
         if !self.inner.factors.activate_totp(user, step, hashes).await? {
@@ -256,8 +303,13 @@ impl Mfa {
         Ok(codes)
     }
 
-    /// Checks a TOTP code of an active enrollment; a time step is accepted at most once.
+    /// Checks a TOTP code of an active enrollment; a time step is accepted at most once. Counts
+    /// against the user's attempt limit ([`MfaError::RateLimited`]).
     pub async fn verify_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
+        self.limited(user, self.check_totp(user, code)).await
+    }
+
+    async fn check_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
         let record = match self.inner.factors.totp(user).await? {
             Some(record) if record.active => record,
             _ => return Err(MfaError::NotEnrolled),
@@ -273,8 +325,13 @@ impl Mfa {
         Ok(())
     }
 
-    /// Redeems a backup code: one hash check, single-use. Returns the codes left.
+    /// Redeems a backup code: one hash check, single-use. Returns the codes left. Counts against
+    /// the user's attempt limit.
     pub async fn redeem_backup_code(&self, user: &str, code: &str) -> Result<usize, MfaError> {
+        self.limited(user, self.check_backup_code(user, code)).await
+    }
+
+    async fn check_backup_code(&self, user: &str, code: &str) -> Result<usize, MfaError> {
         let normalised = BackupCodes::normalise(code).ok_or(MfaError::InvalidCode)?;
         let lookup = self.inner.backup.lookup(&normalised);
         let hash = self
@@ -358,10 +415,13 @@ impl Mfa {
     }
 
     /// Starts an MFA login for `user`, who has proven `first_factors` (e.g. `["pwd"]`).
+    ///
+    /// `context` travels with the challenge and comes back in [`CompletedChallenge::context`].
     pub async fn start_challenge(
         &self,
         user: &str,
         first_factors: &[&str],
+        context: Option<serde_json::Value>,
     ) -> Result<MfaChallenge, MfaError> {
         let mut token_bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut token_bytes);
@@ -369,6 +429,7 @@ impl Mfa {
         let ticket = Ticket {
             sub: user.to_owned(),
             amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
+            context,
         };
         let ticket = serde_json::to_vec(&ticket).map_err(|_| MfaError::Internal("ticket"))?;
         let stored = self
@@ -438,6 +499,7 @@ impl Mfa {
             subject: ticket.sub,
             amr,
             remaining_backup_codes,
+            context: ticket.context,
         })
     }
 

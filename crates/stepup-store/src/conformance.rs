@@ -1,7 +1,8 @@
 //! The conformance suite every store backend must pass.
 //!
-//! [`run`] checks the semantics documented on [`FactorStore`] and [`EphemeralStore`], and races
-//! 100 tasks on each single-use or check-and-update call (exactly one must win). Time moves only
+//! [`run`] checks the semantics documented on [`FactorStore`], [`EphemeralStore`], [`DeviceStore`]
+//! and [`AuditStore`], and races 100 tasks on each single-use or check-and-update call (exactly one
+//! must win) and on appends to the audit trail (none may be lost). Time moves only
 //! through the [`ManualClock`] the store was built with, so the suite never sleeps.
 //!
 //! ```no_run
@@ -23,10 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stepup_core::clock::ManualClock;
+use stepup_core::clock::{Clock, ManualClock};
 use tokio::sync::Barrier;
 
-use crate::{BackupCodeHash, EphemeralStore, FactorStore, StoreResult, TotpRecord};
+use crate::{
+    AuditRecord, AuditStore, BackupCodeHash, DeviceRecord, DeviceStore, EphemeralStore,
+    FactorStore, StoreResult, TotpRecord,
+};
 
 /// How many tasks race on each atomic operation.
 const RACERS: usize = 100;
@@ -37,7 +41,10 @@ const RACERS: usize = 100;
 /// user ids and keys, so the store may hold other data, and the suite may run more than once on
 /// the same store. Run it on a multi-threaded tokio runtime so the races are real:
 /// `#[tokio::test(flavor = "multi_thread")]`.
-pub async fn run<S: FactorStore + EphemeralStore>(store: Arc<S>, clock: ManualClock) {
+pub async fn run<S>(store: Arc<S>, clock: ManualClock)
+where
+    S: FactorStore + EphemeralStore + DeviceStore + AuditStore,
+{
     let ids = Ids::new();
 
     expect(store.ping().await, "ping");
@@ -59,6 +66,14 @@ pub async fn run<S: FactorStore + EphemeralStore>(store: Arc<S>, clock: ManualCl
     increment_counts(&store, &ids).await;
     concurrent_increment(&store, &ids).await;
     increment_window(&store, &ids, &clock).await;
+
+    device_lifecycle(&store, &ids, &clock).await;
+    device_listing(&store, &ids, &clock).await;
+    device_revocation(&store, &ids, &clock).await;
+    device_expiry(&store, &ids, &clock).await;
+
+    audit_order(&store, &ids).await;
+    concurrent_append_audit(&store, &ids).await;
 }
 
 /// Fresh names for one run of the suite.
@@ -87,6 +102,11 @@ impl Ids {
 
     fn key(&self, check: &str) -> String {
         format!("conformance-key:{check}:{}", self.run)
+    }
+
+    /// A device id, token hash or audit event id (unique across stores sharing a database).
+    fn id(&self, check: &str, name: &str) -> String {
+        format!("conformance-id:{check}:{name}:{}", self.run)
     }
 }
 
@@ -1022,5 +1042,505 @@ async fn increment_window<S: EphemeralStore>(store: &Arc<S>, ids: &Ids, clock: &
         expect(store.increment(&key, MINUTE).await, "increment"),
         1,
         "increment once the new window ended",
+    );
+}
+
+/// A device of `user` remembered at `now` for a day.
+fn device(ids: &Ids, check: &str, name: &str, user: &str, now: u64) -> DeviceRecord {
+    DeviceRecord {
+        id: ids.id(check, name),
+        user: user.to_owned(),
+        token_hash: ids.id(check, &format!("{name}-token")),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 86_400,
+        mfa_at: now.saturating_sub(5),
+        address: Some("192.0.2.1".to_owned()),
+        user_agent: Some("conformance/1.0".to_owned()),
+    }
+}
+
+fn device_ids(devices: &[DeviceRecord]) -> Vec<&str> {
+    devices.iter().map(|device| device.id.as_str()).collect()
+}
+
+async fn device_lifecycle<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let check_name = "device-lifecycle";
+    let user = ids.user(check_name);
+    let now = clock.unix_seconds();
+    let phone = device(ids, check_name, "phone", &user, now);
+
+    check(
+        expect(
+            store.device_by_token(&phone.token_hash).await,
+            "device_by_token",
+        ),
+        None,
+        "device_by_token before the device is stored",
+    );
+    expect(store.insert_device(phone.clone()).await, "insert_device");
+    check(
+        expect(
+            store.device_by_token(&phone.token_hash).await,
+            "device_by_token",
+        ),
+        Some(phone.clone()),
+        "device_by_token of a stored device (as stored)",
+    );
+    check(
+        expect(
+            store
+                .device_by_token(&ids.id(check_name, "unknown-token"))
+                .await,
+            "device_by_token",
+        ),
+        None,
+        "device_by_token of an unknown token hash",
+    );
+    check(
+        expect(store.device_by_token(&phone.id).await, "device_by_token"),
+        None,
+        "device_by_token of a device id (not a token hash)",
+    );
+
+    // A taken id or token hash is refused and leaves the stored device alone.
+    check(
+        store
+            .insert_device(DeviceRecord {
+                token_hash: ids.id(check_name, "fresh-token"),
+                user: ids.user("device-lifecycle-thief"),
+                ..phone.clone()
+            })
+            .await
+            .is_err(),
+        true,
+        "insert_device with a taken id fails",
+    );
+    check(
+        store
+            .insert_device(DeviceRecord {
+                id: ids.id(check_name, "fresh-id"),
+                user: ids.user("device-lifecycle-thief"),
+                ..phone.clone()
+            })
+            .await
+            .is_err(),
+        true,
+        "insert_device with a taken token hash fails",
+    );
+    check(
+        expect(
+            store.device_by_token(&phone.token_hash).await,
+            "device_by_token",
+        ),
+        Some(phone.clone()),
+        "the device after refused inserts",
+    );
+    check(
+        expect(
+            store
+                .device_by_token(&ids.id(check_name, "fresh-token"))
+                .await,
+            "device_by_token",
+        ),
+        None,
+        "a refused insert stores nothing",
+    );
+
+    check(
+        expect(
+            store
+                .touch_device(&phone.id, now + 10, Some("198.51.100.7"), Some("agent/2"))
+                .await,
+            "touch_device",
+        ),
+        true,
+        "touch_device of a live device",
+    );
+    let touched = DeviceRecord {
+        last_used_at: now + 10,
+        address: Some("198.51.100.7".to_owned()),
+        user_agent: Some("agent/2".to_owned()),
+        ..phone.clone()
+    };
+    check(
+        expect(
+            store.device_by_token(&phone.token_hash).await,
+            "device_by_token",
+        ),
+        Some(touched.clone()),
+        "the device after touch_device (only last use, address and user agent changed)",
+    );
+    check(
+        expect(
+            store.touch_device(&phone.id, now + 20, None, None).await,
+            "touch_device",
+        ),
+        true,
+        "touch_device without address or user agent",
+    );
+    check(
+        expect(
+            store.device_by_token(&phone.token_hash).await,
+            "device_by_token",
+        ),
+        Some(DeviceRecord {
+            last_used_at: now + 20,
+            address: None,
+            user_agent: None,
+            ..phone.clone()
+        }),
+        "touch_device with None clears address and user agent",
+    );
+    check(
+        expect(
+            store
+                .touch_device(&ids.id(check_name, "unknown"), now, None, None)
+                .await,
+            "touch_device",
+        ),
+        false,
+        "touch_device of an unknown id",
+    );
+}
+
+async fn device_listing<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let check_name = "device-listing";
+    let user = ids.user(check_name);
+    let other = ids.user("device-listing-other");
+    let now = clock.unix_seconds();
+
+    check(
+        expect(store.devices(&user).await, "devices"),
+        Vec::new(),
+        "devices of a user without any",
+    );
+    // Inserted in an order matching neither the expected listing nor its reverse.
+    for (name, last_used) in [("b", now + 30), ("a", now + 10), ("c", now + 20)] {
+        expect(
+            store
+                .insert_device(DeviceRecord {
+                    last_used_at: last_used,
+                    ..device(ids, check_name, name, &user, now)
+                })
+                .await,
+            "insert_device",
+        );
+    }
+    expect(
+        store
+            .insert_device(device(ids, check_name, "elsewhere", &other, now + 40))
+            .await,
+        "insert_device",
+    );
+    let listed = expect(store.devices(&user).await, "devices");
+    check(
+        device_ids(&listed),
+        vec![
+            ids.id(check_name, "b").as_str(),
+            ids.id(check_name, "c").as_str(),
+            ids.id(check_name, "a").as_str(),
+        ],
+        "devices: only the user's, most recently used first",
+    );
+    check(
+        listed.iter().all(|device| device.user == user),
+        true,
+        "devices lists only the user's devices",
+    );
+
+    expect(
+        store
+            .touch_device(&ids.id(check_name, "a"), now + 50, None, None)
+            .await,
+        "touch_device",
+    );
+    check(
+        device_ids(&expect(store.devices(&user).await, "devices")),
+        vec![
+            ids.id(check_name, "a").as_str(),
+            ids.id(check_name, "b").as_str(),
+            ids.id(check_name, "c").as_str(),
+        ],
+        "devices after touching the least recently used one",
+    );
+    check(
+        device_ids(&expect(store.devices(&other).await, "devices")),
+        vec![ids.id(check_name, "elsewhere").as_str()],
+        "devices of another user",
+    );
+}
+
+async fn device_revocation<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let check_name = "device-revocation";
+    let user = ids.user(check_name);
+    let other = ids.user("device-revocation-other");
+    let now = clock.unix_seconds();
+    for name in ["a", "b", "c"] {
+        expect(
+            store
+                .insert_device(device(ids, check_name, name, &user, now))
+                .await,
+            "insert_device",
+        );
+    }
+    let others = device(ids, check_name, "others", &other, now);
+    expect(store.insert_device(others.clone()).await, "insert_device");
+
+    check(
+        expect(
+            store.delete_device(&user, &others.id).await,
+            "delete_device",
+        ),
+        false,
+        "delete_device of another user's device",
+    );
+    check(
+        expect(
+            store.device_by_token(&others.token_hash).await,
+            "device_by_token",
+        ),
+        Some(others.clone()),
+        "another user's device after a refused delete_device",
+    );
+    let a = device(ids, check_name, "a", &user, now);
+    check(
+        expect(store.delete_device(&user, &a.id).await, "delete_device"),
+        true,
+        "delete_device of the user's device",
+    );
+    check(
+        expect(store.delete_device(&user, &a.id).await, "delete_device"),
+        false,
+        "delete_device of a revoked device",
+    );
+    check(
+        expect(
+            store.device_by_token(&a.token_hash).await,
+            "device_by_token",
+        ),
+        None,
+        "device_by_token of a revoked device",
+    );
+    check(
+        expect(
+            store.touch_device(&a.id, now + 1, None, None).await,
+            "touch_device",
+        ),
+        false,
+        "touch_device of a revoked device",
+    );
+    check(
+        expect(store.devices(&user).await, "devices").len(),
+        2,
+        "devices after one revocation",
+    );
+
+    check(
+        expect(store.delete_devices(&user).await, "delete_devices"),
+        2,
+        "delete_devices counts the user's devices",
+    );
+    check(
+        expect(store.devices(&user).await, "devices"),
+        Vec::new(),
+        "devices after delete_devices",
+    );
+    check(
+        expect(store.delete_devices(&user).await, "delete_devices"),
+        0,
+        "delete_devices of a user without any",
+    );
+    check(
+        expect(store.devices(&other).await, "devices"),
+        vec![others],
+        "delete_devices leaves another user's devices alone",
+    );
+}
+
+async fn device_expiry<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let check_name = "device-expiry";
+    let user = ids.user(check_name);
+    let now = clock.unix_seconds();
+    let short = DeviceRecord {
+        expires_at: now + 60,
+        ..device(ids, check_name, "short", &user, now)
+    };
+    let long = device(ids, check_name, "long", &user, now);
+    expect(store.insert_device(short.clone()).await, "insert_device");
+    expect(store.insert_device(long.clone()).await, "insert_device");
+
+    clock.advance(Duration::from_secs(59));
+    check(
+        expect(
+            store.device_by_token(&short.token_hash).await,
+            "device_by_token",
+        ),
+        Some(short.clone()),
+        "device_by_token one second before expiry",
+    );
+    check(
+        expect(
+            store.touch_device(&short.id, now + 59, None, None).await,
+            "touch_device",
+        ),
+        true,
+        "touch_device one second before expiry",
+    );
+    check(
+        expect(store.devices(&user).await, "devices").len(),
+        2,
+        "devices one second before expiry",
+    );
+
+    clock.advance(Duration::from_secs(1));
+    check(
+        expect(
+            store.device_by_token(&short.token_hash).await,
+            "device_by_token",
+        ),
+        None,
+        "device_by_token at the expiry (by the store's clock)",
+    );
+    check(
+        device_ids(&expect(store.devices(&user).await, "devices")),
+        vec![long.id.as_str()],
+        "devices at the expiry lists only the live device",
+    );
+    check(
+        expect(
+            store.touch_device(&short.id, now + 60, None, None).await,
+            "touch_device",
+        ),
+        false,
+        "touch_device of an expired device",
+    );
+    check(
+        expect(store.delete_device(&user, &short.id).await, "delete_device"),
+        false,
+        "delete_device of an expired device (absent)",
+    );
+    check(
+        expect(
+            store.device_by_token(&long.token_hash).await,
+            "device_by_token",
+        ),
+        Some(long),
+        "the live device is untouched by the expiry of another",
+    );
+    check(
+        expect(store.delete_devices(&user).await, "delete_devices"),
+        1,
+        "delete_devices counts only live devices",
+    );
+}
+
+/// The names of events made by [`event`], in order.
+fn names(events: &[AuditRecord]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.kind.trim_start_matches("kind-"))
+        .collect()
+}
+
+fn event(ids: &Ids, name: &str, user: &str, at: u64) -> AuditRecord {
+    AuditRecord {
+        id: ids.id("audit", name),
+        user: user.to_owned(),
+        kind: format!("kind-{name}"),
+        at,
+        detail: format!("{{\"name\":\"{name}\"}}"),
+    }
+}
+
+async fn audit_order<S: AuditStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("audit-order");
+    let other = ids.user("audit-order-other");
+    check(
+        expect(store.audit_events(&user, 10).await, "audit_events"),
+        Vec::new(),
+        "audit_events of a user without any",
+    );
+    // Appended out of time order, with a tie at 200, interleaved with another user's events.
+    let appended = [
+        event(ids, "e0", &user, 100),
+        event(ids, "e1", &user, 300),
+        event(ids, "x0", &other, 250),
+        event(ids, "e2", &user, 200),
+        event(ids, "e3", &user, 200),
+        event(ids, "x1", &other, 50),
+        event(ids, "e4", &user, 400),
+    ];
+    for record in &appended {
+        expect(store.append_audit(record.clone()).await, "append_audit");
+    }
+
+    let all = expect(store.audit_events(&user, 10).await, "audit_events");
+    check(
+        all.first().cloned(),
+        Some(appended[0].clone()),
+        "an audit event as appended",
+    );
+    check(
+        names(&all),
+        vec!["e0", "e2", "e3", "e1", "e4"],
+        "audit_events: oldest first, ties in the order appended",
+    );
+    check(
+        names(&expect(store.audit_events(&user, 3).await, "audit_events")),
+        vec!["e3", "e1", "e4"],
+        "audit_events with a limit keeps the most recent ones",
+    );
+    check(
+        names(&expect(store.audit_events(&user, 4).await, "audit_events")),
+        vec!["e2", "e3", "e1", "e4"],
+        "audit_events with a limit keeps the most recent ones (splitting no tie)",
+    );
+    check(
+        expect(store.audit_events(&user, 0).await, "audit_events"),
+        Vec::new(),
+        "audit_events with limit 0",
+    );
+    check(
+        names(&expect(
+            store.audit_events(&other, usize::MAX).await,
+            "audit_events",
+        )),
+        vec!["x1", "x0"],
+        "audit_events of another user (users isolated)",
+    );
+
+    // A retried append is stored once.
+    expect(
+        store.append_audit(appended[0].clone()).await,
+        "append_audit of a stored id",
+    );
+    check(
+        names(&expect(store.audit_events(&user, 10).await, "audit_events")),
+        vec!["e0", "e2", "e3", "e1", "e4"],
+        "audit_events after appending an id again",
+    );
+}
+
+async fn concurrent_append_audit<S: AuditStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("concurrent-audit");
+    race(store, |store, index| {
+        let record = event(ids, &format!("race-{index}"), &user, 1_800_000_000);
+        async move { expect(store.append_audit(record).await, "append_audit") }
+    })
+    .await;
+    let stored = expect(store.audit_events(&user, 1000).await, "audit_events");
+    check(
+        stored.len(),
+        RACERS,
+        "concurrent append_audit: events stored",
+    );
+    let mut unique: Vec<&str> = stored.iter().map(|event| event.id.as_str()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    check(
+        unique.len(),
+        RACERS,
+        "concurrent append_audit: distinct events stored",
     );
 }

@@ -12,7 +12,8 @@ use stepup_core::clock::{SharedClock, SystemClock};
 
 use crate::memory::expiry_after;
 use crate::{
-    BackupCodeHash, EphemeralStore, FactorStore, StoreError, StoreResult, TotpRecord, async_trait,
+    AuditRecord, AuditStore, BackupCodeHash, DeviceRecord, DeviceStore, EphemeralStore,
+    FactorStore, StoreError, StoreResult, TotpRecord, async_trait,
 };
 
 /// How long a connection waits for another one's write lock before the call fails.
@@ -28,7 +29,8 @@ const PURGE_EVERY: u64 = 16;
 /// At most this many expired rows are purged per table at a time.
 const PURGE_LIMIT: i64 = 256;
 
-/// A store in a SQLite database: durable across restarts, shared by every process using the file.
+/// A store in a SQLite database (factors, remembered devices, the audit trail and the ephemeral
+/// state): durable across restarts, shared by every process using the file.
 ///
 /// Opening applies this crate's embedded migrations (tracked in their own table,
 /// `_stepup_store_migrations`), so an empty or missing file becomes a ready store. The database
@@ -473,6 +475,204 @@ impl EphemeralStore for SqliteStore {
     }
 }
 
+/// A row of `devices`, in the order of [`DeviceRecord`]'s fields.
+type DeviceRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+fn device_record(row: DeviceRow) -> StoreResult<DeviceRecord> {
+    let (id, user, token_hash, created_at, last_used_at, expires_at, mfa_at, address, user_agent) =
+        row;
+    Ok(DeviceRecord {
+        id,
+        user,
+        token_hash,
+        created_at: from_db(created_at, "device creation time")?,
+        last_used_at: from_db(last_used_at, "device last use time")?,
+        expires_at: from_db(expires_at, "device expiry")?,
+        mfa_at: from_db(mfa_at, "device second factor time")?,
+        address,
+        user_agent,
+    })
+}
+
+#[async_trait]
+impl DeviceStore for SqliteStore {
+    async fn insert_device(&self, device: DeviceRecord) -> StoreResult<()> {
+        let now = to_db(self.now(), "current time")?;
+        let created_at = to_db(device.created_at, "device creation time")?;
+        let last_used_at = to_db(device.last_used_at, "device last use time")?;
+        let expires_at = to_db(device.expires_at, "device expiry")?;
+        let mfa_at = to_db(device.mfa_at, "device second factor time")?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        // The user's expired devices go first (an expired device is absent anyway).
+        sqlx::query("DELETE FROM devices WHERE user_id = ?1 AND expires_at <= ?2")
+            .bind(&device.user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        // A taken id or token hash fails the insert; dropping the transaction rolls it back.
+        sqlx::query(
+            "INSERT INTO devices (id, user_id, token_hash, created_at, last_used_at, expires_at, \
+             mfa_at, address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(&device.id)
+        .bind(&device.user)
+        .bind(&device.token_hash)
+        .bind(created_at)
+        .bind(last_used_at)
+        .bind(expires_at)
+        .bind(mfa_at)
+        .bind(&device.address)
+        .bind(&device.user_agent)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn device_by_token(&self, token_hash: &str) -> StoreResult<Option<DeviceRecord>> {
+        let now = to_db(self.now(), "current time")?;
+        let row: Option<DeviceRow> = sqlx::query_as(
+            "SELECT id, user_id, token_hash, created_at, last_used_at, expires_at, mfa_at, \
+             address, user_agent FROM devices WHERE token_hash = ?1 AND expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(device_record).transpose()
+    }
+
+    async fn touch_device(
+        &self,
+        id: &str,
+        last_used_at: u64,
+        address: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> StoreResult<bool> {
+        let now = to_db(self.now(), "current time")?;
+        let result = sqlx::query(
+            "UPDATE devices SET last_used_at = ?2, address = ?3, user_agent = ?4 \
+             WHERE id = ?1 AND expires_at > ?5",
+        )
+        .bind(id)
+        .bind(to_db(last_used_at, "device last use time")?)
+        .bind(address)
+        .bind(user_agent)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn devices(&self, user: &str) -> StoreResult<Vec<DeviceRecord>> {
+        let now = to_db(self.now(), "current time")?;
+        let rows: Vec<DeviceRow> = sqlx::query_as(
+            "SELECT id, user_id, token_hash, created_at, last_used_at, expires_at, mfa_at, \
+             address, user_agent FROM devices WHERE user_id = ?1 AND expires_at > ?2 \
+             ORDER BY last_used_at DESC, created_at DESC, id ASC",
+        )
+        .bind(user)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter().map(device_record).collect()
+    }
+
+    async fn delete_device(&self, user: &str, id: &str) -> StoreResult<bool> {
+        let now = to_db(self.now(), "current time")?;
+        let expires_at: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM devices WHERE user_id = ?1 AND id = ?2 RETURNING expires_at",
+        )
+        .bind(user)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(expires_at.is_some_and(|expires_at| expires_at > now))
+    }
+
+    async fn delete_devices(&self, user: &str) -> StoreResult<usize> {
+        let now = to_db(self.now(), "current time")?;
+        let expiries: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM devices WHERE user_id = ?1 RETURNING expires_at")
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(expiries
+            .into_iter()
+            .filter(|expires_at| *expires_at > now)
+            .count())
+    }
+}
+
+/// A row of `audit_events`, in the order of [`AuditRecord`]'s fields.
+type AuditRow = (String, String, String, i64, String);
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, user_id, kind, at, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&record.id)
+        .bind(&record.user)
+        .bind(&record.kind)
+        .bind(to_db(record.at, "audit event time")?)
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, user: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        // A limit beyond SQLite's integers is no limit.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, user_id, kind, at, detail FROM \
+             (SELECT seq, id, user_id, kind, at, detail FROM audit_events WHERE user_id = ?1 \
+             ORDER BY at DESC, seq DESC LIMIT ?2) \
+             ORDER BY at ASC, seq ASC",
+        )
+        .bind(user)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, user, kind, at, detail)| {
+                Ok(AuditRecord {
+                    id,
+                    user,
+                    kind,
+                    at: from_db(at, "audit event time")?,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Replaces the user's backup codes inside an open transaction.
 async fn write_backup_codes(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -537,6 +737,86 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(store.totp("u").await, Err(StoreError::Corrupt(_))));
+    }
+
+    fn device(id: &str, token_hash: &str) -> DeviceRecord {
+        DeviceRecord {
+            id: id.to_owned(),
+            user: "u".to_owned(),
+            token_hash: token_hash.to_owned(),
+            created_at: 1,
+            last_used_at: 1,
+            expires_at: u64::from(u32::MAX),
+            mfa_at: 1,
+            address: None,
+            user_agent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn corrupt_device_and_audit_rows_are_reported() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        assert!(matches!(
+            store
+                .insert_device(DeviceRecord {
+                    expires_at: u64::MAX,
+                    ..device("huge", "huge-token")
+                })
+                .await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.touch_device("huge", u64::MAX, None, None).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        store.insert_device(device("d", "t")).await.unwrap();
+        // A taken id or token hash is refused, leaving the stored device alone.
+        assert!(matches!(
+            store.insert_device(device("d", "other-token")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.insert_device(device("other", "t")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(store.devices("u").await.unwrap(), vec![device("d", "t")]);
+        sqlx::query("UPDATE devices SET mfa_at = -1 WHERE id = 'd'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.device_by_token("t").await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.devices("u").await,
+            Err(StoreError::Corrupt(_))
+        ));
+
+        let event = AuditRecord {
+            id: "e".to_owned(),
+            user: "u".to_owned(),
+            kind: "k".to_owned(),
+            at: u64::MAX,
+            detail: "{}".to_owned(),
+        };
+        assert!(matches!(
+            store.append_audit(event.clone()).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        store
+            .append_audit(AuditRecord { at: 5, ..event })
+            .await
+            .unwrap();
+        assert_eq!(store.audit_events("u", usize::MAX).await.unwrap().len(), 1);
+        sqlx::query("UPDATE audit_events SET at = -5 WHERE id = 'e'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.audit_events("u", 10).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[cfg(feature = "conformance")]

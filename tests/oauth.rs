@@ -1,0 +1,320 @@
+//! The OAuth side of the demo: authorization code with PKCE, step-up of a signed-in user, and the
+//! per-user attempt limit, end to end over HTTP.
+
+mod demo_support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use demo_support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more";
+
+fn challenge_of(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// The authorization request of a PKCE client, with the user's password.
+fn authorization(email: &str) -> Value {
+    json!({
+        "username": email,
+        "password": "correct horse",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "state": "af0ifjsldkj&x=1",
+        "code_challenge": challenge_of(VERIFIER),
+        "code_challenge_method": "S256",
+    })
+}
+
+/// Sends `body` and expects a `302` to the client's redirect URI; returns the code.
+async fn expect_code(demo: &Demo, path: &str, body: Value) -> String {
+    let response = demo
+        .request(Method::POST, path, None)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let query = location
+        .strip_prefix(&format!("{REDIRECT_URI}?"))
+        .unwrap_or_else(|| panic!("redirected elsewhere: {location}"));
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(get("state").as_deref(), Some("af0ifjsldkj&x=1"));
+    get("code").unwrap()
+}
+
+async fn exchange(demo: &Demo, form: &[(&str, &str)]) -> Answer {
+    Answer::read(demo.request(Method::POST, "/oauth/token", None).form(form)).await
+}
+
+async fn exchange_code(demo: &Demo, code: &str) -> Answer {
+    exchange(
+        demo,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", CLIENT_ID),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_code_is_exchanged_once_with_its_verifier() {
+    let demo = Demo::start().await;
+    demo.register("ann@example.com").await;
+    let code = expect_code(&demo, "/oauth/authorize", authorization("ann@example.com")).await;
+    let token = exchange_code(&demo, &code).await;
+    assert_eq!(token.body["acr"], "pwd");
+    assert_eq!(token.body["token_type"], "Bearer");
+    let me = demo.get("/api/me", Some(&token.token())).await;
+    assert_eq!(me.body["amr"], json!(["pwd"]));
+
+    exchange_code(&demo, &code)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
+    let demo = Demo::start().await;
+    demo.register("ben@example.com").await;
+    let other_verifier = "x".repeat(43);
+    let cases: [[(&str, &str); 5]; 4] = [
+        [
+            ("grant_type", "authorization_code"),
+            ("code", ""),
+            ("code_verifier", &other_verifier),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", CLIENT_ID),
+        ],
+        [
+            ("grant_type", "authorization_code"),
+            ("code", ""),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", "http://localhost:3000/callback/"),
+            ("client_id", CLIENT_ID),
+        ],
+        [
+            ("grant_type", "authorization_code"),
+            ("code", ""),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", "another-client"),
+        ],
+        [
+            ("grant_type", "authorization_code"),
+            ("code", ""),
+            ("code_verifier", "short"),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", CLIENT_ID),
+        ],
+    ];
+    for mut form in cases {
+        let code = expect_code(&demo, "/oauth/authorize", authorization("ben@example.com")).await;
+        form[1].1 = &code;
+        exchange(&demo, &form)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+        // The failed attempt consumed the code: the right verifier is too late now.
+        exchange_code(&demo, &code)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    exchange(&demo, &[("grant_type", "password")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    exchange(&demo, &[("grant_type", "authorization_code")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn codes_expire_after_a_minute() {
+    let demo = Demo::start().await;
+    demo.register("cal@example.com").await;
+    let code = expect_code(&demo, "/oauth/authorize", authorization("cal@example.com")).await;
+    demo.clock.advance(Duration::from_secs(61));
+    exchange_code(&demo, &code)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn bad_authorization_requests_are_refused_without_redirecting() {
+    let demo = Demo::start().await;
+    demo.register("dee@example.com").await;
+    let with = |key: &str, value: Value| {
+        let mut request = authorization("dee@example.com");
+        request[key] = value;
+        request
+    };
+    let cases = [
+        (
+            with("code_challenge_method", json!("plain")),
+            "invalid_request",
+        ),
+        (
+            with("code_challenge_method", Value::Null),
+            "invalid_request",
+        ),
+        (
+            with("code_challenge", json!("too-short")),
+            "invalid_request",
+        ),
+        (
+            with("redirect_uri", json!("https://evil.example/steal")),
+            "invalid_request",
+        ),
+        (
+            with("redirect_uri", json!("http://localhost:3000/callback?x=1")),
+            "invalid_request",
+        ),
+        (with("client_id", json!("unknown")), "unauthorized_client"),
+        (with("client_id", Value::Null), "invalid_request"),
+    ];
+    for (request, error) in cases {
+        demo.post("/oauth/authorize", None, request)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, error);
+    }
+}
+
+#[tokio::test]
+async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("eli@example.com").await;
+    let first = demo
+        .post("/oauth/authorize", None, authorization("eli@example.com"))
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body["mfa_required"], true);
+    assert!(first.body.get("code").is_none());
+    let mfa_token = first.body["mfa_token"].as_str().unwrap();
+    let code = expect_code(
+        &demo,
+        "/oauth/authorize/mfa",
+        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+    )
+    .await;
+    let token = exchange_code(&demo, &code).await;
+    assert_eq!(token.body["acr"], "mfa");
+    let me = demo.get("/api/me", Some(&token.token())).await;
+    assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
+}
+
+#[tokio::test]
+async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
+    let demo = Demo::start().await;
+    let (password_token, key, _) = demo.enrolled_user("fin@example.com").await;
+    demo.clock.advance(Duration::from_secs(600));
+
+    // The resource server says what it wants…
+    let refused = demo.delete("/api/account", Some(&password_token)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let acr_values = refused.body["acr_values"].as_str().unwrap().to_owned();
+    assert_eq!(refused.body["max_age"], 300);
+
+    // …and the client asks for exactly that, with the token it has and no password.
+    let step_up = demo
+        .post(
+            "/oauth/authorize",
+            Some(&password_token),
+            json!({"acr_values": acr_values}),
+        )
+        .await;
+    assert_eq!(step_up.body["mfa_required"], true, "{step_up:?}");
+    assert!(step_up.body.get("access_token").is_none());
+    let mfa_token = step_up.body["mfa_token"].as_str().unwrap();
+    let stepped = demo.mfa_step_with_code(mfa_token, &key).await;
+    assert_eq!(stepped.body["acr"], "mfa");
+    let token = stepped.token();
+    let me = demo.get("/api/me", Some(&token)).await;
+    assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
+    assert_eq!(me.body["auth_time"], T0 + 30 + 600, "a fresh auth_time");
+
+    let deleted = demo.delete("/api/account", Some(&token)).await;
+    assert_eq!(deleted.body, json!({"success": true}));
+}
+
+#[tokio::test]
+async fn step_up_needs_a_token_and_an_enrolled_factor() {
+    let demo = Demo::start().await;
+    demo.register("gil@example.com").await;
+    let token = demo.login("gil@example.com").await.token();
+    demo.post(
+        "/oauth/authorize",
+        Some(&token),
+        json!({"acr_values": "mfa"}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "mfa_not_enrolled");
+    let anonymous = demo
+        .post("/oauth/authorize", None, json!({"acr_values": "mfa"}))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    demo.post("/oauth/authorize", Some(&token), json!({}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let forged = format!("{token}x");
+    let answer = demo
+        .post(
+            "/oauth/authorize",
+            Some(&forged),
+            json!({"acr_values": "mfa"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.body["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_tokens() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("hal@example.com").await;
+    for _ in 0..5 {
+        let mfa_token = demo.mfa_token("hal@example.com").await;
+        demo.mfa_step(&mfa_token, json!({"code": "000000"}))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+    }
+    let mfa_token = demo.mfa_token("hal@example.com").await;
+    let response = demo
+        .request(Method::POST, "/oauth/authorize/mfa", None)
+        .json(&json!({"mfa_token": mfa_token, "code": demo.code(&key)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "300");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+
+    demo.clock.advance(Duration::from_secs(300));
+    let stepped = demo.mfa_step_with_code(&mfa_token, &key).await;
+    assert_eq!(
+        stepped.status,
+        StatusCode::UNAUTHORIZED,
+        "the token expired meanwhile"
+    );
+    let mfa_token = demo.mfa_token("hal@example.com").await;
+    assert_eq!(
+        demo.mfa_step_with_code(&mfa_token, &key).await.body["acr"],
+        "mfa"
+    );
+}
