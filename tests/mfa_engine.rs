@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use stepup::Clock;
 use stepup::mfa::totp::TotpKey;
-use stepup::{
-    Keyring, ManualClock, MemoryStore, Mfa, MfaError, Proof, SqliteStore, Store, TotpAlgorithm,
-};
+use stepup::{Keyring, ManualClock, MemoryStore, Mfa, MfaError, Proof, SqliteStore, TotpAlgorithm};
 
 const T0: u64 = 1_800_000_000;
 const LOOKUP_KEY: &[u8] = &[42; 32];
@@ -24,7 +22,11 @@ fn keyring() -> Keyring {
     Keyring::new("k1", &[1; 32]).unwrap()
 }
 
-fn engine<S: Store>(store: S, keyring: Keyring, clock: &ManualClock) -> Mfa {
+fn engine<S: stepup::FactorStore + stepup::EphemeralStore>(
+    store: S,
+    keyring: Keyring,
+    clock: &ManualClock,
+) -> Mfa {
     let store = Arc::new(store);
     Mfa::new(store.clone(), store, keyring, LOOKUP_KEY)
         .unwrap()

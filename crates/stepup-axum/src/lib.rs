@@ -21,11 +21,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod devices;
 pub mod json;
 pub mod oauth;
 mod routes;
 mod stepup;
 
+pub use devices::{RememberedDevicesLayer, TrustedDevice};
 pub use json::{ApiError, JsonBody};
 pub use oauth::OAuthClient;
 pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

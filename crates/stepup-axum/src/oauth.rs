@@ -49,7 +49,7 @@ impl OAuthClient {
 /// The OAuth parameters of a `POST /oauth/authorize`, validated, waiting for the user's
 /// authentication (possibly across the MFA step).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PendingAuthorization {
+pub struct PendingAuthorization {
     client_id: String,
     redirect_uri: String,
     state: Option<String>,
@@ -62,7 +62,7 @@ struct CodeGrant {
     sub: String,
     acr: String,
     amr: Vec<String>,
-    auth_time: u64,
+    auth_time: Option<u64>,
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
@@ -188,15 +188,13 @@ pub(crate) struct GrantParts {
     pub(crate) subject: String,
     pub(crate) acr: &'static str,
     pub(crate) amr: Vec<String>,
-    pub(crate) auth_time: u64,
+    /// `None` for a remembered-device login: no authentication event vouched for now.
+    pub(crate) auth_time: Option<u64>,
 }
 
 impl GrantParts {
     fn to_grant(&self) -> Grant {
-        Grant::new(self.subject.clone())
-            .acr(self.acr)
-            .amr(self.amr.clone())
-            .auth_time(self.auth_time)
+        grant_of(&self.subject, self.acr, &self.amr, self.auth_time)
     }
 }
 
@@ -252,10 +250,7 @@ pub(crate) async fn token(
         tracing::info!(event = "authorization_code_refused", user = %record.sub);
         return Err(invalid_grant());
     }
-    let grant = Grant::new(record.sub)
-        .acr(record.acr)
-        .amr(record.amr)
-        .auth_time(record.auth_time);
+    let grant = grant_of(&record.sub, &record.acr, &record.amr, record.auth_time);
     let token = stepup
         .issuer()
         .issue(&grant)
@@ -270,6 +265,14 @@ pub(crate) async fn token(
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+fn grant_of(subject: &str, acr: &str, amr: &[String], auth_time: Option<u64>) -> Grant {
+    let grant = Grant::new(subject).acr(acr).amr(amr.iter().cloned());
+    match auth_time {
+        Some(time) => grant.auth_time(time),
+        None => grant.without_auth_time(),
+    }
 }
 
 /// RFC 7636 §4.1 verifier format, then S256, compared in constant time.

@@ -13,16 +13,44 @@ use stepup_core::token::Grant;
 use stepup_mfa::{MfaError, Proof};
 use stepup_tower::RequireMfa;
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path};
+use axum::http::HeaderMap;
+use axum::http::header::{SET_COOKIE, USER_AGENT};
+use stepup_tower::{ClientAddr, PeerAddr, RateLimitLayer, ResolveClientAddrLayer};
+
+use crate::devices::{self, RememberedDevicesLayer, TrustedDevice};
 use crate::json::{ApiError, JsonBody};
 use crate::oauth::{self, GrantParts};
 use crate::stepup::StepUp;
 
 pub(crate) fn router(stepup: StepUp) -> Router {
     let fresh = RequireMfa.max_age(stepup.fresh_mfa_max_age());
+    let inner = &stepup.inner;
+    let (max, window) = inner.address_limit;
+    let counters = stepup.mfa().ephemeral_store().clone();
+    let limit = |name| RateLimitLayer::new(counters.clone(), name).with_limit(max, window);
+    let devices = RememberedDevicesLayer::new(inner.devices.clone());
+    // The login endpoints: limited per client address, whatever the user or outcome.
+    let login = Router::new()
+        .route(
+            "/oauth/authorize",
+            post(authorize)
+                .layer::<_, Infallible>(devices)
+                .layer::<_, Infallible>(limit("authorize")),
+        )
+        .route(
+            "/oauth/authorize/mfa",
+            post(authorize_mfa).layer(limit("authorize_mfa")),
+        )
+        .route("/oauth/token", post(oauth::token).layer(limit("token")))
+        .layer(ResolveClientAddrLayer::new(inner.trusted_proxies.clone()))
+        .layer(axum::middleware::map_request(peer_from_connect_info));
     Router::new()
-        .route("/oauth/authorize", post(authorize))
-        .route("/oauth/authorize/mfa", post(authorize_mfa))
-        .route("/oauth/token", post(oauth::token))
+        .merge(login)
         .route("/api/mfa/setup", post(setup))
         .route("/api/mfa/verify-setup", post(verify_setup))
         .route("/api/mfa/factors", get(factors))
@@ -31,7 +59,22 @@ pub(crate) fn router(stepup: StepUp) -> Router {
             post(regenerate_backup_codes).layer(fresh.clone()),
         )
         .route("/api/mfa/totp", delete(remove_totp).layer(fresh))
+        .route("/api/mfa/devices", get(list_devices).delete(revoke_devices))
+        .route("/api/mfa/devices/{id}", delete(revoke_device))
+        .route("/api/mfa/events", get(events))
         .with_state(stepup)
+}
+
+/// axum keeps the TCP peer in `ConnectInfo`; the address resolution reads `PeerAddr`.
+async fn peer_from_connect_info(mut request: axum::extract::Request) -> axum::extract::Request {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(PeerAddr(peer));
+    }
+    request
 }
 
 #[derive(Deserialize)]
@@ -52,6 +95,9 @@ struct AuthorizeRequest {
 async fn authorize(
     State(stepup): State<StepUp>,
     caller: Option<AuthContext>,
+    device: Option<Extension<TrustedDevice>>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<AuthorizeRequest>,
 ) -> Result<Response, ApiError> {
     let pending = oauth::validate(
@@ -87,6 +133,9 @@ async fn authorize(
                     )
                 })?;
             if mfa.is_enrolled(&user).await.map_err(mfa_error)? {
+                if let Some(Extension(device)) = device.filter(|device| device.user == user) {
+                    return remembered_login(&stepup, device, pending, &headers, client).await;
+                }
                 let challenge = mfa
                     .start_challenge(&user, &[amr::PWD], context)
                     .await
@@ -97,7 +146,7 @@ async fn authorize(
                 subject: user,
                 acr: level::PWD,
                 amr: vec![amr::PWD.to_owned()],
-                auth_time: stepup.now(),
+                auth_time: Some(stepup.now()),
             };
             oauth::finish(&stepup, pending, grant, None).await
         }
@@ -139,6 +188,43 @@ async fn authorize(
     }
 }
 
+/// A password login on a remembered device of the same user: no MFA step. See
+/// [`devices`](crate::devices) for the `acr`/`amr`/`auth_time` it gets and why.
+async fn remembered_login(
+    stepup: &StepUp,
+    device: TrustedDevice,
+    pending: Option<oauth::PendingAuthorization>,
+    headers: &HeaderMap,
+    client: Option<Extension<ClientAddr>>,
+) -> Result<Response, ApiError> {
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|agent| agent.to_str().ok());
+    let address = client.map(|Extension(ClientAddr(address))| address.to_string());
+    stepup
+        .inner
+        .devices
+        .touch_device(&device.id, stepup.now(), address.as_deref(), user_agent)
+        .await
+        .map_err(|_| unavailable())?;
+    stepup
+        .mfa()
+        .audit()
+        .record(
+            &device.user,
+            "device_used",
+            json!({ "device_id": device.id }),
+        )
+        .await;
+    let grant = GrantParts {
+        subject: device.user,
+        acr: level::MFA,
+        amr: vec![amr::PWD.to_owned()],
+        auth_time: None,
+    };
+    oauth::finish(stepup, pending, grant, None).await
+}
+
 /// Whether `acr_values` asks for more than a password.
 fn asks_for_mfa(acr_values: Option<&str>) -> bool {
     acr_values.is_some_and(|values| {
@@ -153,12 +239,16 @@ struct MfaLogin {
     mfa_token: String,
     code: Option<String>,
     backup_code: Option<String>,
+    #[serde(default)]
+    remember_device: bool,
 }
 
 /// The second step: `mfa_token` plus a TOTP code or a backup code → a token with `acr` `mfa`
 /// (or, for a pending authorization, a `302` with a code).
 async fn authorize_mfa(
     State(stepup): State<StepUp>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
     JsonBody(login): JsonBody<MfaLogin>,
 ) -> Result<Response, ApiError> {
     let proof = match (&login.code, &login.backup_code) {
@@ -178,13 +268,48 @@ async fn authorize_mfa(
     let pending = completed
         .context
         .and_then(|context| serde_json::from_value(context).ok());
+    let cookie = if login.remember_device {
+        let address = client.map(|Extension(ClientAddr(address))| address.to_string());
+        let (device, cookie) = devices::remember(
+            &completed.subject,
+            stepup.now(),
+            stepup.inner.remember_for,
+            &headers,
+            address,
+        )
+        .ok_or_else(unavailable)?;
+        let device_id = device.id.clone();
+        stepup
+            .inner
+            .devices
+            .insert_device(device)
+            .await
+            .map_err(|_| unavailable())?;
+        stepup
+            .mfa()
+            .audit()
+            .record(
+                &completed.subject,
+                "device_remembered",
+                json!({ "device_id": device_id }),
+            )
+            .await;
+        Some(cookie)
+    } else {
+        None
+    };
     let grant = GrantParts {
         subject: completed.subject,
         acr: level::MFA,
         amr: completed.amr,
-        auth_time: stepup.now(),
+        auth_time: Some(stepup.now()),
     };
-    oauth::finish(&stepup, pending, grant, completed.remaining_backup_codes).await
+    let mut response =
+        oauth::finish(&stepup, pending, grant, completed.remaining_backup_codes).await?;
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 async fn setup(State(stepup): State<StepUp>, caller: AuthContext) -> Result<Response, ApiError> {
@@ -258,6 +383,8 @@ async fn remove_totp(
         .remove_totp(caller.subject())
         .await
         .map_err(mfa_error)?;
+    // Devices remembered on the strength of that factor go with it.
+    revoke_all_devices(&stepup, caller.subject()).await?;
     if !removed {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -266,6 +393,108 @@ async fn remove_totp(
         ));
     }
     Ok(Json(json!({ "success": true })).into_response())
+}
+
+async fn list_devices(
+    State(stepup): State<StepUp>,
+    caller: AuthContext,
+    device: Option<Extension<TrustedDevice>>,
+) -> Result<Response, ApiError> {
+    let current = device.map(|Extension(device)| device.id);
+    let devices = stepup
+        .inner
+        .devices
+        .devices(caller.subject())
+        .await
+        .map_err(|_| unavailable())?;
+    let devices: Vec<_> = devices
+        .into_iter()
+        .map(|device| {
+            json!({
+                "id": device.id,
+                "created_at": device.created_at,
+                "last_used_at": device.last_used_at,
+                "expires_at": device.expires_at,
+                "address": device.address,
+                "user_agent": device.user_agent,
+                "current": current.as_deref() == Some(device.id.as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "devices": devices })).into_response())
+}
+
+async fn revoke_device(
+    State(stepup): State<StepUp>,
+    caller: AuthContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let revoked = stepup
+        .inner
+        .devices
+        .delete_device(caller.subject(), &id)
+        .await
+        .map_err(|_| unavailable())?;
+    if !revoked {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such device",
+        ));
+    }
+    stepup
+        .mfa()
+        .audit()
+        .record(
+            caller.subject(),
+            "device_revoked",
+            json!({ "device_id": id }),
+        )
+        .await;
+    Ok(Json(json!({ "success": true })).into_response())
+}
+
+async fn revoke_devices(
+    State(stepup): State<StepUp>,
+    caller: AuthContext,
+) -> Result<Response, ApiError> {
+    let revoked = revoke_all_devices(&stepup, caller.subject()).await?;
+    Ok(Json(json!({ "success": true, "revoked": revoked })).into_response())
+}
+
+async fn revoke_all_devices(stepup: &StepUp, user: &str) -> Result<usize, ApiError> {
+    let revoked = stepup
+        .inner
+        .devices
+        .delete_devices(user)
+        .await
+        .map_err(|_| unavailable())?;
+    if revoked > 0 {
+        stepup
+            .mfa()
+            .audit()
+            .record(user, "devices_revoked", json!({ "count": revoked }))
+            .await;
+    }
+    Ok(revoked)
+}
+
+async fn events(State(stepup): State<StepUp>, caller: AuthContext) -> Result<Response, ApiError> {
+    let events = stepup
+        .mfa()
+        .audit()
+        .events(caller.subject(), 100)
+        .await
+        .map_err(|_| unavailable())?;
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let detail: serde_json::Value =
+                serde_json::from_str(&event.detail).unwrap_or(serde_json::Value::Null);
+            json!({ "kind": event.kind, "at": event.at, "detail": detail })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })).into_response())
 }
 
 pub(crate) fn issue(

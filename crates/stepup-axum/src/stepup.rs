@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use axum::Router;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::token::{JwtIssuer, JwtVerifier};
-use stepup_mfa::{AttemptPolicy, Keyring, Mfa, MfaError, TotpConfig};
+use stepup_mfa::{AttemptPolicy, Audit, Keyring, Mfa, MfaError, Notifier, TotpConfig};
+use stepup_store::{AuditStore, DeviceStore, Store};
+use stepup_tower::TrustedProxies;
 
 use crate::oauth::OAuthClient;
 use stepup_store::{EphemeralStore, FactorStore};
@@ -65,6 +67,10 @@ pub(crate) struct Inner {
     pub(crate) fresh_mfa: Duration,
     pub(crate) clients: Vec<OAuthClient>,
     pub(crate) clock: SharedClock,
+    pub(crate) devices: Arc<dyn DeviceStore>,
+    pub(crate) remember_for: Duration,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) address_limit: (u64, Duration),
 }
 
 impl StepUp {
@@ -127,6 +133,12 @@ pub struct StepUpBuilder {
     fresh_mfa: Option<Duration>,
     clients: Vec<OAuthClient>,
     attempts: Option<AttemptPolicy>,
+    devices: Option<Arc<dyn DeviceStore>>,
+    audit: Option<Arc<dyn AuditStore>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    remember_for: Option<Duration>,
+    trusted_proxies: Option<TrustedProxies>,
+    address_limit: Option<(u64, Duration)>,
 }
 
 impl StepUpBuilder {
@@ -136,22 +148,54 @@ impl StepUpBuilder {
         self
     }
 
-    /// One store for both durable and ephemeral state.
-    pub fn store<S: FactorStore + EphemeralStore>(mut self, store: S) -> Self {
+    /// One store for every kind of state.
+    pub fn store<S: Store>(mut self, store: S) -> Self {
         let store = Arc::new(store);
         self.factors = Some(store.clone());
-        self.ephemeral = Some(store);
+        self.ephemeral = Some(store.clone());
+        self.devices = Some(store.clone());
+        self.audit = Some(store);
         self
     }
 
-    /// Separate stores (e.g. PostgreSQL for factors, Redis for ephemeral state).
+    /// Separate stores (e.g. PostgreSQL for the durable parts, Redis for ephemeral state).
     pub fn stores(
         mut self,
         factors: Arc<dyn FactorStore>,
         ephemeral: Arc<dyn EphemeralStore>,
+        devices: Arc<dyn DeviceStore>,
+        audit: Arc<dyn AuditStore>,
     ) -> Self {
         self.factors = Some(factors);
         self.ephemeral = Some(ephemeral);
+        self.devices = Some(devices);
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Told about factor changes (e.g. to email the user).
+    pub fn notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// How long a remembered device stays trusted (default 30 days).
+    pub fn remember_device_for(mut self, duration: Duration) -> Self {
+        self.remember_for = Some(duration);
+        self
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed (default: none, so
+    /// the TCP peer is the client). The peer address comes from axum's `ConnectInfo<SocketAddr>`:
+    /// serve with `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Some(proxies);
+        self
+    }
+
+    /// Requests per client address to the login endpoints (default 30 per 5 minutes).
+    pub fn address_limit(mut self, max: u64, window: Duration) -> Self {
+        self.address_limit = Some((max, window));
         self
     }
 
@@ -222,6 +266,12 @@ impl StepUpBuilder {
         .with_totp_config(self.totp)
         .with_attempt_policy(self.attempts.unwrap_or_default())
         .with_clock(clock.clone());
+        let mut audit =
+            Audit::default().with_store(self.audit.ok_or(BuildError::Missing("a store"))?);
+        if let Some(notifier) = self.notifier {
+            audit = audit.with_notifier(notifier);
+        }
+        let mfa = mfa.with_audit(audit);
         Ok(StepUp {
             inner: Arc::new(Inner {
                 issuer,
@@ -233,6 +283,14 @@ impl StepUpBuilder {
                 fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
                 clients: self.clients,
                 clock,
+                devices: self.devices.ok_or(BuildError::Missing("a store"))?,
+                remember_for: self
+                    .remember_for
+                    .unwrap_or(crate::devices::DEFAULT_REMEMBER_FOR),
+                trusted_proxies: self.trusted_proxies.unwrap_or_else(TrustedProxies::none),
+                address_limit: self
+                    .address_limit
+                    .unwrap_or((30, Duration::from_secs(5 * 60))),
             }),
         })
     }

@@ -9,12 +9,14 @@
 //! assert_eq!(BackupCodes::normalise(&codes[0].to_lowercase()), BackupCodes::normalise(&codes[0]));
 //! ```
 
+pub mod audit;
 pub mod backup;
 mod limits;
 mod mfa;
 pub mod seal;
 pub mod totp;
 
+pub use audit::{Audit, Notifier};
 pub use limits::AttemptPolicy;
 pub use mfa::{
     CHALLENGE_TTL, CompletedChallenge, FactorSummary, MAX_CODE_ATTEMPTS, Mfa, MfaChallenge,

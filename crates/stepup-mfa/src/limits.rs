@@ -39,6 +39,36 @@ impl Default for AttemptPolicy {
 /// How long bursts are remembered for the doubling.
 const BURST_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Why an attempt was not admitted.
+pub(crate) struct Refused {
+    pub(crate) error: MfaError,
+    pub(crate) lockout_started: bool,
+}
+
+impl Refused {
+    fn limited(retry_after: Duration, lockout_started: bool) -> Self {
+        Self {
+            error: MfaError::RateLimited { retry_after },
+            lockout_started,
+        }
+    }
+}
+
+impl From<MfaError> for Refused {
+    fn from(error: MfaError) -> Self {
+        Self {
+            error,
+            lockout_started: false,
+        }
+    }
+}
+
+impl From<stepup_store::StoreError> for Refused {
+    fn from(error: stepup_store::StoreError) -> Self {
+        MfaError::from(error).into()
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AttemptLimiter {
     pub(crate) ephemeral: Arc<dyn EphemeralStore>,
@@ -47,10 +77,11 @@ pub(crate) struct AttemptLimiter {
 }
 
 impl AttemptLimiter {
-    /// Counts an attempt for `user`, or refuses it with the time to wait.
-    pub(crate) async fn admit(&self, user: &str) -> Result<(), MfaError> {
+    /// Counts an attempt for `user`, or refuses it with the time to wait; `lockout_started` tells
+    /// whether this very attempt started a lockout (so that it is audited once).
+    pub(crate) async fn admit(&self, user: &str) -> Result<(), Refused> {
         if let Some(retry_after) = self.locked_for(user).await? {
-            return Err(MfaError::RateLimited { retry_after });
+            return Err(Refused::limited(retry_after, false));
         }
         let attempts = self
             .ephemeral
@@ -59,11 +90,12 @@ impl AttemptLimiter {
         if attempts <= self.policy.max_failures {
             return Ok(());
         }
-        if attempts == self.policy.max_failures + 1 {
+        let starts_lockout = attempts == self.policy.max_failures + 1;
+        if starts_lockout {
             self.start_lockout(user).await?;
         }
         let retry_after = self.locked_for(user).await?.unwrap_or(self.policy.window);
-        Err(MfaError::RateLimited { retry_after })
+        Err(Refused::limited(retry_after, starts_lockout))
     }
 
     /// A success: the failures so far no longer count.
@@ -88,12 +120,6 @@ impl AttemptLimiter {
         self.ephemeral
             .insert_if_absent(&format!("locked:{user}"), &until.to_be_bytes(), lockout)
             .await?;
-        tracing::warn!(
-            event = "mfa_lockout",
-            user,
-            seconds = lockout.as_secs(),
-            bursts
-        );
         Ok(())
     }
 

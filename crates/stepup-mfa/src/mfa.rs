@@ -9,11 +9,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use stepup_core::acr::amr;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_store::{BackupCodeHash, EphemeralStore, FactorStore, StoreError, TotpRecord};
 
+use crate::audit::Audit;
 use crate::backup::BackupCodes;
 use crate::limits::{AttemptLimiter, AttemptPolicy};
 use crate::seal::Keyring;
@@ -143,6 +145,7 @@ struct Inner {
     totp: TotpConfig,
     clock: SharedClock,
     attempts: AttemptPolicy,
+    audit: Audit,
 }
 
 impl Mfa {
@@ -164,6 +167,7 @@ impl Mfa {
                 totp: TotpConfig::default(),
                 clock: Arc::new(SystemClock),
                 attempts: AttemptPolicy::default(),
+                audit: Audit::default().with_clock(Arc::new(SystemClock)),
             }),
         })
     }
@@ -175,7 +179,20 @@ impl Mfa {
 
     /// Sets the clock.
     pub fn with_clock(self, clock: SharedClock) -> Self {
-        self.map(|inner| inner.clock = clock)
+        self.map(|inner| {
+            inner.audit = inner.audit.clone().with_clock(clock.clone());
+            inner.clock = clock;
+        })
+    }
+
+    /// Sets where audit events go besides the log (store, notifier).
+    pub fn with_audit(self, audit: Audit) -> Self {
+        self.map(|inner| inner.audit = audit.with_clock(inner.clock.clone()))
+    }
+
+    /// The audit trail, for events the application records itself.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     /// Sets the per-user limits on failed verifications.
@@ -200,7 +217,19 @@ impl Mfa {
             clock: self.inner.clock.clone(),
             policy: self.inner.attempts,
         };
-        limiter.admit(user).await?;
+        if let Err(refused) = limiter.admit(user).await {
+            if refused.lockout_started {
+                let retry_after = match &refused.error {
+                    MfaError::RateLimited { retry_after } => retry_after.as_secs(),
+                    _ => 0,
+                };
+                self.inner
+                    .audit
+                    .record(user, "lockout", json!({ "seconds": retry_after }))
+                    .await;
+            }
+            return Err(refused.error);
+        }
         let outcome = verification.await;
         if outcome.is_ok() {
             limiter.forgive(user).await?;
@@ -219,6 +248,7 @@ impl Mfa {
                 totp: shared.totp.clone(),
                 clock: shared.clock.clone(),
                 attempts: shared.attempts,
+                audit: shared.audit.clone(),
             },
         };
         change(&mut inner);
@@ -271,7 +301,10 @@ impl Mfa {
         if !self.inner.factors.put_pending_totp(user, record).await? {
             return Err(MfaError::AlreadyEnrolled);
         }
-        tracing::info!(event = "totp_enrollment_started", user);
+        self.inner
+            .audit
+            .record(user, "totp_enrollment_started", json!({}))
+            .await;
         Ok(enrollment)
     }
 
@@ -299,7 +332,14 @@ impl Mfa {
         if !self.inner.factors.activate_totp(user, step, hashes).await? {
             return Err(MfaError::NoPendingEnrollment);
         }
-        tracing::info!(event = "totp_enrolled", user);
+        self.inner
+            .audit
+            .record(
+                user,
+                "totp_enrolled",
+                json!({ "backup_codes": codes.len() }),
+            )
+            .await;
         Ok(codes)
     }
 
@@ -353,7 +393,10 @@ impl Mfa {
             return Err(MfaError::InvalidCode);
         }
         let remaining = self.inner.factors.remaining_backup_codes(user).await?;
-        tracing::info!(event = "backup_code_used", user, remaining);
+        self.inner
+            .audit
+            .record(user, "backup_code_used", json!({ "remaining": remaining }))
+            .await;
         Ok(remaining)
     }
 
@@ -367,7 +410,14 @@ impl Mfa {
             .factors
             .replace_backup_codes(user, hashes)
             .await?;
-        tracing::info!(event = "backup_codes_regenerated", user);
+        self.inner
+            .audit
+            .record(
+                user,
+                "backup_codes_regenerated",
+                json!({ "count": codes.len() }),
+            )
+            .await;
         Ok(codes)
     }
 
@@ -376,7 +426,10 @@ impl Mfa {
         let existed = self.inner.factors.totp(user).await?.is_some();
         self.inner.factors.delete_factors(user).await?;
         if existed {
-            tracing::info!(event = "totp_removed", user);
+            self.inner
+                .audit
+                .record(user, "totp_removed", json!({}))
+                .await;
         }
         Ok(existed)
     }
@@ -482,7 +535,15 @@ impl Mfa {
                 if attempts >= MAX_CODE_ATTEMPTS {
                     ephemeral.remove(&key).await?;
                 }
-                tracing::info!(event = "mfa_failed", user = %ticket.sub, attempts);
+                let method = proof_method(proof);
+                self.inner
+                    .audit
+                    .record(
+                        &ticket.sub,
+                        "mfa_failed",
+                        json!({ "method": method, "attempts": attempts }),
+                    )
+                    .await;
                 return Err(MfaError::InvalidCode);
             }
             Err(other) => return Err(other),
@@ -494,7 +555,14 @@ impl Mfa {
         if !amr.iter().any(|method| method == amr::OTP) {
             amr.push(amr::OTP.to_owned());
         }
-        tracing::info!(event = "mfa_succeeded", user = %ticket.sub);
+        self.inner
+            .audit
+            .record(
+                &ticket.sub,
+                "mfa_succeeded",
+                json!({ "method": proof_method(proof) }),
+            )
+            .await;
         Ok(CompletedChallenge {
             subject: ticket.sub,
             amr,
@@ -588,6 +656,14 @@ impl fmt::Debug for Mfa {
             .field("keyring", &self.inner.keyring)
             .field("totp", &self.inner.totp)
             .finish_non_exhaustive()
+    }
+}
+
+/// The method a proof uses, for the audit trail (never the code itself).
+fn proof_method(proof: Proof<'_>) -> &'static str {
+    match proof {
+        Proof::Totp(_) => "totp",
+        Proof::BackupCode(_) => "backup_code",
     }
 }
 

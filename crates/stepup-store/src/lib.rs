@@ -1,10 +1,15 @@
 //! Storage for stepup.
 //!
-//! Two traits, because a deployment may keep them in different places (PostgreSQL for the durable
-//! part, Redis for the expiring part):
+//! Separate traits, because a deployment may keep them in different places (PostgreSQL for the
+//! durable part, Redis for the expiring part):
 //!
 //! - [`FactorStore`]: durable state: each user's TOTP enrollment and backup-code hashes.
-//! - [`EphemeralStore`]: short-lived state with expiry: `mfa_token`s, challenges, attempt counters.
+//! - [`EphemeralStore`]: short-lived state with expiry: `mfa_token`s, authorization codes,
+//!   challenges, attempt counters.
+//! - [`DeviceStore`]: remembered devices (durable, with expiry).
+//! - [`AuditStore`]: the append-only audit trail.
+//!
+//! [`Store`] is all four, as [`MemoryStore`] and `SqliteStore` are.
 //!
 //! Every single-use or check-and-update operation is ONE atomic call of the trait
 //! (consume-if-present, compare-and-set, insert-if-absent); callers never read-then-write. A backend
@@ -239,7 +244,7 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn audit_events(&self, user: &str, limit: usize) -> StoreResult<Vec<AuditRecord>>;
 }
 
-/// A store holding both kinds of state.
-pub trait Store: FactorStore + EphemeralStore {}
+/// A store holding every kind of state.
+pub trait Store: FactorStore + EphemeralStore + DeviceStore + AuditStore {}
 
-impl<T: FactorStore + EphemeralStore> Store for T {}
+impl<T: FactorStore + EphemeralStore + DeviceStore + AuditStore> Store for T {}

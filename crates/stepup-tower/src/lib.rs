@@ -2,9 +2,12 @@
 //!
 //! - [`authenticate()`]: bearer token → [`AuthContext`](stepup_core::AuthContext) in the request
 //!   extensions, or `401 invalid_token`;
-//! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge.
+//! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
+//! - [`ResolveClientAddr`] / [`RateLimit`]: the client's address (believing trusted proxies only)
+//!   and a per-client request budget kept in an `EphemeralStore`, answering `429`.
 //!
-//! Both wrap the inner response body in [`ResponseBody`], so they work with any body type.
+//! The layers that answer wrap the inner response body in [`ResponseBody`], so they work with any
+//! body type.
 //!
 //! ```
 //! use axum::{Router, routing::{delete, get}};
@@ -20,9 +23,15 @@
 //! ```
 
 pub mod authenticate;
+pub mod client_addr;
+pub mod rate_limit;
 pub mod require_acr;
 mod response;
 
 pub use authenticate::{Authenticate, AuthenticateLayer, authenticate};
+pub use client_addr::{
+    ClientAddr, PeerAddr, ResolveClientAddr, ResolveClientAddrLayer, TrustedProxies, client_addr,
+};
+pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use response::{ResponseBody, ResponseFuture};

@@ -42,6 +42,16 @@ impl<B> ResponseBody<B> {
             },
         }
     }
+
+    /// The inner service's body, for the middlewares of this crate.
+    pub(crate) fn from_inner(body: B) -> Self {
+        Self::inner(body)
+    }
+
+    /// A rejection made on the spot by a middleware of this crate.
+    pub(crate) fn from_rejection(body: String) -> Self {
+        Self::rejection(body)
+    }
 }
 
 impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {

@@ -97,7 +97,11 @@ impl JwtIssuer {
                 jti: Some(random_token_id()),
                 acr: grant.acr.clone(),
                 amr: grant.amr.clone(),
-                auth_time: Some(grant.auth_time.unwrap_or(now)),
+                auth_time: match grant.auth_time {
+                    AuthTime::Now => Some(now),
+                    AuthTime::At(time) => Some(time),
+                    AuthTime::Omitted => None,
+                },
                 scope: grant.scope.clone(),
             },
         };
@@ -135,8 +139,15 @@ pub struct Grant {
     subject: String,
     acr: Option<String>,
     amr: Vec<String>,
-    auth_time: Option<u64>,
+    auth_time: AuthTime,
     scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthTime {
+    Now,
+    At(u64),
+    Omitted,
 }
 
 impl Grant {
@@ -146,7 +157,7 @@ impl Grant {
             subject: subject.into(),
             acr: None,
             amr: Vec::new(),
-            auth_time: None,
+            auth_time: AuthTime::Now,
             scope: None,
         }
     }
@@ -169,7 +180,14 @@ impl Grant {
 
     /// Sets `auth_time` (Unix seconds); defaults to the time of issue.
     pub fn auth_time(mut self, auth_time: u64) -> Self {
-        self.auth_time = Some(auth_time);
+        self.auth_time = AuthTime::At(auth_time);
+        self
+    }
+
+    /// Leaves `auth_time` out: the token vouches for no authentication event at a known time, so
+    /// it never meets a `max_age` (used for remembered-device logins).
+    pub fn without_auth_time(mut self) -> Self {
+        self.auth_time = AuthTime::Omitted;
         self
     }
 
