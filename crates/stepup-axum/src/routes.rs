@@ -39,7 +39,7 @@ pub(crate) fn router(stepup: StepUp) -> Router {
         .route(
             "/oauth/authorize",
             post(authorize)
-                .layer::<_, Infallible>(devices)
+                .layer::<_, Infallible>(devices.clone())
                 .layer::<_, Infallible>(limit("authorize")),
         )
         .route(
@@ -59,7 +59,12 @@ pub(crate) fn router(stepup: StepUp) -> Router {
             post(regenerate_backup_codes).layer(fresh.clone()),
         )
         .route("/api/mfa/totp", delete(remove_totp).layer(fresh))
-        .route("/api/mfa/devices", get(list_devices).delete(revoke_devices))
+        .route(
+            "/api/mfa/devices",
+            get(list_devices)
+                .layer::<_, Infallible>(devices)
+                .delete(revoke_devices),
+        )
         .route("/api/mfa/devices/{id}", delete(revoke_device))
         .route("/api/mfa/events", get(events))
         .with_state(stepup)

@@ -1,0 +1,298 @@
+//! "Remember this device" and the audit trail, end to end over HTTP.
+
+mod demo_support;
+
+use std::time::Duration;
+
+use demo_support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Completes the MFA step with `remember_device` and returns the `Set-Cookie` header.
+async fn remember(demo: &Demo, email: &str, key: &stepup::mfa::totp::TotpKey) -> String {
+    let mfa_token = demo.mfa_token(email).await;
+    let response = demo
+        .request(Method::POST, "/oauth/authorize/mfa", None)
+        .json(&json!({"mfa_token": mfa_token, "code": demo.code(key), "remember_device": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    demo.clock.advance(Duration::from_secs(30));
+    cookie
+}
+
+/// The `name=value` part of a `Set-Cookie` header, as a browser would send it back.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn login_with_cookie(demo: &Demo, email: &str, cookie: &str) -> Answer {
+    Answer::read(
+        demo.request(Method::POST, "/oauth/authorize", None)
+            .header("cookie", cookie)
+            .json(&json!({"username": email, "password": "correct horse"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_cookie_is_host_only_http_only_secure_and_strict() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("ada@example.com").await;
+    let set_cookie = remember(&demo, "ada@example.com", &key).await;
+    let mut attributes: Vec<&str> = set_cookie.split("; ").collect();
+    let pair = attributes.remove(0);
+    let (name, token) = pair.split_once('=').unwrap();
+    assert_eq!(name, "__Host-stepup_device");
+    assert_eq!(token.len(), 43, "256 random bits, base64url");
+    attributes.sort_unstable();
+    assert_eq!(
+        attributes,
+        [
+            "HttpOnly",
+            "Max-Age=2592000",
+            "Path=/",
+            "SameSite=Strict",
+            "Secure"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_device_skips_the_mfa_step_but_never_meets_max_age() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("bo@example.com").await;
+    let cookie = cookie_pair(&remember(&demo, "bo@example.com", &key).await);
+
+    let login = login_with_cookie(&demo, "bo@example.com", &cookie).await;
+    assert_eq!(login.body["acr"], "mfa", "{login:?}");
+    assert!(login.body.get("mfa_required").is_none());
+    let token = login.token();
+    let me = demo.get("/api/me", Some(&token)).await;
+    assert_eq!(me.body["amr"], json!(["pwd"]), "only what was used now");
+    assert_eq!(me.body["auth_time"], Value::Null);
+
+    let refused = demo.delete("/api/account", Some(&token)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.challenge.unwrap().contains("max_age=300"));
+
+    // The wrong password is still the wrong password.
+    let wrong = Answer::read(
+        demo.request(Method::POST, "/oauth/authorize", None)
+            .header("cookie", &cookie)
+            .json(&json!({"username": "bo@example.com", "password": "wrong horse"})),
+    )
+    .await;
+    wrong.assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_device_vouches_only_for_its_own_user() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("cy@example.com").await;
+    demo.enrolled_user("di@example.com").await;
+    let cookie = cookie_pair(&remember(&demo, "cy@example.com", &key).await);
+    let login = login_with_cookie(&demo, "di@example.com", &cookie).await;
+    assert_eq!(login.body["mfa_required"], true);
+    // Nor through the authorization-code path.
+    let login = Answer::read(
+        demo.request(Method::POST, "/oauth/authorize", None)
+            .header("cookie", &cookie)
+            .json(&json!({
+                "username": "di@example.com",
+                "password": "correct horse",
+                "client_id": CLIENT_ID,
+                "redirect_uri": REDIRECT_URI,
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            })),
+    )
+    .await;
+    assert_eq!(login.body["mfa_required"], true);
+    // A forged or garbled cookie is no device.
+    for forged in [
+        "__Host-stepup_device=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "__Host-stepup_device=x",
+        "garbage",
+    ] {
+        let login = login_with_cookie(&demo, "cy@example.com", forged).await;
+        assert_eq!(login.body["mfa_required"], true, "{forged}");
+    }
+}
+
+#[tokio::test]
+async fn devices_are_listed_revoked_and_expire() {
+    let demo = Demo::start().await;
+    let (password_token, key, _) = demo.enrolled_user("ed@example.com").await;
+    let first = cookie_pair(&remember(&demo, "ed@example.com", &key).await);
+    let second = cookie_pair(&remember(&demo, "ed@example.com", &key).await);
+
+    let listed = demo.get("/api/mfa/devices", Some(&password_token)).await;
+    let devices = listed.body["devices"].as_array().unwrap().clone();
+    assert_eq!(devices.len(), 2);
+    assert!(devices.iter().all(|device| device["id"].is_string()
+        && device["expires_at"].as_u64().unwrap() > T0
+        && device.get("token").is_none()
+        && device.get("token_hash").is_none()));
+
+    // Revoke the first: it no longer skips the step; the second still does.
+    let first_login = login_with_cookie(&demo, "ed@example.com", &first).await;
+    assert_eq!(first_login.body["acr"], "mfa");
+    let first_id = {
+        let listed = Answer::read(
+            demo.request(Method::GET, "/api/mfa/devices", Some(&password_token))
+                .header("cookie", &first),
+        )
+        .await;
+        let devices = listed.body["devices"].as_array().unwrap().clone();
+        devices
+            .into_iter()
+            .find(|device| device["current"] == true)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let revoked = demo
+        .delete(
+            &format!("/api/mfa/devices/{first_id}"),
+            Some(&password_token),
+        )
+        .await;
+    assert_eq!(revoked.body, json!({"success": true}));
+    demo.delete(
+        &format!("/api/mfa/devices/{first_id}"),
+        Some(&password_token),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        login_with_cookie(&demo, "ed@example.com", &first)
+            .await
+            .body["mfa_required"],
+        true
+    );
+    assert_eq!(
+        login_with_cookie(&demo, "ed@example.com", &second)
+            .await
+            .body["acr"],
+        "mfa"
+    );
+
+    // 30 days later the second has expired too.
+    demo.clock.advance(Duration::from_secs(30 * 24 * 60 * 60));
+    assert_eq!(
+        login_with_cookie(&demo, "ed@example.com", &second)
+            .await
+            .body["mfa_required"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn removing_the_factor_revokes_every_device() {
+    let demo = Demo::start().await;
+    let (_, key, _) = demo.enrolled_user("fa@example.com").await;
+    let cookie = cookie_pair(&remember(&demo, "fa@example.com", &key).await);
+    let mfa_token = demo.mfa_token("fa@example.com").await;
+    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
+    assert_eq!(
+        demo.delete("/api/mfa/totp", Some(&fresh)).await.body,
+        json!({"success": true})
+    );
+    let listed = demo.get("/api/mfa/devices", Some(&fresh)).await;
+    assert_eq!(listed.body["devices"], json!([]));
+    // Without a factor the login is a password login, and the old cookie adds nothing.
+    let login = login_with_cookie(&demo, "fa@example.com", &cookie).await;
+    assert_eq!(login.body["acr"], "pwd");
+}
+
+#[tokio::test]
+async fn a_session_is_audited_in_order() {
+    let demo = Demo::start().await;
+    let (password_token, key, codes) = demo.enrolled_user("gus@example.com").await;
+    let mfa_token = demo.mfa_token("gus@example.com").await;
+    demo.mfa_step(&mfa_token, json!({"code": "000000"})).await;
+    demo.mfa_step(&mfa_token, json!({"backup_code": codes[0]}))
+        .await
+        .token();
+    remember(&demo, "gus@example.com", &key).await;
+    demo.delete("/api/mfa/devices", Some(&password_token)).await;
+
+    let events = demo.get("/api/mfa/events", Some(&password_token)).await;
+    let kinds: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "totp_enrollment_started",
+            "totp_enrolled",
+            "mfa_failed",
+            "backup_code_used",
+            "mfa_succeeded",
+            "mfa_succeeded",
+            "device_remembered",
+            "devices_revoked",
+        ]
+    );
+    let detail_of = |kind: &str| {
+        events.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["kind"] == kind)
+            .unwrap()["detail"]
+            .clone()
+    };
+    assert_eq!(detail_of("backup_code_used"), json!({"remaining": 9}));
+    assert_eq!(detail_of("mfa_failed")["method"], "totp");
+    // Nobody else's events, and none without a token.
+    let (other, _, _) = demo.enrolled_user("hy@example.com").await;
+    let theirs = demo.get("/api/mfa/events", Some(&other)).await;
+    assert_eq!(theirs.body["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        demo.get("/api/mfa/events", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarded_headers() {
+    let demo = Demo::start().await;
+    for attempt in 0..30 {
+        let answer = Answer::read(
+            demo.request(Method::POST, "/oauth/authorize", None)
+                .header("x-forwarded-for", format!("203.0.113.{attempt}"))
+                .json(&json!({"username": "nobody@example.com", "password": "guess"})),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let response = demo
+        .request(Method::POST, "/oauth/authorize", None)
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({"username": "nobody@example.com", "password": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "300");
+    demo.clock.advance(Duration::from_secs(300));
+    let answer = demo
+        .post(
+            "/oauth/authorize",
+            None,
+            json!({"username": "nobody@example.com", "password": "guess"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a new window");
+}
