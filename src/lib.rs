@@ -45,19 +45,20 @@ pub use stepup_core::{
     TokenError,
 };
 pub use stepup_tower::{
-    Authenticate, AuthenticateLayer, RequireAcr, RequireAcrService, RequireMfa, ResponseBody,
-    ResponseFuture, authenticate,
+    Authenticate, AuthenticateLayer, ClientAddr, PeerAddr, RateLimit, RateLimitLayer, RequireAcr,
+    RequireAcrService, RequireMfa, ResolveClientAddr, ResolveClientAddrLayer, ResponseBody,
+    ResponseFuture, TrustedProxies, authenticate, client_addr,
 };
 
 /// Lower-level access to the middleware modules.
 pub mod middleware {
     pub use stepup_tower::authenticate::bearer_token;
-    pub use stepup_tower::{authenticate, require_acr};
+    pub use stepup_tower::{authenticate, client_addr, rate_limit, require_acr};
 }
 
 pub use stepup_mfa::{
-    AttemptPolicy, CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError, Proof,
-    TotpAlgorithm, TotpConfig, TotpEnrollment,
+    AttemptPolicy, Audit, CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError,
+    Notifier, Proof, TotpAlgorithm, TotpConfig, TotpEnrollment,
 };
 #[cfg(feature = "sqlite")]
 pub use stepup_store::SqliteStore;
@@ -65,7 +66,8 @@ pub use stepup_store::{EphemeralStore, FactorStore, MemoryStore, Store, StoreErr
 
 #[cfg(feature = "axum")]
 pub use stepup_axum::{
-    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
+    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, RememberedDevicesLayer,
+    StepUp, StepUpBuilder, TrustedDevice,
 };
 
 /// Storage backends and their traits.
