@@ -234,13 +234,16 @@ async fn a_session_is_audited_in_order() {
     assert_eq!(
         kinds,
         [
+            "token_issued",
             "totp_enrollment_started",
             "totp_enrolled",
             "mfa_failed",
             "backup_code_used",
             "mfa_succeeded",
+            "token_issued",
             "mfa_succeeded",
             "device_remembered",
+            "token_issued",
             "devices_revoked",
         ]
     );
@@ -255,10 +258,14 @@ async fn a_session_is_audited_in_order() {
     };
     assert_eq!(detail_of("backup_code_used"), json!({"remaining": 9}));
     assert_eq!(detail_of("mfa_failed")["method"], "totp");
+    assert_eq!(
+        detail_of("token_issued"),
+        json!({"acr": "pwd", "amr": ["pwd"], "via": "direct"})
+    );
     // Nobody else's events, and none without a token.
     let (other, _, _) = demo.enrolled_user("hy@example.com").await;
     let theirs = demo.get("/api/mfa/events", Some(&other)).await;
-    assert_eq!(theirs.body["events"].as_array().unwrap().len(), 2);
+    assert_eq!(theirs.body["events"].as_array().unwrap().len(), 3);
     assert_eq!(
         demo.get("/api/mfa/events", None).await.status,
         StatusCode::UNAUTHORIZED

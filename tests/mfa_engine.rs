@@ -658,3 +658,59 @@ async fn every_verification_fails_closed_when_the_store_is_down() {
         mfa.confirm_totp_enrollment("u", "123456").await.map(|_| ())
     ));
 }
+
+/// Collects what a `Notifier` hears.
+#[derive(Clone, Default)]
+struct Heard(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+#[async_trait::async_trait]
+impl stepup::Notifier for Heard {
+    async fn factor_changed(&self, user: &str, change: &str, _: &serde_json::Value) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((user.to_owned(), change.to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn the_notifier_hears_factor_changes_and_nothing_else() {
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(MemoryStore::new().with_clock(Arc::new(clock.clone())));
+    let heard = Heard::default();
+    let mfa = Mfa::new(store.clone(), store.clone(), keyring(), LOOKUP_KEY)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()))
+        .with_audit(
+            stepup::Audit::default()
+                .with_store(store.clone())
+                .with_notifier(Arc::new(heard.clone())),
+        );
+    let harness = Harness {
+        mfa,
+        clock,
+        dir: None,
+    };
+    let (key, _) = enroll(&harness, "nia").await;
+    harness
+        .mfa
+        .verify_totp("nia", &key.code_at(harness.clock.unix_seconds()))
+        .await
+        .unwrap();
+    assert!(harness.mfa.verify_totp("nia", "000000").await.is_err());
+    harness.mfa.regenerate_backup_codes("nia").await.unwrap();
+    harness.mfa.remove_totp("nia").await.unwrap();
+    let heard: Vec<(String, String)> = heard.0.lock().unwrap().clone();
+    let changes: Vec<&str> = heard.iter().map(|(_, change)| change.as_str()).collect();
+    assert_eq!(
+        changes,
+        ["totp_enrolled", "backup_codes_regenerated", "totp_removed"]
+    );
+    assert!(heard.iter().all(|(user, _)| user == "nia"));
+    let stored = harness.mfa.audit().events("nia", 100).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        5,
+        "enrollment started, enrolled, failed, regenerated, removed"
+    );
+}

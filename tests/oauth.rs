@@ -230,6 +230,17 @@ async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
     let acr_values = refused.body["acr_values"].as_str().unwrap().to_owned();
     assert_eq!(refused.body["max_age"], 300);
 
+    // A code cannot be had by naming a client either: the step-up path asks for the factor.
+    let mut with_client = authorization("fin@example.com");
+    with_client["acr_values"] = json!(acr_values);
+    with_client.as_object_mut().unwrap().remove("username");
+    with_client.as_object_mut().unwrap().remove("password");
+    let answer = demo
+        .post("/oauth/authorize", Some(&password_token), with_client)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["mfa_required"], true);
+
     // …and the client asks for exactly that, with the token it has and no password.
     let step_up = demo
         .post(
@@ -287,15 +298,22 @@ async fn step_up_needs_a_token_and_an_enrolled_factor() {
 async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_tokens() {
     let demo = Demo::start().await;
     let (_, key, _) = demo.enrolled_user("hal@example.com").await;
-    for _ in 0..5 {
+    // Each attempt with a fresh mfa_token and a new X-Forwarded-For (the peer is no trusted
+    // proxy): the user's count goes on regardless.
+    for attempt in 0..5 {
         let mfa_token = demo.mfa_token("hal@example.com").await;
-        demo.mfa_step(&mfa_token, json!({"code": "000000"}))
-            .await
-            .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+        let answer = Answer::read(
+            demo.request(Method::POST, "/oauth/authorize/mfa", None)
+                .header("x-forwarded-for", format!("192.0.2.{attempt}"))
+                .json(&json!({"mfa_token": mfa_token, "code": "000000"})),
+        )
+        .await;
+        answer.assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
     }
     let mfa_token = demo.mfa_token("hal@example.com").await;
     let response = demo
         .request(Method::POST, "/oauth/authorize/mfa", None)
+        .header("x-forwarded-for", "192.0.2.99")
         .json(&json!({"mfa_token": mfa_token, "code": demo.code(&key)}))
         .send()
         .await

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::header::{CACHE_CONTROL, LOCATION};
@@ -135,11 +134,20 @@ pub(crate) async fn finish(
     remaining_codes: Option<usize>,
 ) -> Result<Response, ApiError> {
     let Some(pending) = pending else {
-        return crate::routes::issue(stepup, &grant.to_grant(), remaining_codes);
+        return crate::routes::issue(stepup, &grant, "direct", remaining_codes).await;
     };
     let mut code_bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut code_bytes);
     let code = URL_SAFE_NO_PAD.encode(code_bytes);
+    stepup
+        .mfa()
+        .audit()
+        .record(
+            &grant.subject,
+            "authorization_code_issued",
+            serde_json::json!({ "client_id": pending.client_id }),
+        )
+        .await;
     let record = CodeGrant {
         sub: grant.subject,
         acr: grant.acr.to_owned(),
@@ -172,7 +180,6 @@ pub(crate) async fn finish(
     let location = format!("{}{separator}{query}", pending.redirect_uri);
     let location = HeaderValue::from_str(&location)
         .map_err(|_| ApiError::invalid_request("redirect_uri is not a valid header value"))?;
-    tracing::info!(event = "authorization_code_issued");
     Ok((
         StatusCode::FOUND,
         [
@@ -193,8 +200,14 @@ pub(crate) struct GrantParts {
 }
 
 impl GrantParts {
-    fn to_grant(&self) -> Grant {
-        grant_of(&self.subject, self.acr, &self.amr, self.auth_time)
+    pub(crate) fn to_grant(&self) -> Grant {
+        let grant = Grant::new(self.subject.clone())
+            .acr(self.acr)
+            .amr(self.amr.iter().cloned());
+        match self.auth_time {
+            Some(time) => grant.auth_time(time),
+            None => grant.without_auth_time(),
+        }
     }
 }
 
@@ -247,32 +260,24 @@ pub(crate) async fn token(
     let record: CodeGrant = serde_json::from_slice(&record).map_err(|_| invalid_grant())?;
     let verifier_ok = verifier_matches(verifier, &record.code_challenge);
     if record.client_id != client_id || record.redirect_uri != redirect_uri || !verifier_ok {
-        tracing::info!(event = "authorization_code_refused", user = %record.sub);
+        stepup
+            .mfa()
+            .audit()
+            .record(
+                &record.sub,
+                "authorization_code_refused",
+                serde_json::json!({}),
+            )
+            .await;
         return Err(invalid_grant());
     }
-    let grant = grant_of(&record.sub, &record.acr, &record.amr, record.auth_time);
-    let token = stepup
-        .issuer()
-        .issue(&grant)
-        .map_err(|_| crate::routes::unavailable())?;
-    tracing::info!(
-        event = "token_issued",
-        acr = token.acr.as_deref(),
-        via = "authorization_code"
-    );
-    let mut response = Json(token).into_response();
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-fn grant_of(subject: &str, acr: &str, amr: &[String], auth_time: Option<u64>) -> Grant {
-    let grant = Grant::new(subject).acr(acr).amr(amr.iter().cloned());
-    match auth_time {
-        Some(time) => grant.auth_time(time),
-        None => grant.without_auth_time(),
-    }
+    let grant = GrantParts {
+        subject: record.sub,
+        acr: known_level(&record.acr).ok_or_else(invalid_grant)?,
+        amr: record.amr,
+        auth_time: record.auth_time,
+    };
+    crate::routes::issue(&stepup, &grant, "authorization_code", None).await
 }
 
 /// RFC 7636 §4.1 verifier format, then S256, compared in constant time.
@@ -283,6 +288,14 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     well_formed && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// The `acr` levels a code can carry (the ones this module issues).
+fn known_level(acr: &str) -> Option<&'static str> {
+    use stepup_core::acr::level;
+    [level::PWD, level::MFA, level::PHR]
+        .into_iter()
+        .find(|known| *known == acr)
 }
 
 fn invalid_grant() -> ApiError {

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 use stepup_core::AuthContext;
 use stepup_core::acr::{amr, level};
-use stepup_core::token::Grant;
 use stepup_mfa::{MfaError, Proof};
 use stepup_tower::RequireMfa;
 
@@ -19,7 +18,8 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::extract::{ConnectInfo, Path};
 use axum::http::HeaderMap;
-use axum::http::header::{SET_COOKIE, USER_AGENT};
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE, USER_AGENT};
 use stepup_tower::{ClientAddr, PeerAddr, RateLimitLayer, ResolveClientAddrLayer};
 
 use crate::devices::{self, RememberedDevicesLayer, TrustedDevice};
@@ -165,17 +165,14 @@ async fn authorize(
                     "enroll a second factor first (POST /api/mfa/setup)",
                 ));
             }
+            // The new token's `amr` keeps what the current token says was used (and nothing it
+            // does not say); the MFA step adds `otp`.
             let first: Vec<&str> = caller
                 .amr()
                 .iter()
                 .map(String::as_str)
                 .filter(|method| *method != amr::OTP)
                 .collect();
-            let first = if first.is_empty() {
-                vec![amr::PWD]
-            } else {
-                first
-            };
             let challenge = mfa
                 .start_challenge(user, &first, context)
                 .await
@@ -502,24 +499,38 @@ async fn events(State(stepup): State<StepUp>, caller: AuthContext) -> Result<Res
     Ok(Json(json!({ "events": events })).into_response())
 }
 
-pub(crate) fn issue(
+/// Signs a token for `grant` and answers it as the OAuth token response (audited).
+pub(crate) async fn issue(
     stepup: &StepUp,
-    grant: &Grant,
+    grant: &GrantParts,
+    via: &'static str,
     remaining_codes: Option<usize>,
 ) -> Result<Response, ApiError> {
-    let token = stepup.issuer().issue(grant).map_err(|_| {
+    let token = stepup.issuer().issue(&grant.to_grant()).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "could not issue a token",
         )
     })?;
-    tracing::info!(event = "token_issued", acr = token.acr.as_deref());
+    stepup
+        .mfa()
+        .audit()
+        .record(
+            &grant.subject,
+            "token_issued",
+            json!({ "acr": grant.acr, "amr": grant.amr, "via": via }),
+        )
+        .await;
     let mut body = serde_json::to_value(token).map_err(|_| unavailable())?;
     if let Some(remaining) = remaining_codes {
         body["remaining_codes"] = remaining.into();
     }
-    Ok(Json(body).into_response())
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 pub(crate) fn unavailable() -> ApiError {

@@ -206,10 +206,11 @@ impl Mfa {
     }
 
     /// Runs one code verification under the user's attempt limit: counted before, forgiven on
-    /// success.
+    /// success; a wrong code is audited as `mfa_failed` with its `method`.
     async fn limited<T>(
         &self,
         user: &str,
+        method: &'static str,
         verification: impl Future<Output = Result<T, MfaError>>,
     ) -> Result<T, MfaError> {
         let limiter = AttemptLimiter {
@@ -231,8 +232,15 @@ impl Mfa {
             return Err(refused.error);
         }
         let outcome = verification.await;
-        if outcome.is_ok() {
-            limiter.forgive(user).await?;
+        match &outcome {
+            Ok(_) => limiter.forgive(user).await?,
+            Err(MfaError::InvalidCode) => {
+                self.inner
+                    .audit
+                    .record(user, "mfa_failed", json!({ "method": method }))
+                    .await;
+            }
+            Err(_) => {}
         }
         outcome
     }
@@ -322,7 +330,7 @@ impl Mfa {
         };
         let key = self.totp_key(user, &record)?;
         let step = self
-            .limited(user, async {
+            .limited(user, "totp_setup", async {
                 key.matching_step(code, self.now())
                     .ok_or(MfaError::InvalidCode)
             })
@@ -346,7 +354,8 @@ impl Mfa {
     /// Checks a TOTP code of an active enrollment; a time step is accepted at most once. Counts
     /// against the user's attempt limit ([`MfaError::RateLimited`]).
     pub async fn verify_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
-        self.limited(user, self.check_totp(user, code)).await
+        self.limited(user, "totp", self.check_totp(user, code))
+            .await
     }
 
     async fn check_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
@@ -368,7 +377,8 @@ impl Mfa {
     /// Redeems a backup code: one hash check, single-use. Returns the codes left. Counts against
     /// the user's attempt limit.
     pub async fn redeem_backup_code(&self, user: &str, code: &str) -> Result<usize, MfaError> {
-        self.limited(user, self.check_backup_code(user, code)).await
+        self.limited(user, "backup_code", self.check_backup_code(user, code))
+            .await
     }
 
     async fn check_backup_code(&self, user: &str, code: &str) -> Result<usize, MfaError> {
@@ -535,15 +545,6 @@ impl Mfa {
                 if attempts >= MAX_CODE_ATTEMPTS {
                     ephemeral.remove(&key).await?;
                 }
-                let method = proof_method(proof);
-                self.inner
-                    .audit
-                    .record(
-                        &ticket.sub,
-                        "mfa_failed",
-                        json!({ "method": method, "attempts": attempts }),
-                    )
-                    .await;
                 return Err(MfaError::InvalidCode);
             }
             Err(other) => return Err(other),
