@@ -303,3 +303,23 @@ async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarde
         .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a new window");
 }
+
+#[tokio::test]
+async fn deleting_the_account_forgets_its_devices() {
+    use stepup::store::DeviceStore;
+    let demo = Demo::start().await;
+    let (password_token, key, _) = demo.enrolled_user("ike@example.com").await;
+    let user = demo.get("/api/me", Some(&password_token)).await.body["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    remember(&demo, "ike@example.com", &key).await;
+    assert_eq!(demo.store.devices(&user).await.unwrap().len(), 1);
+    let mfa_token = demo.mfa_token("ike@example.com").await;
+    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
+    assert_eq!(
+        demo.delete("/api/account", Some(&fresh)).await.body,
+        json!({"success": true})
+    );
+    assert!(demo.store.devices(&user).await.unwrap().is_empty());
+}

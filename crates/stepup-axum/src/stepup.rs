@@ -95,6 +95,14 @@ impl StepUp {
         &self.inner.mfa
     }
 
+    /// Removes everything stepup keeps to log the user in (factors, backup codes, remembered
+    /// devices), for account deletion. The audit trail stays: it is the record of what happened.
+    pub async fn forget_user(&self, user: &str) -> Result<(), MfaError> {
+        self.inner.mfa.delete_user(user).await?;
+        self.inner.devices.delete_devices(user).await?;
+        Ok(())
+    }
+
     /// The token issuer.
     pub fn issuer(&self) -> &JwtIssuer {
         &self.inner.issuer
