@@ -58,7 +58,71 @@ pub struct MemoryStore {
 struct Inner {
     durable: Mutex<Durable>,
     values: Cache<String, ValueEntry>,
-    counters: Cache<String, CounterEntry>,
+    counters: Counters,
+}
+
+/// Fixed-window counters in sharded maps under plain mutexes. The rate-limit check runs on every
+/// login request: a short critical section costs a fraction of a moka compute. Expired counters
+/// are purged when a shard has doubled since its last purge.
+struct Counters {
+    shards: Box<[Mutex<CounterShard>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Default)]
+struct CounterShard {
+    /// key → (count, expires_at in Unix seconds by the injected clock).
+    counts: HashMap<String, (u64, u64)>,
+    /// Purge expired counters when the shard reaches this size.
+    purge_at: usize,
+}
+
+const COUNTER_SHARDS: usize = 16;
+const MIN_PURGE_AT: usize = 1024;
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            shards: (0..COUNTER_SHARDS)
+                .map(|_| Mutex::new(CounterShard::default()))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, CounterShard> {
+        use std::hash::BuildHasher;
+        let index = usize::try_from(self.hasher.hash_one(key) % COUNTER_SHARDS as u64).unwrap_or(0);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One atomic step: the new count, starting a window of `ttl` if there is no live one.
+    fn increment(&self, key: &str, now: u64, ttl: Duration) -> u64 {
+        let mut shard = self.shard(key);
+        if let Some((count, expires_at)) = shard.counts.get_mut(key) {
+            if *expires_at > now {
+                *count = count.saturating_add(1);
+            } else {
+                *count = 1;
+                *expires_at = expiry_after(now, ttl);
+            }
+            return *count;
+        }
+        if shard.counts.len() >= shard.purge_at.max(MIN_PURGE_AT) {
+            shard.counts.retain(|_, (_, expires_at)| *expires_at > now);
+            shard.purge_at = shard.counts.len().saturating_mul(2);
+        }
+        shard
+            .counts
+            .insert(key.to_owned(), (1, expiry_after(now, ttl)));
+        1
+    }
+
+    fn remove(&self, key: &str) {
+        self.shard(key).counts.remove(key);
+    }
 }
 
 #[derive(Default)]
@@ -134,16 +198,6 @@ struct ValueEntry {
     ttl: Duration,
 }
 
-/// A fixed-window counter.
-#[derive(Clone)]
-struct CounterEntry {
-    count: u64,
-    /// Unix seconds by the injected clock; live while strictly before it.
-    expires_at: u64,
-    /// `Some(ttl)` when this write started a new window, `None` when it kept the window.
-    new_window: Option<Duration>,
-}
-
 /// moka's reclamation policy: an entry's memory is freed `RECLAIM_GRACE` after its TTL (in real
 /// time) from the write that set its expiry.
 struct Reclaim;
@@ -170,32 +224,6 @@ impl Expiry<String, ValueEntry> for Reclaim {
     }
 }
 
-impl Expiry<String, CounterEntry> for Reclaim {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &CounterEntry,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        value
-            .new_window
-            .map(|ttl| ttl.saturating_add(RECLAIM_GRACE))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        value: &CounterEntry,
-        _updated_at: Instant,
-        duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        match value.new_window {
-            Some(ttl) => Some(ttl.saturating_add(RECLAIM_GRACE)),
-            None => duration_until_expiry,
-        }
-    }
-}
-
 impl MemoryStore {
     /// An empty store judging expiry by the system clock.
     pub fn new() -> Self {
@@ -203,7 +231,7 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 durable: Mutex::new(Durable::default()),
                 values: Cache::builder().expire_after(Reclaim).build(),
-                counters: Cache::builder().expire_after(Reclaim).build(),
+                counters: Counters::new(),
             }),
             clock: Arc::new(SystemClock),
         }
@@ -443,33 +471,12 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<u64> {
-        let now = self.now();
-        let result =
-            self.inner
-                .counters
-                .entry_by_ref(key)
-                .and_compute_with(|current| match current {
-                    Some(current) if current.value().expires_at > now => {
-                        let current = current.into_value();
-                        Op::Put(CounterEntry {
-                            count: current.count.saturating_add(1),
-                            expires_at: current.expires_at,
-                            new_window: None,
-                        })
-                    }
-                    _ => Op::Put(CounterEntry {
-                        count: 1,
-                        expires_at: expiry_after(now, ttl),
-                        new_window: Some(ttl),
-                    }),
-                });
-        // `Op::Put` always leaves an entry.
-        Ok(result.into_entry().map_or(1, |entry| entry.value().count))
+        Ok(self.inner.counters.increment(key, self.now(), ttl))
     }
 
     async fn remove(&self, key: &str) -> StoreResult<()> {
         self.inner.values.invalidate(key);
-        self.inner.counters.invalidate(key);
+        self.inner.counters.remove(key);
         Ok(())
     }
 }
@@ -599,6 +606,27 @@ impl AuditStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn expired_counters_are_purged_as_a_shard_grows() {
+        let counters = super::Counters::new();
+        let ttl = std::time::Duration::from_secs(60);
+        for index in 0..20_000 {
+            counters.increment(&format!("old-{index}"), 1_000, ttl);
+        }
+        // Much later, new keys arrive: the expired ones make room.
+        for index in 0..20_000 {
+            counters.increment(&format!("new-{index}"), 2_000, ttl);
+        }
+        let stored: usize = counters
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap().counts.len())
+            .sum();
+        assert!(stored < 30_000, "{stored} counters kept");
+        assert_eq!(counters.increment("new-7", 2_000, ttl), 2);
+        assert_eq!(counters.increment("old-7", 2_000, ttl), 1, "a new window");
+    }
+
     use super::*;
     use stepup_core::clock::ManualClock;
 
