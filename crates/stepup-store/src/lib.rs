@@ -16,7 +16,7 @@
 //! is proven by passing [`conformance`] (feature `conformance`), which races many tasks on each of
 //! those calls.
 //!
-//! Backends: [`MemoryStore`] (one process; moka for the expiring part) and, with the `sqlite`
+//! Backends: [`MemoryStore`] (one process; moka for expiring values, sharded maps for counters) and, with the `sqlite`
 //! feature, `SqliteStore`. Expiry is judged by the store's injected [`Clock`](stepup_core::clock::Clock).
 
 use std::time::Duration;

@@ -31,7 +31,7 @@ pub(crate) fn expiry_after(now: u64, ttl: Duration) -> u64 {
 }
 
 /// A single-process store: durable state (factors, remembered devices, the audit trail) in
-/// mutex-guarded maps, ephemeral state in moka caches.
+/// mutex-guarded maps, ephemeral values in a moka cache and counters in sharded maps.
 ///
 /// Clones share the same state. Nothing survives the process; use it for tests, development and
 /// single-instance deployments that accept losing enrollments on restart.
