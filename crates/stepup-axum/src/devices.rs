@@ -18,11 +18,8 @@ use std::time::Duration;
 
 use axum::http::header::{COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Request};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, SameSite};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use stepup_mfa::tokens;
 use stepup_store::{DeviceRecord, DeviceStore};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -110,7 +107,7 @@ where
             // Only this layer may vouch for a device.
             request.extensions_mut().remove::<TrustedDevice>();
             if let Some(token) = device_token(request.headers()) {
-                match devices.device_by_token(&token_hash(&token)).await {
+                match devices.device_by_token(&tokens::digest(&token)).await {
                     Ok(Some(device)) => {
                         request.extensions_mut().insert(TrustedDevice {
                             id: device.id,
@@ -141,14 +138,6 @@ fn device_token(headers: &HeaderMap) -> Option<String> {
         .filter(|token| token.len() == 43)
 }
 
-/// Devices live under their token's SHA-256 only.
-pub(crate) fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A new device for `user`: the record to store and the `Set-Cookie` value carrying its token.
 /// `None` only if the cookie could not be made a header value (it always can: base64url).
 pub(crate) fn remember(
@@ -158,19 +147,15 @@ pub(crate) fn remember(
     headers: &HeaderMap,
     address: Option<String>,
 ) -> Option<(DeviceRecord, HeaderValue)> {
-    let mut token = [0u8; 32];
-    rand::rng().fill_bytes(&mut token);
-    let token = URL_SAFE_NO_PAD.encode(token);
-    let mut id = [0u8; 12];
-    rand::rng().fill_bytes(&mut id);
+    let token = tokens::random_token();
     let user_agent = headers
         .get(USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(|agent| agent.chars().take(256).collect());
     let record = DeviceRecord {
-        id: URL_SAFE_NO_PAD.encode(id),
+        id: tokens::random_id(),
         user: user.to_owned(),
-        token_hash: token_hash(&token),
+        token_hash: tokens::digest(&token),
         created_at: now,
         last_used_at: now,
         expires_at: now.saturating_add(remember_for.as_secs()),

@@ -10,10 +10,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stepup_core::token::Grant;
+use stepup_mfa::tokens;
 use subtle::ConstantTimeEq;
 
 use crate::json::ApiError;
@@ -136,9 +136,7 @@ pub(crate) async fn finish(
     let Some(pending) = pending else {
         return crate::routes::issue(stepup, &grant, "direct", remaining_codes).await;
     };
-    let mut code_bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut code_bytes);
-    let code = URL_SAFE_NO_PAD.encode(code_bytes);
+    let code = tokens::random_token();
     stepup
         .mfa()
         .audit()
@@ -308,7 +306,5 @@ fn invalid_grant() -> ApiError {
 
 /// Codes live under their SHA-256 only.
 fn code_key(code: &str) -> String {
-    let digest = Sha256::digest(code.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("authz_code:{hex}")
+    format!("authz_code:{}", tokens::digest(code))
 }

@@ -8,9 +8,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde_json::Value;
 use stepup_core::clock::SharedClock;
 use stepup_store::{AuditRecord, AuditStore};
@@ -64,10 +61,8 @@ impl Audit {
     pub async fn record(&self, user: &str, kind: &'static str, detail: Value) {
         tracing::info!(target: "stepup::audit", event = kind, user, detail = %detail);
         if let Some(store) = &self.store {
-            let mut id = [0u8; 16];
-            rand::rng().fill_bytes(&mut id);
             let record = AuditRecord {
-                id: URL_SAFE_NO_PAD.encode(id),
+                id: crate::tokens::random_id(),
                 user: user.to_owned(),
                 kind: kind.to_owned(),
                 at: self.clock.as_ref().map_or(0, |clock| clock.unix_seconds()),

@@ -22,7 +22,8 @@ const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Makes, hashes and checks backup codes under a lookup key.
 #[derive(Clone)]
 pub struct BackupCodes {
-    lookup_key: Vec<u8>,
+    /// HMAC-SHA256 keyed once with the lookup key; each lookup clones it.
+    mac: Hmac<Sha256>,
 }
 
 impl BackupCodes {
@@ -31,9 +32,9 @@ impl BackupCodes {
         if lookup_key.len() < 32 {
             return Err("the backup-code lookup key needs at least 32 bytes");
         }
-        Ok(Self {
-            lookup_key: lookup_key.to_vec(),
-        })
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(lookup_key)
+            .map_err(|_| "the backup-code lookup key is unusable")?;
+        Ok(Self { mac })
     }
 
     /// A fresh set of [`CODE_COUNT`] codes, formatted `XXXXX-XXXXX`.
@@ -70,10 +71,9 @@ impl BackupCodes {
 
     /// The lookup digest (hex) of a normalised code.
     pub fn lookup(&self, normalised: &str) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.lookup_key)
-            .expect("HMAC accepts keys of any length");
+        let mut mac = self.mac.clone();
         mac.update(normalised.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        crate::tokens::hex(&mac.finalize().into_bytes())
     }
 
     /// The argon2id hash (PHC string) of a normalised code.
@@ -95,10 +95,6 @@ impl std::fmt::Debug for BackupCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupCodes").finish_non_exhaustive()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

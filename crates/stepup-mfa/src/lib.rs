@@ -14,6 +14,7 @@ pub mod backup;
 mod limits;
 mod mfa;
 pub mod seal;
+pub mod tokens;
 pub mod totp;
 
 pub use audit::{Audit, Notifier};

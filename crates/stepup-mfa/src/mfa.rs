@@ -5,12 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
 use stepup_core::acr::amr;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_store::{BackupCodeHash, EphemeralStore, FactorStore, StoreError, TotpRecord};
@@ -19,6 +16,7 @@ use crate::audit::Audit;
 use crate::backup::BackupCodes;
 use crate::limits::{AttemptLimiter, AttemptPolicy};
 use crate::seal::Keyring;
+use crate::tokens;
 use crate::totp::{TotpAlgorithm, TotpConfig, TotpKey};
 
 /// How long an `mfa_token` lives.
@@ -486,9 +484,7 @@ impl Mfa {
         first_factors: &[&str],
         context: Option<serde_json::Value>,
     ) -> Result<MfaChallenge, MfaError> {
-        let mut token_bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut token_bytes);
-        let token = URL_SAFE_NO_PAD.encode(token_bytes);
+        let token = tokens::random_token();
         let ticket = Ticket {
             sub: user.to_owned(),
             amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
@@ -675,7 +671,5 @@ fn totp_context(user: &str) -> String {
 
 /// Where an `mfa_token` lives: only its SHA-256, so the store never holds the token itself.
 fn challenge_key(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("mfa_token:{hex}")
+    format!("mfa_token:{}", tokens::digest(token))
 }
