@@ -217,7 +217,8 @@ async fn delete_account(
 ) -> Result<Response, ApiError> {
     // Factors first: should the second step fail, the account still exists and can retry.
     demo.stepup
-        .forget_user(caller.subject())
+        .mfa()
+        .delete_user(caller.subject())
         .await
         .map_err(|_| unavailable())?;
     let deleted = sqlx::query("DELETE FROM demo_users WHERE id = ?")

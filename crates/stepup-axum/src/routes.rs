@@ -385,8 +385,6 @@ async fn remove_totp(
         .remove_totp(caller.subject())
         .await
         .map_err(mfa_error)?;
-    // Devices remembered on the strength of that factor go with it.
-    revoke_all_devices(&stepup, caller.subject()).await?;
     if !removed {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -460,25 +458,12 @@ async fn revoke_devices(
     State(stepup): State<StepUp>,
     caller: AuthContext,
 ) -> Result<Response, ApiError> {
-    let revoked = revoke_all_devices(&stepup, caller.subject()).await?;
-    Ok(Json(json!({ "success": true, "revoked": revoked })).into_response())
-}
-
-async fn revoke_all_devices(stepup: &StepUp, user: &str) -> Result<usize, ApiError> {
     let revoked = stepup
-        .inner
-        .devices
-        .delete_devices(user)
+        .mfa()
+        .revoke_devices(caller.subject())
         .await
-        .map_err(|_| unavailable())?;
-    if revoked > 0 {
-        stepup
-            .mfa()
-            .audit()
-            .record(user, "devices_revoked", json!({ "count": revoked }))
-            .await;
-    }
-    Ok(revoked)
+        .map_err(mfa_error)?;
+    Ok(Json(json!({ "success": true, "revoked": revoked })).into_response())
 }
 
 async fn events(State(stepup): State<StepUp>, caller: AuthContext) -> Result<Response, ApiError> {

@@ -95,14 +95,6 @@ impl StepUp {
         &self.inner.mfa
     }
 
-    /// Removes everything stepup keeps to log the user in (factors, backup codes, remembered
-    /// devices), for account deletion. The audit trail stays: it is the record of what happened.
-    pub async fn forget_user(&self, user: &str) -> Result<(), MfaError> {
-        self.inner.mfa.delete_user(user).await?;
-        self.inner.devices.delete_devices(user).await?;
-        Ok(())
-    }
-
     /// The token issuer.
     pub fn issuer(&self) -> &JwtIssuer {
         &self.inner.issuer
@@ -279,7 +271,8 @@ impl StepUpBuilder {
         if let Some(notifier) = self.notifier {
             audit = audit.with_notifier(notifier);
         }
-        let mfa = mfa.with_audit(audit);
+        let devices = self.devices.ok_or(BuildError::Missing("a store"))?;
+        let mfa = mfa.with_audit(audit).with_devices(devices.clone());
         Ok(StepUp {
             inner: Arc::new(Inner {
                 issuer,
@@ -291,7 +284,7 @@ impl StepUpBuilder {
                 fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
                 clients: self.clients,
                 clock,
-                devices: self.devices.ok_or(BuildError::Missing("a store"))?,
+                devices,
                 remember_for: self
                     .remember_for
                     .unwrap_or(crate::devices::DEFAULT_REMEMBER_FOR),

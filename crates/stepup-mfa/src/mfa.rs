@@ -10,7 +10,9 @@ use serde_json::json;
 
 use stepup_core::acr::amr;
 use stepup_core::clock::{SharedClock, SystemClock};
-use stepup_store::{BackupCodeHash, EphemeralStore, FactorStore, StoreError, TotpRecord};
+use stepup_store::{
+    BackupCodeHash, DeviceStore, EphemeralStore, FactorStore, StoreError, TotpRecord,
+};
 
 use crate::audit::Audit;
 use crate::backup::BackupCodes;
@@ -144,6 +146,7 @@ struct Inner {
     clock: SharedClock,
     attempts: AttemptPolicy,
     audit: Audit,
+    devices: Option<Arc<dyn DeviceStore>>,
 }
 
 impl Mfa {
@@ -166,6 +169,7 @@ impl Mfa {
                 clock: Arc::new(SystemClock),
                 attempts: AttemptPolicy::default(),
                 audit: Audit::default().with_clock(Arc::new(SystemClock)),
+                devices: None,
             }),
         })
     }
@@ -186,6 +190,11 @@ impl Mfa {
     /// Sets where audit events go besides the log (store, notifier).
     pub fn with_audit(self, audit: Audit) -> Self {
         self.map(|inner| inner.audit = audit.with_clock(inner.clock.clone()))
+    }
+
+    /// Where remembered devices live, so that removing a factor or a user revokes them.
+    pub fn with_devices(self, devices: Arc<dyn DeviceStore>) -> Self {
+        self.map(|inner| inner.devices = Some(devices))
     }
 
     /// The audit trail, for events the application records itself.
@@ -255,6 +264,7 @@ impl Mfa {
                 clock: shared.clock.clone(),
                 attempts: shared.attempts,
                 audit: shared.audit.clone(),
+                devices: shared.devices.clone(),
             },
         };
         change(&mut inner);
@@ -439,12 +449,32 @@ impl Mfa {
                 .record(user, "totp_removed", json!({}))
                 .await;
         }
+        // Devices remembered on the strength of that factor go with it.
+        self.revoke_devices(user).await?;
         Ok(existed)
     }
 
-    /// Removes everything stored for the user (account deletion).
+    /// Removes everything that logs the user in (factors, backup codes, remembered devices), for
+    /// account deletion. The audit trail stays: it is the record of what happened.
     pub async fn delete_user(&self, user: &str) -> Result<(), MfaError> {
-        Ok(self.inner.factors.delete_factors(user).await?)
+        self.inner.factors.delete_factors(user).await?;
+        self.revoke_devices(user).await?;
+        Ok(())
+    }
+
+    /// Revokes every remembered device of the user; returns how many (audited when any).
+    pub async fn revoke_devices(&self, user: &str) -> Result<usize, MfaError> {
+        let Some(devices) = &self.inner.devices else {
+            return Ok(0);
+        };
+        let revoked = devices.delete_devices(user).await?;
+        if revoked > 0 {
+            self.inner
+                .audit
+                .record(user, "devices_revoked", json!({ "count": revoked }))
+                .await;
+        }
+        Ok(revoked)
     }
 
     /// Whether the user has an active second factor.
