@@ -28,11 +28,18 @@
 //! ## Crates
 //!
 //! - `stepup-core`: context, levels and policy, clock, tokens, rejections (no web framework);
-//! - `stepup-tower`: the `authenticate()` and `RequireAcr` / `RequireMfa` middleware.
+//! - `stepup-tower`: `authenticate()`, `RequireAcr` / `RequireMfa`, client addresses, rate
+//!   limits and the remembered-device cookie, for any tower service;
+//! - `stepup-store`: the storage traits, `MemoryStore` and the conformance suites;
+//! - `stepup-store-sqlite`, `stepup-store-postgres`: the backends;
+//! - `stepup-mfa`: the engine, [`Mfa`], with one module per factor;
+//! - `stepup-axum`: [`StepUp`], the drop-in routes.
 //!
 //! ## Features
 //!
-//! - `axum` (default): `AuthContext` and `Option<AuthContext>` extractors for axum 0.8.
+//! - `axum` (default): the extractors and the drop-in routes for axum 0.8;
+//! - `sqlite` (default): [`SqliteStore`];
+//! - `postgres`: [`PostgresStore`].
 
 pub use stepup_core::acr::{amr, level};
 pub use stepup_core::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
@@ -45,37 +52,39 @@ pub use stepup_core::{
     TokenError,
 };
 pub use stepup_tower::{
-    Authenticate, AuthenticateLayer, ClientAddr, PeerAddr, RateLimit, RateLimitLayer, RequireAcr,
-    RequireAcrService, RequireMfa, ResolveClientAddr, ResolveClientAddrLayer, ResponseBody,
-    ResponseFuture, TrustedProxies, authenticate, client_addr,
+    Authenticate, AuthenticateLayer, ClientAddr, PeerAddr, RateLimit, RateLimitLayer,
+    RememberedDevicesLayer, RequireAcr, RequireAcrService, RequireMfa, ResolveClientAddr,
+    ResolveClientAddrLayer, ResponseBody, ResponseFuture, TrustedDevice, TrustedProxies,
+    authenticate, client_addr,
 };
 
 /// Lower-level access to the middleware modules.
 pub mod middleware {
     pub use stepup_tower::authenticate::bearer_token;
-    pub use stepup_tower::{authenticate, client_addr, rate_limit, require_acr};
+    pub use stepup_tower::{authenticate, client_addr, rate_limit, remembered_device, require_acr};
 }
 
 pub use stepup_mfa::{
-    AttemptPolicy, Audit, CompletedChallenge, FactorSummary, Keyring, Mfa, MfaChallenge, MfaError,
-    Notifier, Proof, TotpAlgorithm, TotpConfig, TotpEnrollment,
+    AddressPolicy, AttemptPolicy, Audit, AuditEvent, KdfPool, Keyring, Method, Mfa, MfaError,
+    Notifier, Proof, Stores, TotpConfig,
 };
+#[cfg(feature = "postgres")]
+pub use stepup_store_postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use stepup_store::SqliteStore;
-pub use stepup_store::{EphemeralStore, FactorStore, MemoryStore, Store, StoreError};
+pub use stepup_store_sqlite::SqliteStore;
+pub use stepup_store::{MemoryStore, Store, StoreError};
 
 #[cfg(feature = "axum")]
 pub use stepup_axum::{
-    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, RememberedDevicesLayer,
-    StepUp, StepUpBuilder, TrustedDevice,
+    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
 };
 
-/// Storage backends and their traits.
+/// The storage traits, their records and the conformance suites.
 pub mod store {
     pub use stepup_store::*;
 }
 
-/// Second factors: sealing, TOTP, backup codes.
+/// The engine and its modules: factors, the MFA step, devices, codes, audit, limits, sealing.
 pub mod mfa {
     pub use stepup_mfa::*;
 }

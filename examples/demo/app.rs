@@ -14,11 +14,12 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::SqlitePool;
 use stepup::{
     ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, OAuthClient, PasswordCheck,
-    PasswordCheckFailed, RequireMfa, SharedClock, SqliteStore, StepUp, TotpConfig,
+    PasswordCheckFailed, RequireMfa, SharedClock, StepUp, TotpConfig,
 };
+
+use crate::users::UserTable;
 
 /// How recent the second factor must be to delete an account.
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);
@@ -35,24 +36,60 @@ pub(crate) struct Secrets {
 
 /// The demo's one OAuth client (`demo`, redirecting to `http://localhost:3000/callback`).
 pub(crate) fn demo_client(client_id: &str, redirect_uri: &str) -> OAuthClient {
-    OAuthClient::new(client_id).redirect_uri(redirect_uri)
+    OAuthClient::new(client_id).with_redirect_uri(redirect_uri)
+}
+
+/// The database the demo runs on: stepup's store and the demo's own users table in it.
+#[derive(Clone)]
+pub(crate) enum Database {
+    /// One SQLite file (the default).
+    Sqlite(stepup::SqliteStore),
+    /// A PostgreSQL database shared by every instance.
+    Postgres(stepup_store_postgres::PostgresStore),
+}
+
+impl Database {
+    /// Opens `url`: `postgres://…` or `postgresql://…` for PostgreSQL, anything else SQLite.
+    pub(crate) async fn open(url: &str, clock: SharedClock) -> Result<Self, stepup::StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = stepup_store_postgres::PostgresStore::open_with_clock(url, clock).await?;
+            Ok(Self::Postgres(store))
+        } else {
+            Ok(Self::Sqlite(stepup::SqliteStore::open_with_clock(url, clock).await?))
+        }
+    }
 }
 
 /// The whole demo over an opened store.
 pub(crate) async fn router(
-    store: SqliteStore,
+    database: Database,
     secrets: &Secrets,
     client: OAuthClient,
     clock: SharedClock,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let users = Users::open(store.pool().clone()).await?;
-    let stepup = StepUp::builder()
+    let (table, builder) = match database {
+        Database::Sqlite(store) => (
+            UserTable::Sqlite(store.pool().clone()),
+            StepUp::builder().store(store),
+        ),
+        Database::Postgres(store) => (
+            UserTable::Postgres(store.pool().clone()),
+            StepUp::builder().store(store),
+        ),
+    };
+    table.create().await?;
+    let kdf = stepup::KdfPool::default();
+    let users = Users {
+        table,
+        kdf: kdf.clone(),
+        dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
+    };
+    let stepup = builder
         .issuer(
             JwtIssuer::hs256(&secrets.jwt_secret)?
                 .with_issuer(TOKEN_ISSUER)
                 .with_audience(TOKEN_ISSUER),
         )
-        .store(store.clone())
         .keyring(Keyring::new(&secrets.seal_key_id, &secrets.seal_key)?)
         .lookup_key(&secrets.lookup_key)
         .passwords(users.clone())
@@ -62,11 +99,11 @@ pub(crate) async fn router(
             ..TotpConfig::default()
         })
         .clock(clock)
+        .kdf_pool(kdf)
         .build()?;
     let demo = Demo {
         users,
         stepup: stepup.clone(),
-        store,
     };
     let app = Router::new()
         .route("/api/register", post(register))
@@ -90,34 +127,17 @@ pub(crate) async fn router(
 struct Demo {
     users: Users,
     stepup: StepUp,
-    store: SqliteStore,
 }
 
-/// The application's users, in its own table of the same SQLite database. Passwords are the
+/// The application's users, in its own table of the same database. Passwords are the
 /// application's business: stepup only asks [`PasswordCheck`].
 #[derive(Clone)]
 struct Users {
-    pool: SqlitePool,
+    table: UserTable,
+    /// The slow-hash pool shared with stepup.
+    kdf: stepup::KdfPool,
     /// Checked when the user is unknown, so that both answers take as long.
     dummy_hash: String,
-}
-
-impl Users {
-    async fn open(pool: SqlitePool) -> Result<Self, sqlx::Error> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS demo_users (
-                id TEXT PRIMARY KEY,
-                email TEXT NOT NULL UNIQUE,
-                password_hash TEXT NOT NULL
-            )",
-        )
-        .execute(&pool)
-        .await?;
-        Ok(Self {
-            pool,
-            dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
-        })
-    }
 }
 
 #[stepup::store::async_trait]
@@ -130,29 +150,25 @@ impl PasswordCheck for Users {
         let Ok(email) = normalise_email(username) else {
             return Ok(None);
         };
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT id, password_hash FROM demo_users WHERE email = ?")
-                .bind(&email)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|_| PasswordCheckFailed)?;
+        let row = self
+            .table
+            .find(&email)
+            .await
+            .map_err(|_| PasswordCheckFailed)?;
         let hash = row
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |(_, hash)| hash.clone());
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        let matches = self
+            .kdf
+            .run(move || verify_password(&password, &hash))
             .await
             .map_err(|_| PasswordCheckFailed)?;
         Ok(row.filter(|_| matches).map(|(id, _)| id))
     }
 
     async fn account_label(&self, user: &str) -> Option<String> {
-        sqlx::query_scalar("SELECT email FROM demo_users WHERE id = ?")
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await
-            .ok()
-            .flatten()
+        self.table.email_of(user).await.ok().flatten()
     }
 }
 
@@ -169,29 +185,23 @@ async fn register(
     let email = normalise_email(&registration.email).map_err(ApiError::invalid_request)?;
     check_password(&registration.password).map_err(ApiError::invalid_request)?;
     let password = registration.password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+    // The same bounded pool as stepup's own hashing: a flood of registrations waits, then gets
+    // 503, instead of holding 19 MiB per request.
+    let password_hash = demo
+        .users
+        .kdf
+        .run(move || hash_password(&password))
         .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "could not hash the password",
-            )
-        })?;
+        .map_err(|_| unavailable())?
+        .map_err(|_| ApiError::server_error())?;
     let id = uuid::Uuid::new_v4().to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO demo_users (id, email, password_hash) VALUES (?, ?, ?)
-         ON CONFLICT(email) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(&email)
-    .bind(&password_hash)
-    .execute(&demo.users.pool)
-    .await
-    .map_err(|_| unavailable())?;
-    if inserted.rows_affected() == 0 {
+    let inserted = demo
+        .users
+        .table
+        .insert(&id, &email, &password_hash)
+        .await
+        .map_err(|_| unavailable())?;
+    if !inserted {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "email_taken",
@@ -221,12 +231,13 @@ async fn delete_account(
         .delete_user(caller.subject())
         .await
         .map_err(|_| unavailable())?;
-    let deleted = sqlx::query("DELETE FROM demo_users WHERE id = ?")
-        .bind(caller.subject())
-        .execute(&demo.users.pool)
+    let deleted = demo
+        .users
+        .table
+        .delete(caller.subject())
         .await
         .map_err(|_| unavailable())?;
-    if deleted.rows_affected() == 0 {
+    if !deleted {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -247,8 +258,7 @@ async fn callback(Query(params): Query<HashMap<String, String>>) -> Response {
 }
 
 async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {
-    use stepup::FactorStore;
-    demo.store.ping().await.map_err(|_| unavailable())?;
+    demo.stepup.mfa().ping().await.map_err(|_| unavailable())?;
     Ok(Json(json!({ "status": "ok" })).into_response())
 }
 

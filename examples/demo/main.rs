@@ -2,7 +2,7 @@
 //!
 //! Environment:
 //! - `STEPUP_ADDR` (default `127.0.0.1:3000`);
-//! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`);
+//! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`; `postgres://…` for PostgreSQL);
 //! - `STEPUP_CLIENT_ID` / `STEPUP_REDIRECT_URI`: the registered OAuth client (default `demo`,
 //!   `http://localhost:3000/callback`);
 //! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
@@ -10,6 +10,7 @@
 //!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
 
 mod app;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use stepup::{Keyring, SqliteStore, SystemClock};
+use stepup::{Keyring, SystemClock};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,12 +37,12 @@ async fn main() -> Result<(), BoxError> {
         .map_err(|error| format!("STEPUP_ADDR is not an address: {error}"))?;
     let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
     let secrets = load_secrets(&database_url)?;
-    let store = SqliteStore::open(&database_url).await?;
+    let database = app::Database::open(&database_url, Arc::new(SystemClock)).await?;
     let client = app::demo_client(
         &env_or("STEPUP_CLIENT_ID", "demo"),
         &env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
     );
-    let router = app::router(store, &secrets, client, Arc::new(SystemClock)).await?;
+    let router = app::router(database, &secrets, client, Arc::new(SystemClock)).await?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);
@@ -104,11 +105,16 @@ fn load_secrets(database_url: &str) -> Result<app::Secrets, BoxError> {
 }
 
 fn dev_keys(database_url: &str) -> Result<DevKeys, BoxError> {
-    let database = database_url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let database = database.split('?').next().unwrap_or(database);
-    let path = PathBuf::from(format!("{database}.keys.json"));
+    let path = if database_url.starts_with("postgres") {
+        // A server database has no file to sit beside: the working directory holds the keys.
+        PathBuf::from("stepup-demo-postgres.keys.json")
+    } else {
+        let database = database_url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let database = database.split('?').next().unwrap_or(database);
+        PathBuf::from(format!("{database}.keys.json"))
+    };
     if let Ok(text) = std::fs::read_to_string(&path) {
         return Ok(serde_json::from_str(&text)?);
     }
@@ -123,6 +129,17 @@ fn dev_keys(database_url: &str) -> Result<DevKeys, BoxError> {
         seal_key: random(),
         lookup_key: random(),
     };
-    std::fs::write(&path, serde_json::to_string_pretty(&keys)?)?;
+    write_private(&path, serde_json::to_string_pretty(&keys)?.as_bytes())?;
     Ok(keys)
+}
+
+/// Writes a file only its owner can read (`0600`): it holds keys that forge tokens and open
+/// every sealed secret.
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
 }

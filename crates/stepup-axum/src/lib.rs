@@ -1,4 +1,5 @@
-//! Drop-in axum routes for stepup: the MFA login step and factor management (SPEC §2).
+//! Drop-in axum routes for stepup: the login with its MFA step, the OAuth authorization-code
+//! flow, and factor, device and audit-trail management for the signed-in user.
 //!
 //! ```no_run
 //! # async fn example(store: stepup_store::MemoryStore, passwords: impl stepup_axum::PasswordCheck)
@@ -21,13 +22,18 @@
 //! # Ok(()) }
 //! ```
 
-pub mod devices;
+mod devices;
+pub mod error;
+mod events;
+mod factors;
 pub mod json;
+mod login;
 pub mod oauth;
-mod routes;
+mod respond;
+mod router;
 mod stepup;
 
-pub use devices::{RememberedDevicesLayer, TrustedDevice};
-pub use json::{ApiError, JsonBody};
+pub use error::ApiError;
+pub use json::JsonBody;
 pub use oauth::OAuthClient;
 pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use axum::Router;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::token::{JwtIssuer, JwtVerifier};
-use stepup_mfa::{AttemptPolicy, Audit, Keyring, Mfa, MfaError, Notifier, TotpConfig};
-use stepup_store::{AuditStore, DeviceStore, Store};
-use stepup_tower::TrustedProxies;
+use stepup_mfa::{
+    AddressPolicy, AttemptPolicy, KdfPool, Keyring, Mfa, MfaError, Notifier, Stores, TotpConfig,
+};
+use stepup_store::Store;
+use stepup_tower::{AuthenticateLayer, TrustedProxies};
 
 use crate::oauth::OAuthClient;
-use stepup_store::{EphemeralStore, FactorStore};
-use stepup_tower::AuthenticateLayer;
 
 /// The application's own password check: stepup never stores passwords.
 #[async_trait]
@@ -67,10 +67,10 @@ pub(crate) struct Inner {
     pub(crate) fresh_mfa: Duration,
     pub(crate) clients: Vec<OAuthClient>,
     pub(crate) clock: SharedClock,
-    pub(crate) devices: Arc<dyn DeviceStore>,
     pub(crate) remember_for: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
-    pub(crate) address_limit: (u64, Duration),
+    pub(crate) request_ceiling: (u64, Duration),
+    pub(crate) ipv6_prefix: u8,
 }
 
 impl StepUp {
@@ -79,10 +79,10 @@ impl StepUp {
         StepUpBuilder::default()
     }
 
-    /// The routes of SPEC §2: `POST /oauth/authorize`, `POST /oauth/authorize/mfa` and
+    /// The drop-in routes: `POST /oauth/authorize`, `/oauth/authorize/mfa`, `/oauth/token` and
     /// `/api/mfa/*`. Mount with `.merge(stepup.routes())` under `.layer(stepup.authenticate())`.
     pub fn routes(&self) -> Router {
-        crate::routes::router(self.clone())
+        crate::router::router(self.clone())
     }
 
     /// The layer that verifies bearer tokens issued by this `StepUp`.
@@ -123,8 +123,7 @@ impl fmt::Debug for StepUp {
 #[derive(Default)]
 pub struct StepUpBuilder {
     issuer: Option<JwtIssuer>,
-    factors: Option<Arc<dyn FactorStore>>,
-    ephemeral: Option<Arc<dyn EphemeralStore>>,
+    stores: Option<Stores>,
     keyring: Option<Keyring>,
     lookup_key: Option<Vec<u8>>,
     passwords: Option<Arc<dyn PasswordCheck>>,
@@ -133,12 +132,13 @@ pub struct StepUpBuilder {
     fresh_mfa: Option<Duration>,
     clients: Vec<OAuthClient>,
     attempts: Option<AttemptPolicy>,
-    devices: Option<Arc<dyn DeviceStore>>,
-    audit: Option<Arc<dyn AuditStore>>,
+    addresses: Option<AddressPolicy>,
+    kdf: Option<KdfPool>,
     notifier: Option<Arc<dyn Notifier>>,
     remember_for: Option<Duration>,
     trusted_proxies: Option<TrustedProxies>,
-    address_limit: Option<(u64, Duration)>,
+    request_ceiling: Option<(u64, Duration)>,
+    ipv6_prefix: Option<u8>,
 }
 
 impl StepUpBuilder {
@@ -148,28 +148,15 @@ impl StepUpBuilder {
         self
     }
 
-    /// One store for every kind of state.
+    /// One store for every kind of state (required, or [`stores`](Self::stores)).
     pub fn store<S: Store>(mut self, store: S) -> Self {
-        let store = Arc::new(store);
-        self.factors = Some(store.clone());
-        self.ephemeral = Some(store.clone());
-        self.devices = Some(store.clone());
-        self.audit = Some(store);
+        self.stores = Some(Stores::shared(store));
         self
     }
 
     /// Separate stores (e.g. PostgreSQL for the durable parts, Redis for ephemeral state).
-    pub fn stores(
-        mut self,
-        factors: Arc<dyn FactorStore>,
-        ephemeral: Arc<dyn EphemeralStore>,
-        devices: Arc<dyn DeviceStore>,
-        audit: Arc<dyn AuditStore>,
-    ) -> Self {
-        self.factors = Some(factors);
-        self.ephemeral = Some(ephemeral);
-        self.devices = Some(devices);
-        self.audit = Some(audit);
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
         self
     }
 
@@ -193,20 +180,34 @@ impl StepUpBuilder {
         self
     }
 
-    /// Requests per client address to the login endpoints (default 30 per 5 minutes).
-    pub fn address_limit(mut self, max: u64, window: Duration) -> Self {
-        self.address_limit = Some((max, window));
+    /// The ceiling on all requests per client address to the login endpoints, whatever their
+    /// outcome (default 300 per 5 minutes): it bounds the password hashing one client causes.
+    pub fn request_ceiling(mut self, max: u64, window: Duration) -> Self {
+        self.request_ceiling = Some((max, window));
         self
     }
 
-    /// The keyring sealing TOTP secrets (required).
+    /// Failed logins allowed per client address (default 30 per 5 minutes). Successful logins
+    /// never use this budget up.
+    pub fn address_policy(mut self, policy: AddressPolicy) -> Self {
+        self.addresses = Some(policy);
+        self
+    }
+
+    /// The prefix length IPv6 clients are grouped by for the per-address limits (default 64).
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = Some(bits.min(128));
+        self
+    }
+
+    /// The keyring sealing factor secrets (required).
     pub fn keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);
         self
     }
 
-    /// The key of backup-code lookups, ≥ 32 bytes (required). Keep it as secret, and as stable,
-    /// as the sealing keys: changing it invalidates every stored backup code.
+    /// The key of code lookups, ≥ 32 bytes (required). Keep it as secret, and as stable, as the
+    /// sealing keys: changing it invalidates every stored backup code.
     pub fn lookup_key(mut self, key: &[u8]) -> Self {
         self.lookup_key = Some(key.to_vec());
         self
@@ -242,10 +243,17 @@ impl StepUpBuilder {
         self
     }
 
-    /// Per-user limits on failed code verifications (default 5 per 5 minutes, then a lockout
-    /// doubling with each burst).
+    /// Per-user limits on failed code verifications and the factor lock (default 5 per 5
+    /// minutes, then a lockout doubling with each burst; a factor locked after 100 failures in a
+    /// row).
     pub fn attempt_policy(mut self, policy: AttemptPolicy) -> Self {
         self.attempts = Some(policy);
+        self
+    }
+
+    /// The pool every slow hash runs in (default: as many slots as cores, 5-second queue).
+    pub fn kdf_pool(mut self, pool: KdfPool) -> Self {
+        self.kdf = Some(pool);
         self
     }
 
@@ -257,22 +265,21 @@ impl StepUpBuilder {
             .ok_or(BuildError::Missing("an issuer"))?
             .with_clock(clock.clone());
         let verifier = issuer.verifier().build()?;
-        let mfa = Mfa::new(
-            self.factors.ok_or(BuildError::Missing("a store"))?,
-            self.ephemeral.ok_or(BuildError::Missing("a store"))?,
+        let mut mfa = Mfa::new(
+            self.stores.ok_or(BuildError::Missing("a store"))?,
             self.keyring.ok_or(BuildError::Missing("a keyring"))?,
             &self.lookup_key.ok_or(BuildError::Missing("a lookup key"))?,
         )?
         .with_totp_config(self.totp)
         .with_attempt_policy(self.attempts.unwrap_or_default())
+        .with_address_policy(self.addresses.unwrap_or_default())
         .with_clock(clock.clone());
-        let mut audit =
-            Audit::default().with_store(self.audit.ok_or(BuildError::Missing("a store"))?);
-        if let Some(notifier) = self.notifier {
-            audit = audit.with_notifier(notifier);
+        if let Some(pool) = self.kdf {
+            mfa = mfa.with_kdf_pool(pool);
         }
-        let devices = self.devices.ok_or(BuildError::Missing("a store"))?;
-        let mfa = mfa.with_audit(audit).with_devices(devices.clone());
+        if let Some(notifier) = self.notifier {
+            mfa = mfa.with_notifier(notifier);
+        }
         Ok(StepUp {
             inner: Arc::new(Inner {
                 issuer,
@@ -284,14 +291,15 @@ impl StepUpBuilder {
                 fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
                 clients: self.clients,
                 clock,
-                devices,
                 remember_for: self
                     .remember_for
-                    .unwrap_or(crate::devices::DEFAULT_REMEMBER_FOR),
+                    .unwrap_or(stepup_tower::DEFAULT_REMEMBER_FOR),
                 trusted_proxies: self.trusted_proxies.unwrap_or_else(TrustedProxies::none),
-                address_limit: self
-                    .address_limit
-                    .unwrap_or((30, Duration::from_secs(5 * 60))),
+                request_ceiling: self.request_ceiling.unwrap_or((
+                    stepup_tower::rate_limit::DEFAULT_MAX,
+                    stepup_tower::rate_limit::DEFAULT_WINDOW,
+                )),
+                ipv6_prefix: self.ipv6_prefix.unwrap_or(64),
             }),
         })
     }

@@ -19,10 +19,12 @@ pub mod acr;
 pub mod clock;
 mod context;
 mod error;
+pub mod error_body;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod rejection;
 pub mod token;
+pub mod tokens;
 
 pub use acr::{AcrLevels, AcrRequirement, StepUpChallenge, StepUpReason};
 pub use context::{AuthContext, AuthContextBuilder};

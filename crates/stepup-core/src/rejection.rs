@@ -2,7 +2,7 @@
 
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::TokenError;
 use crate::acr::StepUpChallenge;
@@ -86,9 +86,7 @@ impl AuthRejection {
 
     /// The JSON body: `{"error", "error_description"}`, plus `acr_values` and `max_age` for a step-up.
     pub fn body(&self) -> String {
-        let mut body = Map::new();
-        body.insert("error".into(), self.error_code().into());
-        body.insert("error_description".into(), self.description().into());
+        let mut body = crate::error_body::error_object(self.error_code(), self.description());
         if let Self::StepUpRequired(challenge) = self {
             body.insert("acr_values".into(), challenge.acr_values.clone().into());
             if let Some(max_age) = challenge.max_age {

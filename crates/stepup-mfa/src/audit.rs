@@ -1,102 +1,223 @@
 //! The audit trail: every factor change, MFA success and failure, backup-code use, lockout,
-//! remembered or revoked device and issued token is one [`Audit::record`] call, which writes a
-//! structured `tracing` event (target `stepup::audit`) and, when an [`AuditStore`] is configured,
-//! a stored record the user can read back. Details never hold a secret, code or token: callers
-//! pass only counts, ids and method names.
+//! remembered or revoked device and issued token is one [`AuditEvent`] passed to
+//! [`Audit::record`], which writes a structured `tracing` event (target `stepup::audit`) and a
+//! stored record the user can read back. Events hold no secret, code or token: only counts, ids
+//! and method names.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use serde_json::Value;
 use stepup_core::clock::SharedClock;
-use stepup_store::{AuditRecord, AuditStore};
+use stepup_store::{AuditRecord, AuditStore, StoreError};
 
-/// Event kinds that change a user's factors: the [`Notifier`] hears about these.
-pub const FACTOR_CHANGES: &[&str] = &[
-    "totp_enrolled",
-    "totp_removed",
-    "backup_codes_regenerated",
-    "device_remembered",
-    "device_revoked",
-    "devices_revoked",
-    "factors_reset",
-];
+use crate::Method;
+
+/// Something that happened to a user's authentication. [`kind`](Self::kind) is the stable name
+/// stored and logged; the fields are the detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A TOTP enrollment was started (pending until confirmed).
+    TotpEnrollmentStarted {},
+    /// A TOTP enrollment was confirmed; `backup_codes` were issued with it (0 if the user
+    /// already had some).
+    TotpEnrolled {
+        /// Backup codes issued.
+        backup_codes: usize,
+    },
+    /// The TOTP factor was removed.
+    TotpRemoved {},
+    /// A backup code was used.
+    BackupCodeUsed {
+        /// Codes left.
+        remaining: usize,
+    },
+    /// The backup codes were replaced by a new set.
+    BackupCodesRegenerated {
+        /// Codes in the new set.
+        count: usize,
+    },
+    /// A second factor completed an MFA step.
+    MfaSucceeded {
+        /// The factor used.
+        method: Method,
+    },
+    /// A code or assertion was wrong (`method` is the factor, or `totp_setup` while enrolling).
+    MfaFailed {
+        /// The factor tried.
+        method: &'static str,
+    },
+    /// The per-user attempt limit started a lockout.
+    Lockout {
+        /// How long it lasts.
+        seconds: u64,
+    },
+    /// A factor failed so many times in a row that it is locked until recovery or reset.
+    FactorLocked {
+        /// The locked factor.
+        method: Method,
+        /// The consecutive failures.
+        failures: u64,
+    },
+    /// A browser was remembered after a second factor.
+    DeviceRemembered {
+        /// The device.
+        device_id: String,
+    },
+    /// A remembered browser skipped the MFA step.
+    DeviceUsed {
+        /// The device.
+        device_id: String,
+    },
+    /// One remembered browser was revoked.
+    DeviceRevoked {
+        /// The device.
+        device_id: String,
+    },
+    /// Every remembered browser of the user was revoked.
+    DevicesRevoked {
+        /// How many.
+        count: usize,
+    },
+    /// An access token was issued.
+    TokenIssued {
+        /// Its `acr`.
+        acr: String,
+        /// Its `amr`.
+        amr: Vec<String>,
+        /// `direct` or `authorization_code`.
+        via: &'static str,
+    },
+    /// An authorization code was issued to a client.
+    AuthorizationCodeIssued {
+        /// The client.
+        client_id: String,
+    },
+    /// An authorization code was presented with the wrong client, redirect URI or verifier.
+    AuthorizationCodeRefused {},
+    /// Every factor of the user was removed (account deletion, recovery, admin reset).
+    FactorsReset {},
+    /// A password check failed for this user.
+    PasswordFailed {},
+}
+
+impl AuditEvent {
+    /// The stable name of the event, as stored and logged.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TotpEnrollmentStarted {} => "totp_enrollment_started",
+            Self::TotpEnrolled { .. } => "totp_enrolled",
+            Self::TotpRemoved {} => "totp_removed",
+            Self::BackupCodeUsed { .. } => "backup_code_used",
+            Self::BackupCodesRegenerated { .. } => "backup_codes_regenerated",
+            Self::MfaSucceeded { .. } => "mfa_succeeded",
+            Self::MfaFailed { .. } => "mfa_failed",
+            Self::Lockout { .. } => "lockout",
+            Self::FactorLocked { .. } => "factor_locked",
+            Self::DeviceRemembered { .. } => "device_remembered",
+            Self::DeviceUsed { .. } => "device_used",
+            Self::DeviceRevoked { .. } => "device_revoked",
+            Self::DevicesRevoked { .. } => "devices_revoked",
+            Self::TokenIssued { .. } => "token_issued",
+            Self::AuthorizationCodeIssued { .. } => "authorization_code_issued",
+            Self::AuthorizationCodeRefused {} => "authorization_code_refused",
+            Self::FactorsReset {} => "factors_reset",
+            Self::PasswordFailed {} => "password_failed",
+        }
+    }
+
+    /// The detail as a JSON object (`{}` when there is none).
+    pub fn detail(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()))
+    }
+
+    /// Whether the event changes what can log the user in: the [`Notifier`] hears about these.
+    pub fn is_factor_change(&self) -> bool {
+        matches!(
+            self,
+            Self::TotpEnrolled { .. }
+                | Self::TotpRemoved {}
+                | Self::BackupCodesRegenerated { .. }
+                | Self::FactorLocked { .. }
+                | Self::DeviceRemembered { .. }
+                | Self::DeviceRevoked { .. }
+                | Self::DevicesRevoked { .. }
+                | Self::FactorsReset {}
+        )
+    }
+}
 
 /// Told about factor changes, e.g. to email the user ("an authenticator was added").
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
-    /// `change` is one of [`FACTOR_CHANGES`]; `detail` holds no secret.
-    async fn factor_changed(&self, user: &str, change: &str, detail: &Value);
+    /// `event` is one for which [`AuditEvent::is_factor_change`] holds; it holds no secret.
+    async fn factor_changed(&self, user: &str, event: &AuditEvent);
 }
 
 /// Records audit events. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Audit {
-    store: Option<Arc<dyn AuditStore>>,
+    store: Arc<dyn AuditStore>,
     notifier: Option<Arc<dyn Notifier>>,
-    clock: Option<SharedClock>,
+    clock: SharedClock,
 }
 
 impl Audit {
-    /// Keeps events in `store` too (not only in the log).
-    pub fn with_store(mut self, store: Arc<dyn AuditStore>) -> Self {
-        self.store = Some(store);
-        self
+    pub(crate) fn new(store: Arc<dyn AuditStore>, clock: SharedClock) -> Self {
+        Self {
+            store,
+            notifier: None,
+            clock,
+        }
     }
 
-    /// Calls `notifier` on factor changes.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+    pub(crate) fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
         self
     }
 
     pub(crate) fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
+        self.clock = clock;
         self
     }
 
-    /// Records `kind` about `user`. A store failure is logged, not returned: the operation being
+    /// Records `event` about `user`. A store failure is logged, not returned: the operation being
     /// audited has already happened (or been refused) and must not change its answer.
-    pub async fn record(&self, user: &str, kind: &'static str, detail: Value) {
+    pub async fn record(&self, user: &str, event: AuditEvent) {
+        let kind = event.kind();
+        let detail = event.detail();
         tracing::info!(target: "stepup::audit", event = kind, user, detail = %detail);
-        if let Some(store) = &self.store {
-            let record = AuditRecord {
-                id: crate::tokens::random_id(),
-                user: user.to_owned(),
-                kind: kind.to_owned(),
-                at: self.clock.as_ref().map_or(0, |clock| clock.unix_seconds()),
-                detail: detail.to_string(),
-            };
-            if let Err(error) = store.append_audit(record).await {
-                tracing::error!(target: "stepup::audit", %error, event = kind, "audit event not stored");
-            }
+        let record = AuditRecord {
+            id: stepup_core::tokens::random_id(),
+            user: user.to_owned(),
+            kind: kind.to_owned(),
+            at: self.clock.unix_seconds(),
+            detail: detail.to_string(),
+        };
+        if let Err(error) = self.store.append_audit(record).await {
+            tracing::error!(target: "stepup::audit", %error, event = kind, "audit event not stored");
         }
-        if FACTOR_CHANGES.contains(&kind)
+        if event.is_factor_change()
             && let Some(notifier) = &self.notifier
         {
-            notifier.factor_changed(user, kind, &detail).await;
+            notifier.factor_changed(user, &event).await;
         }
     }
 
-    /// The user's most recent events, oldest first.
-    pub async fn events(
-        &self,
-        user: &str,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, stepup_store::StoreError> {
-        match &self.store {
-            Some(store) => store.audit_events(user, limit).await,
-            None => Ok(Vec::new()),
-        }
+    /// The user's most recent `limit` events, oldest first.
+    pub async fn events(&self, user: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.store.audit_events(user, limit).await
     }
 }
 
 impl fmt::Debug for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Audit")
-            .field("stored", &self.store.is_some())
             .field("notifier", &self.notifier.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,8 @@
-//! Second factors of stepup: sealed TOTP secrets ([`seal`]), TOTP ([`totp`]), backup codes
-//! ([`backup`]) and the engine tying them to a store ([`Mfa`]).
+//! The second-factor engine of stepup: [`Mfa`], the one gateway to stepup's state, with one
+//! module per factor ([`totp`], [`backup`]) behind one shape ([`Method`], [`Proof`]), and one per
+//! concern: the MFA step ([`challenge`]), remembered [`devices`], [`authorization`] codes, the
+//! [`account`]'s end, the [`audit`] trail, guessing [`limits`], sealed secrets ([`seal`]) and the
+//! slow-hash pool ([`kdf`]).
 //!
 //! ```
 //! use stepup_mfa::backup::BackupCodes;
@@ -9,19 +12,30 @@
 //! assert_eq!(BackupCodes::normalise(&codes[0].to_lowercase()), BackupCodes::normalise(&codes[0]));
 //! ```
 
+pub mod account;
 pub mod audit;
+pub mod authorization;
 pub mod backup;
-mod limits;
-mod mfa;
+pub mod challenge;
+pub mod devices;
+mod engine;
+mod error;
+pub mod kdf;
+pub mod limits;
+mod method;
 pub mod seal;
-pub mod tokens;
 pub mod totp;
 
-pub use audit::{Audit, Notifier};
-pub use limits::AttemptPolicy;
-pub use mfa::{
-    CHALLENGE_TTL, CompletedChallenge, FactorSummary, MAX_CODE_ATTEMPTS, Mfa, MfaChallenge,
-    MfaError, Proof, TotpEnrollment, TotpSummary,
+pub use audit::{Audit, AuditEvent, Notifier};
+pub use authorization::{Authentication, CODE_TTL, PendingAuthorization};
+pub use challenge::{
+    CHALLENGE_TTL, CompletedChallenge, FactorInfo, FactorSummary, MAX_CODE_ATTEMPTS, MfaChallenge,
 };
+pub use devices::{DeviceSeen, RememberedDevice};
+pub use engine::{Mfa, Stores};
+pub use error::MfaError;
+pub use kdf::{KdfBusy, KdfPool};
+pub use limits::{AddressAttempt, AddressPolicy, AttemptPolicy};
+pub use method::{Method, Proof};
 pub use seal::Keyring;
-pub use totp::{TotpAlgorithm, TotpConfig};
+pub use totp::{TotpAlgorithm, TotpConfig, TotpEnrollment};

@@ -1,8 +1,14 @@
-//! Per-user limits on code verification: a fixed window of attempts, then a lockout that doubles
-//! with every burst within a day (SPEC §3 invariant 3).
+//! Limits on guessing (one place for all of them):
 //!
-//! Each attempt is counted before its code is checked, by one atomic `increment`, so concurrent
-//! guesses can never get past the limit; a success clears the count, so only failures add up.
+//! - **per user**: a fixed window of failed verifications, then a lockout that doubles with every
+//!   burst within a day. Each attempt is counted before its code is checked, by one atomic
+//!   `increment`, so concurrent guesses can never get past the limit; a success clears the count.
+//! - **per factor**: after [`AttemptPolicy::lock_after`] consecutive failures (100 by default, as
+//!   NIST SP 800-63B asks) the factor is locked until a recovery or an administrator's reset. The
+//!   streak lives in the durable store, so every instance shares it; a success ends it.
+//! - **per client address**: failed logins (wrong passwords, wrong codes, bad `mfa_token`s) are
+//!   limited per window ([`AddressPolicy`]). An attempt is counted before it is checked and given
+//!   back when it succeeds, so successful logins never use up an office's shared address.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +16,8 @@ use std::time::Duration;
 use stepup_core::clock::SharedClock;
 use stepup_store::EphemeralStore;
 
-use crate::MfaError;
+use crate::audit::AuditEvent;
+use crate::{Method, Mfa, MfaError};
 
 /// How many failed verifications a user gets, and how long the lockouts last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +30,8 @@ pub struct AttemptPolicy {
     pub first_lockout: Duration,
     /// The longest lockout (default 24 hours).
     pub max_lockout: Duration,
+    /// Consecutive failures of one factor that lock it until recovery or reset (default 100).
+    pub lock_after: u64,
 }
 
 impl Default for AttemptPolicy {
@@ -32,17 +41,44 @@ impl Default for AttemptPolicy {
             window: Duration::from_secs(5 * 60),
             first_lockout: Duration::from_secs(5 * 60),
             max_lockout: Duration::from_secs(24 * 60 * 60),
+            lock_after: 100,
         }
     }
+}
+
+/// How many failed logins one client address gets per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPolicy {
+    /// Failures allowed per window (default 30).
+    pub max_failures: u64,
+    /// The window (default 5 minutes).
+    pub window: Duration,
+}
+
+impl Default for AddressPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 30,
+            window: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// A login attempt counted against a client address: [`Mfa::settle_address_attempt`] gives it
+/// back unless it failed.
+#[derive(Debug)]
+#[must_use = "settle the attempt, or a success counts as a failure"]
+pub struct AddressAttempt {
+    key: Option<String>,
 }
 
 /// How long bursts are remembered for the doubling.
 const BURST_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why an attempt was not admitted.
-pub(crate) struct Refused {
-    pub(crate) error: MfaError,
-    pub(crate) lockout_started: bool,
+struct Refused {
+    error: MfaError,
+    lockout_started: bool,
 }
 
 impl Refused {
@@ -70,16 +106,16 @@ impl From<stepup_store::StoreError> for Refused {
 }
 
 #[derive(Clone)]
-pub(crate) struct AttemptLimiter {
-    pub(crate) ephemeral: Arc<dyn EphemeralStore>,
-    pub(crate) clock: SharedClock,
-    pub(crate) policy: AttemptPolicy,
+struct AttemptLimiter {
+    ephemeral: Arc<dyn EphemeralStore>,
+    clock: SharedClock,
+    policy: AttemptPolicy,
 }
 
 impl AttemptLimiter {
     /// Counts an attempt for `user`, or refuses it with the time to wait; `lockout_started` tells
     /// whether this very attempt started a lockout (so that it is audited once).
-    pub(crate) async fn admit(&self, user: &str) -> Result<(), Refused> {
+    async fn admit(&self, user: &str) -> Result<(), Refused> {
         if let Some(retry_after) = self.locked_for(user).await? {
             return Err(Refused::limited(retry_after, false));
         }
@@ -99,7 +135,7 @@ impl AttemptLimiter {
     }
 
     /// A success: the failures so far no longer count.
-    pub(crate) async fn forgive(&self, user: &str) -> Result<(), MfaError> {
+    async fn forgive(&self, user: &str) -> Result<(), MfaError> {
         Ok(self.ephemeral.remove(&format!("attempts:{user}")).await?)
     }
 
@@ -132,5 +168,102 @@ impl AttemptLimiter {
             .unwrap_or(u64::MAX);
         let remaining = until.saturating_sub(self.clock.unix_seconds()).max(1);
         Ok(Some(Duration::from_secs(remaining)))
+    }
+}
+
+impl Mfa {
+    /// Runs one verification under every limit: refused while the factor is locked or the user
+    /// is locked out; counted before it runs; on success the user's count and the factor's streak
+    /// are cleared; a wrong code is audited and lengthens the streak, locking the factor at
+    /// [`AttemptPolicy::lock_after`]. `method` is `None` for a factor not yet enrolled (its
+    /// failures count per user, not toward a lock).
+    pub(crate) async fn limited<T>(
+        &self,
+        user: &str,
+        method: Option<Method>,
+        audit_name: &'static str,
+        verification: impl Future<Output = Result<T, MfaError>>,
+    ) -> Result<T, MfaError> {
+        let policy = self.inner.attempts;
+        if let Some(method) = method
+            && self.factors().failures(user, method.store_kind()).await? >= policy.lock_after
+        {
+            return Err(MfaError::FactorLocked { method });
+        }
+        let limiter = AttemptLimiter {
+            ephemeral: self.inner.stores.ephemeral.clone(),
+            clock: self.inner.clock.clone(),
+            policy,
+        };
+        if let Err(refused) = limiter.admit(user).await {
+            if refused.lockout_started
+                && let MfaError::RateLimited { retry_after } = &refused.error
+            {
+                let seconds = retry_after.as_secs();
+                self.audit().record(user, AuditEvent::Lockout { seconds }).await;
+            }
+            return Err(refused.error);
+        }
+        let outcome = verification.await;
+        match &outcome {
+            Ok(_) => {
+                limiter.forgive(user).await?;
+                if let Some(method) = method {
+                    self.factors().clear_failures(user, method.store_kind()).await?;
+                }
+            }
+            Err(MfaError::InvalidCode) => {
+                let event = AuditEvent::MfaFailed { method: audit_name };
+                self.audit().record(user, event).await;
+                if let Some(method) = method {
+                    let failures = self.factors().record_failure(user, method.store_kind()).await?;
+                    if failures == policy.lock_after {
+                        let event = AuditEvent::FactorLocked { method, failures };
+                        self.audit().record(user, event).await;
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Counts a login attempt from `address` before it is checked; refused with
+    /// [`MfaError::RateLimited`] once the address has used up its failures for the window.
+    /// `None` (no known address) is never limited here.
+    pub async fn admit_address(&self, address: Option<&str>) -> Result<AddressAttempt, MfaError> {
+        let Some(address) = address else {
+            return Ok(AddressAttempt { key: None });
+        };
+        let policy = self.inner.addresses;
+        let key = format!("address_failures:{address}");
+        let count = self.ephemeral().increment(&key, policy.window).await?;
+        if count > policy.max_failures {
+            // A refused attempt is not a failure of its own.
+            self.ephemeral().decrement(&key).await?;
+            return Err(MfaError::RateLimited {
+                retry_after: policy.window,
+            });
+        }
+        Ok(AddressAttempt { key: Some(key) })
+    }
+
+    /// Settles an attempt: a failure (a wrong password, code or `mfa_token`) stays counted;
+    /// anything else is given back.
+    pub async fn settle_address_attempt(
+        &self,
+        attempt: AddressAttempt,
+        failed: bool,
+    ) -> Result<(), MfaError> {
+        if let (Some(key), false) = (attempt.key, failed) {
+            self.ephemeral().decrement(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether factor `method` of `user` is locked by consecutive failures.
+    pub async fn is_locked(&self, user: &str, method: Method) -> Result<bool, MfaError> {
+        let failures = self.factors().failures(user, method.store_kind()).await?;
+        Ok(failures >= self.inner.attempts.lock_after)
     }
 }

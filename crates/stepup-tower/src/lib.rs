@@ -4,7 +4,8 @@
 //!   extensions, or `401 invalid_token`;
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
 //! - [`ResolveClientAddr`] / [`RateLimit`]: the client's address (believing trusted proxies only)
-//!   and a per-client request budget kept in an `EphemeralStore`, answering `429`.
+//!   and a per-client request ceiling kept in an `EphemeralStore`, answering `429`;
+//! - [`RememberedDevicesLayer`]: the remembered-device cookie → [`TrustedDevice`].
 //!
 //! The layers that answer wrap the inner response body in [`ResponseBody`], so they work with any
 //! body type.
@@ -25,6 +26,7 @@
 pub mod authenticate;
 pub mod client_addr;
 pub mod rate_limit;
+pub mod remembered_device;
 pub mod require_acr;
 mod response;
 
@@ -33,5 +35,9 @@ pub use client_addr::{
     ClientAddr, PeerAddr, ResolveClientAddr, ResolveClientAddrLayer, TrustedProxies, client_addr,
 };
 pub use rate_limit::{RateLimit, RateLimitLayer};
+pub use remembered_device::{
+    DEVICE_COOKIE, DEFAULT_REMEMBER_FOR, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
+    device_cookie,
+};
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use response::{ResponseBody, ResponseFuture};

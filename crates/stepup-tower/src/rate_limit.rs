@@ -67,10 +67,11 @@ use tower_service::Service;
 use crate::client_addr::ClientAddr;
 pub use crate::response::ResponseBody;
 
-/// The default limit: 30 requests…
-pub const DEFAULT_MAX: u64 = 30;
+/// The default ceiling: 300 requests…
+pub const DEFAULT_MAX: u64 = 300;
 
-/// …per 5 minutes.
+/// …per 5 minutes. Generous on purpose: this bounds the work (password hashing) one address can
+/// cause, whatever the outcome; failed logins have their own, tighter budget in the engine.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The shortest window.
@@ -226,9 +227,7 @@ where
 
 /// `429` with `Retry-After` set to the window (whole seconds, rounded up).
 fn too_many_requests<B>(window: Duration) -> Response<ResponseBody<B>> {
-    let seconds = window
-        .as_secs()
-        .saturating_add(u64::from(window.subsec_nanos() > 0));
+    let seconds = stepup_core::error_body::retry_after_seconds(window);
     let mut response = rejection(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
@@ -254,8 +253,8 @@ fn rejection<B>(
     error: &'static str,
     description: &'static str,
 ) -> Response<ResponseBody<B>> {
-    let body = serde_json::json!({ "error": error, "error_description": description });
-    let mut response = Response::new(ResponseBody::from_rejection(body.to_string()));
+    let body = stepup_core::error_body::error_body(error, description);
+    let mut response = Response::new(ResponseBody::from_rejection(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -73,7 +73,7 @@ impl BackupCodes {
     pub fn lookup(&self, normalised: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(normalised.as_bytes());
-        crate::tokens::hex(&mac.finalize().into_bytes())
+        stepup_core::tokens::hex(&mac.finalize().into_bytes())
     }
 
     /// The argon2id hash (PHC string) of a normalised code.

@@ -2,7 +2,7 @@
 //! made and the only form in which they are stored.
 //!
 //! ```
-//! use stepup_mfa::tokens::{digest, random_token};
+//! use stepup_core::tokens::{digest, random_token};
 //!
 //! let token = random_token();
 //! assert_eq!(token.len(), 43);
@@ -31,7 +31,8 @@ pub fn digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,0 +1,231 @@
+//! The MFA step of a login: an `mfa_token` stands for a user who proved a first factor, and is
+//! completed once by a second one ([`Proof`]). The token is stored only as its SHA-256, in the
+//! ephemeral store, with what it stands for; it is consumed on success and dies after
+//! [`MAX_CODE_ATTEMPTS`] wrong codes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stepup_core::tokens;
+use stepup_store::CredentialStatus;
+
+use crate::audit::AuditEvent;
+use crate::authorization::PendingAuthorization;
+use crate::{Method, Mfa, MfaError, Proof};
+
+/// How long an `mfa_token` lives.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Wrong codes an `mfa_token` survives; the next one kills it.
+pub const MAX_CODE_ATTEMPTS: u64 = 5;
+
+/// A started MFA login: the token the client sends back with the second factor.
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaChallenge {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Opaque, single-use, 5 minutes.
+    pub mfa_token: String,
+    /// The methods this user can complete it with.
+    pub methods: Vec<Method>,
+}
+
+/// A completed MFA step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedChallenge {
+    /// The user.
+    pub subject: String,
+    /// The methods really used, each once (RFC 8176), e.g. `["pwd", "otp"]`.
+    pub amr: Vec<String>,
+    /// The second factor used.
+    pub method: Method,
+    /// Unused backup codes left, when one was used.
+    pub remaining_backup_codes: Option<usize>,
+    /// The authorization request waiting for this login, if any.
+    pub pending: Option<PendingAuthorization>,
+}
+
+/// What an `mfa_token` stands for. A ticket that does not parse is an error, never a
+/// different grant.
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    sub: String,
+    amr: Vec<String>,
+    pending: Option<PendingAuthorization>,
+}
+
+/// A user's factors, without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FactorSummary {
+    /// Every credential, pending or active.
+    pub factors: Vec<FactorInfo>,
+    /// Unused backup codes.
+    pub backup_codes_remaining: usize,
+}
+
+/// One credential, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FactorInfo {
+    /// The factor.
+    pub method: Method,
+    /// The credential's id.
+    pub id: String,
+    /// A name the user chose.
+    pub label: Option<String>,
+    /// Confirmed by a first proof.
+    pub active: bool,
+    /// Locked by consecutive failures until recovery or reset.
+    pub locked: bool,
+    /// When it was made (Unix seconds).
+    pub created_at: u64,
+    /// When it last completed a login (Unix seconds).
+    pub last_used_at: Option<u64>,
+}
+
+impl Mfa {
+    /// The second factors the user can use now: each kind of active credential, then backup
+    /// codes while some are left.
+    pub async fn methods(&self, user: &str) -> Result<Vec<Method>, MfaError> {
+        let mut methods = Vec::new();
+        for credential in self.factors().credentials(user).await? {
+            if credential.status != CredentialStatus::Active {
+                continue;
+            }
+            if let Some(method) = Method::from_credential_kind(&credential.kind)
+                && !methods.contains(&method)
+            {
+                methods.push(method);
+            }
+        }
+        if !methods.is_empty() && self.remaining_backup_codes(user).await? > 0 {
+            methods.push(Method::BackupCode);
+        }
+        Ok(methods)
+    }
+
+    /// Whether the user has an active second factor.
+    pub async fn is_enrolled(&self, user: &str) -> Result<bool, MfaError> {
+        Ok(self.factors().credentials(user).await?.iter().any(|c| {
+            c.status == CredentialStatus::Active && Method::from_credential_kind(&c.kind).is_some()
+        }))
+    }
+
+    /// The user's factors, without secrets.
+    pub async fn factor_summary(&self, user: &str) -> Result<FactorSummary, MfaError> {
+        let mut factors = Vec::new();
+        for credential in self.factors().credentials(user).await? {
+            let Some(method) = Method::from_credential_kind(&credential.kind) else {
+                continue;
+            };
+            factors.push(FactorInfo {
+                method,
+                locked: self.is_locked(user, method).await?,
+                id: credential.id,
+                label: credential.label,
+                active: credential.status == CredentialStatus::Active,
+                created_at: credential.created_at,
+                last_used_at: credential.last_used_at,
+            });
+        }
+        Ok(FactorSummary {
+            factors,
+            backup_codes_remaining: self.remaining_backup_codes(user).await?,
+        })
+    }
+
+    /// Starts an MFA step for `user`, who has proven `first_factors` (e.g. `["pwd"]`);
+    /// `pending` travels with it and comes back in [`CompletedChallenge::pending`].
+    pub async fn start_challenge(
+        &self,
+        user: &str,
+        first_factors: &[&str],
+        pending: Option<PendingAuthorization>,
+    ) -> Result<MfaChallenge, MfaError> {
+        let methods = self.methods(user).await?;
+        if methods.is_empty() {
+            return Err(MfaError::NotEnrolled);
+        }
+        let token = tokens::random_token();
+        let ticket = Ticket {
+            sub: user.to_owned(),
+            amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
+            pending,
+        };
+        let ticket = serde_json::to_vec(&ticket)
+            .map_err(|_| MfaError::Internal("could not encode a challenge"))?;
+        if !self
+            .ephemeral()
+            .insert_if_absent(&challenge_key(&token), &ticket, CHALLENGE_TTL)
+            .await?
+        {
+            return Err(MfaError::Internal("mfa_token collision"));
+        }
+        Ok(MfaChallenge {
+            mfa_required: true,
+            mfa_token: token,
+            methods,
+        })
+    }
+
+    /// Completes an MFA step. The token is consumed on success and dies after
+    /// [`MAX_CODE_ATTEMPTS`] wrong codes; until then a wrong code leaves it usable.
+    pub async fn complete_challenge(
+        &self,
+        mfa_token: &str,
+        proof: Proof<'_>,
+    ) -> Result<CompletedChallenge, MfaError> {
+        if mfa_token.is_empty() || mfa_token.len() > 128 {
+            return Err(MfaError::InvalidMfaToken);
+        }
+        let key = challenge_key(mfa_token);
+        let ticket = self
+            .ephemeral()
+            .get(&key)
+            .await?
+            .ok_or(MfaError::InvalidMfaToken)?;
+        let ticket: Ticket = serde_json::from_slice(&ticket)
+            .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))?;
+
+        let method = proof.method();
+        let outcome = match proof {
+            Proof::Totp(code) => self.verify_totp(&ticket.sub, code).await.map(|()| None),
+            Proof::BackupCode(code) => self.redeem_backup_code(&ticket.sub, code).await.map(Some),
+        };
+        let remaining_backup_codes = match outcome {
+            Ok(remaining) => remaining,
+            Err(MfaError::InvalidCode) => {
+                let attempts_key = format!("{key}:attempts");
+                let attempts = self
+                    .ephemeral()
+                    .increment(&attempts_key, CHALLENGE_TTL)
+                    .await?;
+                if attempts >= MAX_CODE_ATTEMPTS {
+                    self.ephemeral().remove(&key).await?;
+                }
+                return Err(MfaError::InvalidCode);
+            }
+            Err(other) => return Err(other),
+        };
+        if self.ephemeral().take(&key).await?.is_none() {
+            return Err(MfaError::InvalidMfaToken);
+        }
+        let mut amr = ticket.amr;
+        if !amr.iter().any(|used| used == method.amr()) {
+            amr.push(method.amr().to_owned());
+        }
+        self.audit()
+            .record(&ticket.sub, AuditEvent::MfaSucceeded { method })
+            .await;
+        Ok(CompletedChallenge {
+            subject: ticket.sub,
+            amr,
+            method,
+            remaining_backup_codes,
+            pending: ticket.pending,
+        })
+    }
+}
+
+/// Where an `mfa_token` lives: only its SHA-256, so the store never holds the token itself.
+fn challenge_key(token: &str) -> String {
+    format!("mfa_token:{}", tokens::digest(token))
+}

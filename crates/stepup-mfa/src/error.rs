@@ -1,0 +1,54 @@
+//! [`MfaError`]: why an operation of the engine failed.
+
+use std::time::Duration;
+
+use stepup_store::StoreError;
+
+use crate::Method;
+
+/// Why a second-factor operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MfaError {
+    /// The code (or assertion) is wrong, malformed, outside the window or already used.
+    #[error("the code is invalid")]
+    InvalidCode,
+    /// The `mfa_token` is unknown, expired, used or exhausted by wrong codes.
+    #[error("the mfa_token is invalid or expired")]
+    InvalidMfaToken,
+    /// The authorization code is unknown, expired, used, or does not match its client, redirect
+    /// URI or PKCE verifier.
+    #[error("the authorization code is invalid")]
+    InvalidGrant,
+    /// The user has no active factor of the kind asked for.
+    #[error("no second factor is enrolled")]
+    NotEnrolled,
+    /// The user already has an active factor of this kind (one per user).
+    #[error("an authenticator app is already enrolled")]
+    AlreadyEnrolled,
+    /// There is no pending enrollment to confirm.
+    #[error("no enrollment is pending")]
+    NoPendingEnrollment,
+    /// Too many failed attempts: wait `retry_after` (`429`).
+    #[error("too many attempts; retry later")]
+    RateLimited {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// The factor failed too many times in a row and stays locked until a recovery or an
+    /// administrator's reset.
+    #[error("this factor is locked after too many failures")]
+    FactorLocked {
+        /// The locked factor.
+        method: Method,
+    },
+    /// The slow-hash pool had no room in time (`503`).
+    #[error("the service is busy")]
+    Busy,
+    /// The store failed: callers fail closed (`503`).
+    #[error("the store is unavailable")]
+    Unavailable(#[from] StoreError),
+    /// A stored secret or record could not be opened or read, or a secret could not be sealed.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}

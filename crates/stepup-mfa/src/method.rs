@@ -1,0 +1,69 @@
+//! The second factors as one shape: a [`Method`] names a factor, a [`Proof`] is what a user
+//! presents for it. A new factor is a new variant here and a new module; the stores never change.
+
+use serde::Serialize;
+use stepup_core::acr::amr;
+
+/// A second factor a user can complete an MFA step with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Method {
+    /// A TOTP code from an authenticator app.
+    Totp,
+    /// A single-use backup code.
+    BackupCode,
+}
+
+impl Method {
+    /// The stable name used in `methods`, `method` fields and the audit trail.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::BackupCode => "backup_code",
+        }
+    }
+
+    /// The RFC 8176 `amr` value a success with this method adds.
+    pub fn amr(self) -> &'static str {
+        match self {
+            Self::Totp | Self::BackupCode => amr::OTP,
+        }
+    }
+
+    /// The kind under which the store keeps this factor's credentials or codes (and its
+    /// failure streak).
+    pub fn store_kind(self) -> &'static str {
+        match self {
+            Self::Totp => crate::totp::KIND,
+            Self::BackupCode => crate::backup::KIND,
+        }
+    }
+
+    /// The method whose credentials the store keeps under `kind`, if any.
+    pub fn from_credential_kind(kind: &str) -> Option<Self> {
+        [Self::Totp]
+            .into_iter()
+            .find(|method| method.store_kind() == kind)
+    }
+}
+
+/// What the user proves a second factor with.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Proof<'a> {
+    /// A TOTP code.
+    Totp(&'a str),
+    /// A backup code.
+    BackupCode(&'a str),
+}
+
+impl Proof<'_> {
+    /// The method this proof is for.
+    pub fn method(&self) -> Method {
+        match self {
+            Self::Totp(_) => Method::Totp,
+            Self::BackupCode(_) => Method::BackupCode,
+        }
+    }
+}

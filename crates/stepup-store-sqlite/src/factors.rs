@@ -1,0 +1,415 @@
+//! [`FactorStore`] on the `credentials`, `codes`, `factor_failures` and `token_marks` tables.
+
+use stepup_store::{
+    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, StoreResult,
+    async_trait,
+};
+
+use crate::SqliteStore;
+use crate::rows::{
+    CredentialRow, count_from_db, credential, credential_columns, db_error, from_db, to_db,
+};
+
+#[async_trait]
+impl FactorStore for SqliteStore {
+    async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool> {
+        let counter = to_db(credential.counter, "credential counter")?;
+        let created_at = to_db(credential.created_at, "credential creation time")?;
+        let last_used_at = credential
+            .last_used_at
+            .map(|at| to_db(at, "credential last use time"))
+            .transpose()?;
+        let insert = sqlx::query(
+            "INSERT INTO credentials \
+             (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (user_id, kind, id) DO NOTHING",
+        )
+        .bind(&credential.user)
+        .bind(&credential.kind)
+        .bind(&credential.id)
+        .bind(CredentialStatus::Pending.as_str())
+        .bind(&credential.label)
+        .bind(&credential.payload)
+        .bind(counter)
+        .bind(created_at)
+        .bind(last_used_at);
+        match rule {
+            // One statement: a stored id (pending or active) leaves the row alone.
+            Enrollment::Many => {
+                let result = insert.execute(&self.pool).await.map_err(db_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+            // Check, clear and insert under the write lock, so two enrollments of the kind cannot
+            // both pass the check.
+            Enrollment::OnePerUser => {
+                let mut tx = self.begin_immediate().await?;
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM credentials \
+                     WHERE user_id = ?1 AND kind = ?2 AND status = 'active'",
+                )
+                .bind(&credential.user)
+                .bind(&credential.kind)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if active > 0 {
+                    tx.rollback().await.map_err(db_error)?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "DELETE FROM credentials \
+                     WHERE user_id = ?1 AND kind = ?2 AND status = 'pending'",
+                )
+                .bind(&credential.user)
+                .bind(&credential.kind)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let result = insert.execute(&mut *tx).await.map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+        }
+    }
+
+    async fn activate(
+        &self,
+        key: CredentialRef<'_>,
+        counter: u64,
+        codes: Option<CodeSet>,
+    ) -> StoreResult<bool> {
+        let counter = to_db(counter, "credential counter")?;
+        let codes = codes.map(StoredCodes::new).transpose()?;
+        let mut tx = self.begin_immediate().await?;
+        let activated = sqlx::query(
+            "UPDATE credentials SET status = 'active', counter = ?4 \
+             WHERE user_id = ?1 AND kind = ?2 AND id = ?3 AND status = 'pending'",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .bind(counter)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if activated.rows_affected() != 1 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        if let Some(codes) = codes {
+            codes.write(&mut tx, key.user).await?;
+        }
+        // Dropping the transaction on an earlier error rolls it back: no half-enrolled user.
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn credential(&self, key: CredentialRef<'_>) -> StoreResult<Option<Credential>> {
+        let row: Option<CredentialRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE user_id = ?1 AND kind = ?2 AND id = ?3"
+        ))
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(credential).transpose()
+    }
+
+    async fn credentials(&self, user: &str) -> StoreResult<Vec<Credential>> {
+        let rows: Vec<CredentialRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE user_id = ?1 ORDER BY created_at, kind, id"
+        ))
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(credential).collect()
+    }
+
+    async fn credentials_of_kind(&self, kind: &str) -> StoreResult<Vec<Credential>> {
+        let rows: Vec<CredentialRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE kind = ?1 ORDER BY user_id, created_at, id"
+        ))
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(credential).collect()
+    }
+
+    async fn advance_counter(
+        &self,
+        key: CredentialRef<'_>,
+        counter: u64,
+        payload: Option<&str>,
+        used_at: u64,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE credentials SET counter = ?4, last_used_at = ?5, \
+             payload = COALESCE(?6, payload) \
+             WHERE user_id = ?1 AND kind = ?2 AND id = ?3 AND status = 'active' AND counter < ?4",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .bind(to_db(counter, "credential counter")?)
+        .bind(to_db(used_at, "credential last use time")?)
+        .bind(payload)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn replace_payload(
+        &self,
+        key: CredentialRef<'_>,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE credentials SET payload = ?5 \
+             WHERE user_id = ?1 AND kind = ?2 AND id = ?3 AND payload = ?4",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool> {
+        // SQLite counts every row the WHERE matched, also one whose label was already `label`.
+        let result = sqlx::query(
+            "UPDATE credentials SET label = ?4 WHERE user_id = ?1 AND kind = ?2 AND id = ?3",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .bind(label)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool> {
+        let result =
+            sqlx::query("DELETE FROM credentials WHERE user_id = ?1 AND kind = ?2 AND id = ?3")
+                .bind(key.user)
+                .bind(key.kind)
+                .bind(key.id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn replace_codes(&self, user: &str, set: CodeSet) -> StoreResult<()> {
+        let codes = StoredCodes::new(set)?;
+        let mut tx = self.begin_immediate().await?;
+        codes.write(&mut tx, user).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn code_hash(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT hash FROM codes WHERE user_id = ?1 AND kind = ?2 AND lookup = ?3 \
+             AND (expires_at IS NULL OR expires_at > ?4)",
+        )
+        .bind(user)
+        .bind(kind)
+        .bind(lookup)
+        .bind(self.now_db()?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn consume_code(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "DELETE FROM codes WHERE user_id = ?1 AND kind = ?2 AND lookup = ?3 \
+             AND (expires_at IS NULL OR expires_at > ?4)",
+        )
+        .bind(user)
+        .bind(kind)
+        .bind(lookup)
+        .bind(self.now_db()?)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn count_codes(&self, user: &str, kind: &str) -> StoreResult<usize> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM codes WHERE user_id = ?1 AND kind = ?2 \
+             AND (expires_at IS NULL OR expires_at > ?3)",
+        )
+        .bind(user)
+        .bind(kind)
+        .bind(self.now_db()?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        count_from_db(count, "code count")
+    }
+
+    async fn record_failure(&self, user: &str, kind: &str) -> StoreResult<u64> {
+        // Saturates rather than overflowing into a floating-point streak.
+        let streak: i64 = sqlx::query_scalar(
+            "INSERT INTO factor_failures (user_id, kind, streak) VALUES (?1, ?2, 1) \
+             ON CONFLICT (user_id, kind) DO UPDATE SET streak = CASE \
+                 WHEN factor_failures.streak < 9223372036854775807 \
+                 THEN factor_failures.streak + 1 ELSE factor_failures.streak END \
+             RETURNING streak",
+        )
+        .bind(user)
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        from_db(streak, "failure streak")
+    }
+
+    async fn failures(&self, user: &str, kind: &str) -> StoreResult<u64> {
+        let streak: Option<i64> = sqlx::query_scalar(
+            "SELECT streak FROM factor_failures WHERE user_id = ?1 AND kind = ?2",
+        )
+        .bind(user)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        streak.map_or(Ok(0), |streak| from_db(streak, "failure streak"))
+    }
+
+    async fn clear_failures(&self, user: &str, kind: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM factor_failures WHERE user_id = ?1 AND kind = ?2")
+            .bind(user)
+            .bind(kind)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()> {
+        // The mark only moves forward: an earlier `at` matches no row to update.
+        sqlx::query(
+            "INSERT INTO token_marks (user_id, revoked_before) VALUES (?1, ?2) \
+             ON CONFLICT (user_id) DO UPDATE SET revoked_before = excluded.revoked_before \
+             WHERE excluded.revoked_before > token_marks.revoked_before",
+        )
+        .bind(user)
+        .bind(to_db(at, "token revocation time")?)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT revoked_before FROM token_marks WHERE user_id = ?1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        at.map(|at| from_db(at, "token revocation time"))
+            .transpose()
+    }
+
+    async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {
+        let mut tx = self.begin_immediate().await?;
+        for statement in [
+            "DELETE FROM credentials WHERE user_id = ?1",
+            "DELETE FROM codes WHERE user_id = ?1",
+            "DELETE FROM factor_failures WHERE user_id = ?1",
+        ] {
+            sqlx::query(statement)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // Taking the write lock proves the database answers and accepts writes, writing nothing.
+        let tx = self.begin_immediate().await?;
+        tx.rollback().await.map_err(db_error)
+    }
+}
+
+/// A code set with its expiries converted, checked before any transaction starts.
+struct StoredCodes {
+    kind: String,
+    codes: Vec<(String, String, Option<i64>)>,
+}
+
+impl StoredCodes {
+    fn new(set: CodeSet) -> StoreResult<Self> {
+        let codes = set
+            .codes
+            .into_iter()
+            .map(|code| {
+                let expires_at = code
+                    .expires_at
+                    .map(|at| to_db(at, "code expiry"))
+                    .transpose()?;
+                Ok((code.lookup, code.hash, expires_at))
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(Self {
+            kind: set.kind,
+            codes,
+        })
+    }
+
+    /// Replaces the user's codes of the kind inside an open transaction.
+    async fn write(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        user: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM codes WHERE user_id = ?1 AND kind = ?2")
+            .bind(user)
+            .bind(&self.kind)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        for (lookup, hash, expires_at) in &self.codes {
+            // A lookup given twice keeps its last hash and expiry.
+            sqlx::query(
+                "INSERT INTO codes (user_id, kind, lookup, hash, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (user_id, kind, lookup) DO UPDATE SET \
+                 hash = excluded.hash, expires_at = excluded.expires_at",
+            )
+            .bind(user)
+            .bind(&self.kind)
+            .bind(lookup)
+            .bind(hash)
+            .bind(*expires_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(())
+    }
+}

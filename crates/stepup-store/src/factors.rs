@@ -1,0 +1,215 @@
+//! [`FactorStore`]: durable per-user factor state, the same shape for every kind of factor.
+//!
+//! The store never interprets a factor: a credential is a row keyed by (user, kind, id) with an
+//! opaque payload (the engine seals secrets before they get here), and three atomic shapes serve
+//! every factor:
+//!
+//! - **activate**: pending → active, replacing a code set in the same step where asked
+//!   ([`FactorStore::activate`]);
+//! - **advance a counter**: a monotonic compare-and-set (the TOTP time step, the WebAuthn
+//!   signature counter) ([`FactorStore::advance_counter`]);
+//! - **consume a code**: single-use hashed codes (backup codes, SMS and recovery codes)
+//!   ([`FactorStore::consume_code`]).
+//!
+//! Adding a factor adds a kind name, never a method.
+
+use crate::{StoreResult, async_trait};
+
+/// Whether a credential is waiting for its first proof or in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialStatus {
+    /// Made, not yet confirmed: it proves nothing.
+    Pending,
+    /// Confirmed: it can complete a login.
+    Active,
+}
+
+impl CredentialStatus {
+    /// The stored name: `pending` or `active`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+        }
+    }
+
+    /// The status a stored name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(Self::Pending),
+            "active" => Some(Self::Active),
+            _ => None,
+        }
+    }
+}
+
+/// One credential of one factor of one user (an authenticator app, a passkey, a phone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The user.
+    pub user: String,
+    /// The factor kind, a short stable name (`totp`, `webauthn`, `sms`); opaque to the store.
+    pub kind: String,
+    /// Unique among the user's credentials of this kind.
+    pub id: String,
+    /// Pending until confirmed.
+    pub status: CredentialStatus,
+    /// A name the user chose, if any.
+    pub label: Option<String>,
+    /// The factor's own data, sealed where it holds a secret; opaque to the store.
+    pub payload: String,
+    /// A monotonic counter: the last accepted TOTP step, the WebAuthn signature count.
+    pub counter: u64,
+    /// When it was made (Unix seconds).
+    pub created_at: u64,
+    /// When it last proved a login (Unix seconds).
+    pub last_used_at: Option<u64>,
+}
+
+impl Credential {
+    /// Which credential this is.
+    pub fn key(&self) -> CredentialRef<'_> {
+        CredentialRef {
+            user: &self.user,
+            kind: &self.kind,
+            id: &self.id,
+        }
+    }
+}
+
+/// Names one credential: (user, kind, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialRef<'a> {
+    /// The user.
+    pub user: &'a str,
+    /// The factor kind.
+    pub kind: &'a str,
+    /// The credential id.
+    pub id: &'a str,
+}
+
+/// How many credentials of a kind a user may hold, for [`FactorStore::put_pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrollment {
+    /// At most one (an authenticator app): an earlier pending credential of the kind is replaced,
+    /// and the call is refused while an active one exists.
+    OnePerUser,
+    /// Any number (passkeys): refused only when the id is already stored.
+    Many,
+}
+
+/// One single-use code as stored: never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeHash {
+    /// Keyed digest of the normalised code, the lookup key: one attempt finds at most one row.
+    pub lookup: String,
+    /// A slow hash (argon2id PHC string) of the code, checked once the row is found; empty where
+    /// the lookup digest alone decides (codes with enough entropy and a short life).
+    pub hash: String,
+    /// When the code stops being accepted (Unix seconds, live while strictly after now), if ever.
+    pub expires_at: Option<u64>,
+}
+
+/// A whole set of codes of one kind, written in one step (e.g. the backup codes given at
+/// activation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeSet {
+    /// The code kind (`backup_code`, …).
+    pub kind: String,
+    /// The codes; the set replaces every earlier code of the kind.
+    pub codes: Vec<CodeHash>,
+}
+
+/// Durable per-user factor state.
+///
+/// Every single-use or check-and-update call is ONE atomic operation: concurrent callers, in this
+/// process or another sharing the backend, cannot both win. Code liveness is judged by the
+/// store's injected clock.
+#[async_trait]
+pub trait FactorStore: Send + Sync + 'static {
+    /// Stores `credential` (its `status` is ignored: it is stored pending) under `rule`. Returns
+    /// `false`, changing nothing, when the rule refuses it.
+    async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool>;
+
+    /// Turns the pending credential active with `counter` as its counter and, in the same atomic
+    /// step, replaces the user's codes of `codes.kind` when `codes` is given. Returns `false`,
+    /// changing nothing, when the credential is absent or already active: exactly one concurrent
+    /// caller wins, and a failure leaves no half-enrolled user.
+    async fn activate(
+        &self,
+        key: CredentialRef<'_>,
+        counter: u64,
+        codes: Option<CodeSet>,
+    ) -> StoreResult<bool>;
+
+    /// One credential, pending or active.
+    async fn credential(&self, key: CredentialRef<'_>) -> StoreResult<Option<Credential>>;
+
+    /// Every credential of the user, of every kind and status, oldest first (ties by kind, id).
+    async fn credentials(&self, user: &str) -> StoreResult<Vec<Credential>>;
+
+    /// Every credential of `kind`, of every user (for re-sealing under a new key).
+    async fn credentials_of_kind(&self, kind: &str) -> StoreResult<Vec<Credential>>;
+
+    /// Compare-and-set: if the credential is active and `counter` is greater than its counter,
+    /// stores `counter`, `used_at` as `last_used_at` and, when given, `payload`. Exactly one
+    /// concurrent caller with the same counter gets `true`.
+    async fn advance_counter(
+        &self,
+        key: CredentialRef<'_>,
+        counter: u64,
+        payload: Option<&str>,
+        used_at: u64,
+    ) -> StoreResult<bool>;
+
+    /// Compare-and-set of the payload: replaces `old` by `new` only if `old` is still stored.
+    async fn replace_payload(
+        &self,
+        key: CredentialRef<'_>,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
+
+    /// Sets (or with `None` clears) the label; `false` if there is no such credential.
+    async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool>;
+
+    /// Removes one credential; `true` if there was one.
+    async fn delete_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool>;
+
+    /// Replaces the user's whole set of codes of `set.kind` in one step.
+    async fn replace_codes(&self, user: &str, set: CodeSet) -> StoreResult<()>;
+
+    /// The slow hash stored under `lookup`, if that code exists, is unused and live.
+    async fn code_hash(&self, user: &str, kind: &str, lookup: &str)
+    -> StoreResult<Option<String>>;
+
+    /// Consume-if-present: removes the live code; `true` for exactly one concurrent caller.
+    async fn consume_code(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<bool>;
+
+    /// How many live, unused codes of `kind` the user has.
+    async fn count_codes(&self, user: &str, kind: &str) -> StoreResult<usize>;
+
+    /// Adds one to the user's streak of consecutive failures of factor `kind` and returns the
+    /// new streak (atomic: 100 concurrent calls from 0 end at 100).
+    async fn record_failure(&self, user: &str, kind: &str) -> StoreResult<u64>;
+
+    /// The current streak of consecutive failures of factor `kind`.
+    async fn failures(&self, user: &str, kind: &str) -> StoreResult<u64>;
+
+    /// Ends the streak (a success, a recovery, an admin unlock).
+    async fn clear_failures(&self, user: &str, kind: &str) -> StoreResult<()>;
+
+    /// Marks every token issued to the user before `at` (Unix seconds) as void. The mark only
+    /// moves forward: an earlier `at` than the stored one changes nothing.
+    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()>;
+
+    /// The user's mark, if any: tokens issued before it are void.
+    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>>;
+
+    /// Removes every credential, code and failure streak of the user (account deletion,
+    /// recovery). The token mark stays: it must outlive the factors it protects.
+    async fn delete_user_factors(&self, user: &str) -> StoreResult<()>;
+
+    /// Whether the store answers and accepts writes (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+}

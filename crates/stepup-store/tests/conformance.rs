@@ -1,0 +1,1 @@
+//! MemoryStore conformance (being written).
