@@ -66,7 +66,7 @@ pub mod middleware {
 
 pub use stepup_mfa::{
     AddressPolicy, AttemptPolicy, Audit, AuditEvent, KdfPool, Keyring, Method, Mfa, MfaError,
-    Notifier, Proof, Stores, TotpConfig,
+    Notifier, Proof, Stores, TotpAlgorithm, TotpConfig,
 };
 #[cfg(feature = "postgres")]
 pub use stepup_store_postgres::PostgresStore;

@@ -19,7 +19,10 @@ use stepup::{
     PasswordCheckFailed, RequireMfa, SharedClock, StepUp, TotpConfig,
 };
 
-use crate::users::UserTable;
+// Beside this file; the path also holds when the tests include this module.
+#[path = "users.rs"]
+mod users;
+use users::UserTable;
 
 /// How recent the second factor must be to delete an account.
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);

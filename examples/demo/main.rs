@@ -10,7 +10,6 @@
 //!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
 
 mod app;
-mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -132,6 +132,22 @@ impl EphemeralStore for PostgresStore {
         from_db(count, "counter")
     }
 
+    async fn decrement(&self, key: &str) -> StoreResult<u64> {
+        let now = to_db(self.now(), "current time")?;
+        // One statement on the locked row: concurrent decrements each take one off. A count at
+        // zero stays zero (a negative one, corrupt, is left as it is and reported).
+        let count: Option<i64> = sqlx::query_scalar(
+            "UPDATE counters SET count = CASE WHEN count > 0 THEN count - 1 ELSE count END \
+             WHERE key = $1 AND expires_at > $2 RETURNING count",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        count.map_or(Ok(0), |count| from_db(count, "counter"))
+    }
+
     async fn compare_and_swap(
         &self,
         key: &str,

@@ -220,3 +220,19 @@ fn db_error(error: sqlx::Error) -> StoreError {
 fn unavailable(error: impl Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The constructors can run in spawned tasks.
+    #[allow(dead_code)]
+    fn opening_futures_are_send(pool: PgPool, clock: SharedClock) {
+        assert_send(&PostgresStore::open("postgres://"));
+        assert_send(&PostgresStore::open_with_clock("postgres://", Arc::clone(&clock)));
+        assert_send(&PostgresStore::open_in_schema("postgres://", "s", Arc::clone(&clock)));
+        assert_send(&PostgresStore::from_pool(pool, clock));
+    }
+}

@@ -100,9 +100,10 @@ impl EphemeralStore for SqliteStore {
 
     async fn decrement(&self, key: &str) -> StoreResult<u64> {
         // One statement on the live counter only: its expiry is kept, an expired or absent one
-        // matches no row and stays absent.
+        // matches no row and stays absent. A count at zero stays there (a negative one, which
+        // no call writes, is left as stored and reported corrupt).
         let count: Option<i64> = sqlx::query_scalar(
-            "UPDATE counters SET count = CASE WHEN count > 0 THEN count - 1 ELSE 0 END \
+            "UPDATE counters SET count = CASE WHEN count > 0 THEN count - 1 ELSE count END \
              WHERE key = ?1 AND expires_at > ?2 RETURNING count",
         )
         .bind(key)

@@ -10,6 +10,8 @@ use stepup_core::clock::ManualClock;
 use super::{Ids, RACERS, check, expect, race, winner, winners};
 use crate::EphemeralStore;
 
+mod cas;
+
 /// Runs every check of [`EphemeralStore`] on `store`, panicking with a description of the first
 /// failure.
 ///
@@ -25,12 +27,13 @@ pub async fn run<S: EphemeralStore>(store: Arc<S>, clock: ManualClock) {
     increment_counts(&store, &ids).await;
     concurrent_increment(&store, &ids).await;
     increment_window(&store, &ids, &clock).await;
-    compare_and_swap(&store, &ids).await;
-    compare_and_swap_expiry(&store, &ids, &clock).await;
-    concurrent_compare_and_swap(&store, &ids).await;
-    concurrent_compare_and_swap_from_none(&store, &ids, &clock).await;
+    cas::compare_and_swap(&store, &ids).await;
+    cas::compare_and_swap_expiry(&store, &ids, &clock).await;
+    cas::concurrent_compare_and_swap(&store, &ids).await;
+    cas::concurrent_compare_and_swap_from_none(&store, &ids, &clock).await;
 }
 
+/// The TTL most checks use.
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn ephemeral_basics<S: EphemeralStore>(store: &Arc<S>, ids: &Ids) {
@@ -152,10 +155,9 @@ async fn concurrent_insert_if_absent<S: EphemeralStore>(store: &Arc<S>, ids: &Id
         1,
         "concurrent insert_if_absent: number of winners",
     );
-    let winner = results.iter().position(|won| *won).unwrap_or(0);
     check(
         expect(store.get(&key).await, "get"),
-        Some(winner.to_string().into_bytes()),
+        Some(winner(&results).to_string().into_bytes()),
         "the value after concurrent insert_if_absent is the winner's",
     );
 }
@@ -259,7 +261,7 @@ async fn concurrent_increment<S: EphemeralStore>(store: &Arc<S>, ids: &Ids) {
     .await;
     let mut counts = results;
     counts.sort_unstable();
-    let expected: Vec<u64> = (1..=100).collect();
+    let expected: Vec<u64> = (1..=RACERS as u64).collect();
     check(
         counts,
         expected,
@@ -267,8 +269,8 @@ async fn concurrent_increment<S: EphemeralStore>(store: &Arc<S>, ids: &Ids) {
     );
     check(
         expect(store.increment(&key, MINUTE).await, "increment"),
-        101,
-        "increment after 100 concurrent ones",
+        RACERS as u64 + 1,
+        "increment after the concurrent ones",
     );
 }
 
@@ -310,4 +312,3 @@ async fn increment_window<S: EphemeralStore>(store: &Arc<S>, ids: &Ids, clock: &
         "increment once the new window ended",
     );
 }
-
