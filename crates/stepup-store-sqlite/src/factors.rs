@@ -350,9 +350,13 @@ impl FactorStore for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        // Taking the write lock proves the database answers and accepts writes, writing nothing.
-        let tx = self.begin_immediate().await?;
-        tx.rollback().await.map_err(db_error)
+        // A write that matches no row: it still takes the write lock (waiting on the busy
+        // timeout), so a read-only or write-locked database fails it, yet nothing changes.
+        sqlx::query("DELETE FROM token_marks WHERE 0")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,429 @@
+//! Enrollment: `put_pending` under both rules, and `activate` with and without a code set.
+
+use std::sync::Arc;
+
+use super::{
+    BACKUP, PASSKEY, PHONE, SMS_CODE, T0, TOTP, activated, code_set, count, credential, hash,
+    hash_of, ignoring_last_use, listed, lookup, pairs, stored,
+};
+use crate::conformance::{Ids, check, expect};
+use crate::{Credential, CredentialStatus, Enrollment, FactorStore};
+
+/// `put_pending` of a copy of `credential`.
+async fn put<S: FactorStore>(store: &Arc<S>, credential: &Credential, rule: Enrollment) -> bool {
+    expect(
+        store.put_pending(credential.clone(), rule).await,
+        "put_pending",
+    )
+}
+
+/// `credential` as given to `put_pending` by a careless caller: marked active.
+fn marked_active(credential: &Credential) -> Credential {
+    Credential {
+        status: CredentialStatus::Active,
+        counter: 9,
+        ..credential.clone()
+    }
+}
+
+pub(super) async fn one_per_user<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("one-per-user");
+    let other = ids.user("one-per-user-other");
+    let rule = Enrollment::OnePerUser;
+    let app1 = credential(&user, TOTP, "app-1", T0);
+    let app2 = credential(&user, TOTP, "app-2", T0 + 1);
+    let app3 = credential(&user, TOTP, "app-3", T0 + 2);
+    let phone1 = credential(&user, PHONE, "phone-1", T0);
+    let others = credential(&other, TOTP, "app-1", T0);
+
+    check(
+        put(store, &marked_active(&app1), rule).await,
+        true,
+        "put_pending (one per user) of a new user",
+    );
+    check(
+        stored(store, app1.key()).await,
+        Some(Credential {
+            counter: 9,
+            ..app1.clone()
+        }),
+        "put_pending stores the credential as given, but pending whatever status was passed",
+    );
+    check(
+        put(store, &others, rule).await,
+        true,
+        "put_pending (one per user) of the same kind and id for another user",
+    );
+    check(
+        put(store, &phone1, rule).await,
+        true,
+        "put_pending (one per user) of another kind",
+    );
+    check(
+        put(store, &app2, rule).await,
+        true,
+        "put_pending (one per user) over a pending credential of the kind",
+    );
+    check(
+        stored(store, app1.key()).await,
+        None,
+        "the earlier pending credential of the kind is replaced",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(PHONE, "phone-1"), (TOTP, "app-2")]),
+        "the credentials after replacing a pending one (another kind's pending one is kept)",
+    );
+    check(
+        stored(store, others.key()).await,
+        Some(others.clone()),
+        "replacing a pending credential leaves another user's alone",
+    );
+
+    // Once one is active, the rule refuses another of the kind, whatever its id.
+    check(
+        put(store, &app3, rule).await,
+        true,
+        "put_pending (one per user) over a pending credential again",
+    );
+    check(
+        expect(store.activate(app3.key(), 5, None).await, "activate"),
+        true,
+        "activate",
+    );
+    let app4 = credential(&user, TOTP, "app-4", T0 + 3);
+    check(
+        put(store, &app4, rule).await,
+        false,
+        "put_pending (one per user) while an active credential of the kind exists",
+    );
+    check(
+        stored(store, app4.key()).await,
+        None,
+        "a refused put_pending stores nothing",
+    );
+    let app3_again = Credential {
+        payload: "another payload".to_owned(),
+        ..app3.clone()
+    };
+    check(
+        put(store, &app3_again, rule).await,
+        false,
+        "put_pending (one per user) of the active credential's own id",
+    );
+    check(
+        ignoring_last_use(stored(store, app3.key()).await),
+        Some(activated(&app3, 5)),
+        "the active credential after refused put_pending calls",
+    );
+
+    // Other kinds, and other users, are not held back by the active credential.
+    let phone2 = credential(&user, PHONE, "phone-2", T0 + 4);
+    check(
+        put(store, &phone2, rule).await,
+        true,
+        "put_pending (one per user) of another kind while one kind is active",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(TOTP, "app-3"), (PHONE, "phone-2")]),
+        "the credentials after the refusals and another kind's replacement",
+    );
+    let others2 = credential(&other, TOTP, "app-5", T0 + 5);
+    check(
+        put(store, &others2, rule).await,
+        true,
+        "put_pending (one per user) for another user while the user's is active",
+    );
+    check(
+        listed(store, &other).await,
+        pairs(&[(TOTP, "app-5")]),
+        "another user's pending credential replaced",
+    );
+}
+
+pub(super) async fn many<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("many");
+    let other = ids.user("many-other");
+    let rule = Enrollment::Many;
+    let key1 = credential(&user, PASSKEY, "key-1", T0);
+    let key2 = credential(&user, PASSKEY, "key-2", T0 + 1);
+    let key3 = credential(&user, PASSKEY, "key-3", T0 + 2);
+
+    check(
+        put(store, &marked_active(&key1), rule).await,
+        true,
+        "put_pending (many) of a new user",
+    );
+    check(
+        stored(store, key1.key()).await.map(|stored| stored.status),
+        Some(CredentialStatus::Pending),
+        "put_pending (many) stores the credential pending whatever status was passed",
+    );
+    check(
+        put(store, &key2, rule).await,
+        true,
+        "put_pending (many) of a second id",
+    );
+    check(
+        expect(store.activate(key1.key(), 1, None).await, "activate"),
+        true,
+        "activate",
+    );
+    check(
+        put(store, &key3, rule).await,
+        true,
+        "put_pending (many) while a credential of the kind is active",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(PASSKEY, "key-1"), (PASSKEY, "key-2"), (PASSKEY, "key-3")]),
+        "put_pending (many) replaces nothing",
+    );
+
+    // A duplicate id is refused, pending or active, changing nothing.
+    let duplicate = |of: &Credential| Credential {
+        payload: "duplicate".to_owned(),
+        created_at: T0 + 10,
+        ..of.clone()
+    };
+    check(
+        put(store, &duplicate(&key1), rule).await,
+        false,
+        "put_pending (many) of the id of an active credential",
+    );
+    check(
+        put(store, &duplicate(&key2), rule).await,
+        false,
+        "put_pending (many) of the id of a pending credential",
+    );
+    check(
+        ignoring_last_use(stored(store, key1.key()).await),
+        Some(activated(&key1, 1)),
+        "the active credential after a refused duplicate",
+    );
+    check(
+        stored(store, key2.key()).await,
+        Some(key2.clone()),
+        "the pending credential after a refused duplicate",
+    );
+
+    // Ids are unique per user and kind only.
+    let other_kind = credential(&user, PHONE, "key-1", T0 + 3);
+    check(
+        put(store, &other_kind, rule).await,
+        true,
+        "put_pending (many) of the same id under another kind",
+    );
+    let others = credential(&other, PASSKEY, "key-1", T0);
+    check(
+        put(store, &others, rule).await,
+        true,
+        "put_pending (many) of the same id for another user",
+    );
+    check(
+        stored(store, other_kind.key()).await,
+        Some(other_kind.clone()),
+        "the credential of the same id under another kind",
+    );
+    check(
+        stored(store, others.key()).await,
+        Some(others.clone()),
+        "the credential of the same id of another user",
+    );
+}
+
+pub(super) async fn activation<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("activation");
+    let app = Credential {
+        counter: 3,
+        ..credential(&user, TOTP, "app", T0)
+    };
+
+    check(
+        expect(store.activate(app.key(), 42, None).await, "activate"),
+        false,
+        "activate of an absent credential",
+    );
+    check(
+        stored(store, app.key()).await,
+        None,
+        "a refused activate creates nothing",
+    );
+    expect(
+        store.put_pending(app.clone(), Enrollment::OnePerUser).await,
+        "put_pending",
+    );
+    let wrong_kind = credential(&user, PASSKEY, "app", T0);
+    let wrong_user = credential(&ids.user("activation-other"), TOTP, "app", T0);
+    for (absent, what) in [(&wrong_kind, "another kind"), (&wrong_user, "another user")] {
+        check(
+            expect(store.activate(absent.key(), 42, None).await, "activate"),
+            false,
+            &format!("activate of the same id under {what}"),
+        );
+    }
+    check(
+        stored(store, app.key()).await.map(|stored| stored.status),
+        Some(CredentialStatus::Pending),
+        "activate of another key leaves the pending credential pending",
+    );
+    check(
+        expect(store.activate(app.key(), 42, None).await, "activate"),
+        true,
+        "activate of a pending credential",
+    );
+    check(
+        ignoring_last_use(stored(store, app.key()).await),
+        Some(activated(&app, 42)),
+        "the activated credential: active, with the given counter, the rest as stored",
+    );
+    check(
+        expect(store.activate(app.key(), 43, None).await, "activate"),
+        false,
+        "activate of an active credential",
+    );
+    check(
+        stored(store, app.key()).await.map(|stored| stored.counter),
+        Some(42),
+        "a refused activate leaves the counter",
+    );
+
+    // Activation at counter 0 of a credential put with a higher one stores 0.
+    let zero = Credential {
+        counter: 7,
+        ..credential(&user, PASSKEY, "zero", T0)
+    };
+    expect(
+        store.put_pending(zero.clone(), Enrollment::Many).await,
+        "put_pending",
+    );
+    check(
+        expect(store.activate(zero.key(), 0, None).await, "activate"),
+        true,
+        "activate at counter 0",
+    );
+    check(
+        stored(store, zero.key()).await.map(|stored| stored.counter),
+        Some(0),
+        "the counter given to activate replaces the stored one",
+    );
+}
+
+/// Activation replaces a code set in the same step, only of its kind; a refused one writes none.
+pub(super) async fn activation_codes<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("activation-codes");
+    let other = ids.user("activation-codes-other");
+    expect(
+        store.replace_codes(&user, code_set(BACKUP, "old", 3)).await,
+        "replace_codes",
+    );
+    expect(
+        store.replace_codes(&user, code_set(SMS_CODE, "sms", 2)).await,
+        "replace_codes",
+    );
+    expect(
+        store.replace_codes(&other, code_set(BACKUP, "old", 4)).await,
+        "replace_codes",
+    );
+
+    let app = credential(&user, TOTP, "app", T0);
+    expect(
+        store.put_pending(app.clone(), Enrollment::OnePerUser).await,
+        "put_pending",
+    );
+    check(
+        expect(
+            store
+                .activate(app.key(), 1, Some(code_set(BACKUP, "first", 10)))
+                .await,
+            "activate",
+        ),
+        true,
+        "activate with a code set",
+    );
+    check(
+        count(store, &user, BACKUP).await,
+        10,
+        "the codes stored by activate",
+    );
+    check(
+        hash_of(store, &user, BACKUP, &lookup("first", 4)).await,
+        Some(hash("first", 4)),
+        "code_hash of a code stored by activate",
+    );
+    check(
+        hash_of(store, &user, BACKUP, &lookup("old", 1)).await,
+        None,
+        "activate replaces the earlier codes of the kind",
+    );
+    check(
+        count(store, &user, SMS_CODE).await,
+        2,
+        "activate leaves the user's codes of another kind",
+    );
+    check(
+        count(store, &other, BACKUP).await,
+        4,
+        "activate leaves another user's codes of the kind",
+    );
+
+    // Without a code set, codes are untouched.
+    let key = credential(&user, PASSKEY, "key", T0);
+    expect(
+        store.put_pending(key.clone(), Enrollment::Many).await,
+        "put_pending",
+    );
+    check(
+        expect(store.activate(key.key(), 1, None).await, "activate"),
+        true,
+        "activate without a code set",
+    );
+    check(
+        count(store, &user, BACKUP).await,
+        10,
+        "activate without a code set leaves the codes",
+    );
+
+    // A refused activation writes no code.
+    check(
+        expect(
+            store
+                .activate(app.key(), 2, Some(code_set(BACKUP, "second", 3)))
+                .await,
+            "activate",
+        ),
+        false,
+        "activate of an active credential with a code set",
+    );
+    check(
+        count(store, &user, BACKUP).await,
+        10,
+        "a refused activate leaves the codes",
+    );
+    check(
+        hash_of(store, &user, BACKUP, &lookup("second", 0)).await,
+        None,
+        "a refused activate stores none of its codes",
+    );
+    let nobody = ids.user("activation-codes-nobody");
+    check(
+        expect(
+            store
+                .activate(
+                    credential(&nobody, TOTP, "app", T0).key(),
+                    1,
+                    Some(code_set(BACKUP, "third", 3)),
+                )
+                .await,
+            "activate",
+        ),
+        false,
+        "activate of an absent credential with a code set",
+    );
+    check(
+        count(store, &nobody, BACKUP).await,
+        0,
+        "activate of an absent credential stores none of its codes",
+    );
+}
