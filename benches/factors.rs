@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use stepup::mfa::backup::BackupCodes;
 use stepup::mfa::totp::TotpKey;
-use stepup::{Keyring, ManualClock, MemoryStore, Mfa, TotpAlgorithm};
+use stepup::{Keyring, ManualClock, MemoryStore, Mfa, Stores, TotpAlgorithm};
 
 const T0: u64 = 1_800_000_000;
 
@@ -36,10 +36,9 @@ fn totp(c: &mut Criterion) {
         .build()
         .unwrap();
     let clock = ManualClock::at_unix(T0);
-    let store = Arc::new(MemoryStore::new().with_clock(Arc::new(clock.clone())));
+    let store = MemoryStore::new().with_clock(Arc::new(clock.clone()));
     let mfa = Mfa::new(
-        store.clone(),
-        store,
+        Stores::shared(store),
         Keyring::new("k1", &[1; 32]).unwrap(),
         &[2; 32],
     )

@@ -23,9 +23,10 @@ use http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
+use stepup::store::EphemeralStore;
 use stepup::{
-    EphemeralStore, JwtIssuer, Keyring, ManualClock, MemoryStore, PasswordCheck,
-    PasswordCheckFailed, StepUp, TotpAlgorithm,
+    JwtIssuer, Keyring, ManualClock, MemoryStore, PasswordCheck, PasswordCheckFailed, StepUp,
+    TotpAlgorithm,
 };
 use tower::{Service, ServiceExt};
 
@@ -114,7 +115,7 @@ fn logins(c: &mut Criterion) {
         .keyring(Keyring::new("k1", &[1; 32]).unwrap())
         .lookup_key(&[2; 32])
         .passwords(OneUser { hash })
-        .address_limit(u64::MAX, Duration::from_secs(300))
+        .request_ceiling(u64::MAX, Duration::from_secs(300))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();

@@ -6,9 +6,12 @@ mod demo_support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use demo_support::*;
 use reqwest::Method;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -77,10 +80,59 @@ async fn a_whole_session_logs_events_but_no_secret() {
         .await;
     secrets.push(used.token());
 
+    // The authorization-code flow: the code, the PKCE verifier and the token it buys.
+    demo.clock.advance(std::time::Duration::from_secs(30));
+    let verifier = "a-pkce-verifier-long-enough-to-be-valid-0123456789";
+    secrets.push(verifier.to_owned());
+    let first = demo
+        .post(
+            "/oauth/authorize",
+            None,
+            json!({
+                "username": "ivy@example.com",
+                "password": "correct horse",
+                "client_id": CLIENT_ID,
+                "redirect_uri": REDIRECT_URI,
+                "code_challenge": URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+                "code_challenge_method": "S256",
+            }),
+        )
+        .await;
+    let mfa_token = first.body["mfa_token"].as_str().unwrap().to_owned();
+    secrets.push(mfa_token.clone());
+    let code = demo.code(&key);
+    secrets.push(code.clone());
+    let response = demo
+        .request(Method::POST, "/oauth/authorize/mfa", None)
+        .json(&json!({"mfa_token": mfa_token, "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let query = location.split_once('?').unwrap().1;
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let authorization_code = params
+        .into_iter()
+        .find(|(name, _)| name == "code")
+        .unwrap()
+        .1;
+    secrets.push(authorization_code.clone());
+    let exchanged = Answer::read(demo.request(Method::POST, "/oauth/token", None).form(&[
+        ("grant_type", "authorization_code"),
+        ("code", authorization_code.as_str()),
+        ("code_verifier", verifier),
+        ("redirect_uri", REDIRECT_URI),
+        ("client_id", CLIENT_ID),
+    ]))
+    .await;
+    secrets.push(exchanged.token());
+
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("stepup::audit"), "audit events are logged");
     assert!(log.contains("backup_code_used"));
     assert!(log.contains("mfa_failed"));
+    assert!(log.contains("authorization_code_issued"));
     for secret in &secrets {
         assert!(
             !log.contains(secret.as_str()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use demo_support::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
 use stepup::{Grant, TotpAlgorithm, amr, level};
 
@@ -53,7 +53,13 @@ async fn the_whole_flow_from_registration_to_deletion() {
     .await
     .assert_error(StatusCode::BAD_REQUEST, "invalid_mfa_code");
     let factors = demo.get("/api/mfa/factors", Some(&password_token)).await;
-    assert_eq!(factors.body["totp"]["active"], false, "still pending");
+    let totp = only_factor(&factors);
+    assert_eq!(totp["method"], "totp");
+    assert_eq!(totp["active"], false, "still pending");
+    assert_eq!(totp["locked"], false);
+    assert_eq!(totp["created_at"], T0);
+    assert_eq!(totp["last_used_at"], Value::Null);
+    assert_eq!(factors.body["backup_codes_remaining"], 0);
 
     let verified = demo
         .post(
@@ -65,6 +71,12 @@ async fn the_whole_flow_from_registration_to_deletion() {
     assert_eq!(verified.body["success"], true);
     assert_eq!(verified.body["enabled"], true);
     assert_eq!(verified.body["backup_codes"].as_array().unwrap().len(), 10);
+    let factors = demo.get("/api/mfa/factors", Some(&password_token)).await;
+    let totp = only_factor(&factors);
+    assert_eq!(totp["method"], "totp");
+    assert_eq!(totp["active"], true);
+    assert_eq!(totp["locked"], false);
+    assert_eq!(factors.body["backup_codes_remaining"], 10);
     demo.clock.advance(Duration::from_secs(30));
 
     let login = demo.login("ada@example.com").await;
@@ -88,6 +100,12 @@ async fn the_whole_flow_from_registration_to_deletion() {
     assert_eq!(me.body["acr"], "mfa");
     assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
     assert_eq!(me.body["auth_time"], T0 + 30, "the second factor's time");
+    let factors = demo.get("/api/mfa/factors", Some(&mfa_token_value)).await;
+    assert_eq!(
+        only_factor(&factors)["last_used_at"],
+        T0 + 30,
+        "the login it proved"
+    );
 
     let deleted = demo.delete("/api/account", Some(&mfa_token_value)).await;
     assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
@@ -95,6 +113,46 @@ async fn the_whole_flow_from_registration_to_deletion() {
     demo.login("ada@example.com")
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+}
+
+/// The one factor of a `GET /api/mfa/factors` answer, after checking the answer's shape: exactly
+/// `{"factors": [...], "backup_codes_remaining": n}`, each factor exactly its public fields.
+fn only_factor(factors: &Answer) -> Value {
+    assert_eq!(factors.status, StatusCode::OK, "{factors:?}");
+    let mut top: Vec<&str> = factors
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["backup_codes_remaining", "factors"], "{factors:?}");
+    let list = factors.body["factors"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{factors:?}");
+    let factor = list[0].clone();
+    let mut fields: Vec<&str> = factor
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "active",
+            "created_at",
+            "id",
+            "label",
+            "last_used_at",
+            "locked",
+            "method"
+        ],
+        "no secret, nothing else: {factors:?}"
+    );
+    assert!(factor["id"].as_str().is_some_and(|id| !id.is_empty()));
+    factor
 }
 
 #[tokio::test]
@@ -199,6 +257,33 @@ async fn bad_mfa_input_is_a_400_json_error_and_changes_nothing() {
     Answer::read(raw)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    // The answers never echo the input (nor the server's type names).
+    let echoed = |answer: &Answer| {
+        let description = answer.body["error_description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !description.contains("ECHO") && !description.contains("MfaLogin"),
+            "the error echoes: {description}"
+        );
+    };
+    for body in [
+        json!({"mfa_token": {"ECHO-1": "ECHO-2"}, "code": "ECHO-3"}),
+        json!({"mfa_token": "ECHO-4", "code": ["ECHO-5"]}),
+        json!({"ECHO-6": "ECHO-7"}),
+    ] {
+        let answer = demo.post("/oauth/authorize/mfa", None, body).await;
+        answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        echoed(&answer);
+    }
+    let raw = demo
+        .request(reqwest::Method::POST, "/oauth/authorize/mfa", None)
+        .header("content-type", "application/json")
+        .body("{\"mfa_token\": \"ECHO-8\", ECHO-9");
+    let answer = Answer::read(raw).await;
+    answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    echoed(&answer);
     demo.post(
         "/api/mfa/verify-setup",
         Some(&password_token),

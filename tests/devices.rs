@@ -304,6 +304,88 @@ async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarde
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a new window");
 }
 
+/// A login with the wrong password, from the demo client's one address.
+async fn wrong_login(demo: &Demo, email: &str) -> Answer {
+    demo.post(
+        "/oauth/authorize",
+        None,
+        json!({"username": email, "password": "wrong horse"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn successful_logins_never_use_up_the_address_budget_but_failures_do() {
+    let demo = Demo::start().await;
+    demo.register("kai@example.com").await;
+    // Every request of the test comes from one address (the test's loopback peer). An office
+    // behind one address logs in as often as it needs: successes are given back.
+    for login in 0..40 {
+        let answer = demo.login("kai@example.com").await;
+        assert_eq!(answer.status, StatusCode::OK, "login {login}: {answer:?}");
+        assert_eq!(answer.body["acr"], "pwd");
+    }
+    // Failures count, and a success in between does not wipe them out.
+    for _ in 0..15 {
+        wrong_login(&demo, "kai@example.com")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    }
+    assert_eq!(demo.login("kai@example.com").await.body["acr"], "pwd");
+    for _ in 0..15 {
+        wrong_login(&demo, "kai@example.com")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    }
+    // 30 failures: the next attempt is refused before any check, even with the right password.
+    for refused in [
+        demo.login("kai@example.com").await,
+        wrong_login(&demo, "kai@example.com").await,
+    ] {
+        refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+        assert_eq!(refused.retry_after.as_deref(), Some("300"), "{refused:?}");
+    }
+    // A new window gives the address its budget back.
+    demo.clock.advance(Duration::from_secs(300));
+    assert_eq!(demo.login("kai@example.com").await.body["acr"], "pwd");
+}
+
+#[tokio::test]
+async fn the_request_ceiling_is_300_per_address_whatever_the_outcome() {
+    let demo = Demo::start().await;
+    demo.register("lea@example.com").await;
+    // Requests refused before any check (a body that is not JSON) are no failed logins, but
+    // every request counts toward the ceiling.
+    let garbage = || {
+        demo.request(Method::POST, "/oauth/authorize", None)
+            .header("content-type", "application/json")
+            .body("not json")
+    };
+    for request in 0..299 {
+        let answer = Answer::read(garbage()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "request {request}");
+    }
+    // The 300th still passes, and is a good login.
+    assert_eq!(demo.login("lea@example.com").await.body["acr"], "pwd");
+    // The 301st is refused whatever it holds.
+    let refused = demo.login("lea@example.com").await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    assert_eq!(refused.retry_after.as_deref(), Some("300"), "{refused:?}");
+    Answer::read(garbage())
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // Each login endpoint has its own ceiling.
+    demo.post(
+        "/oauth/authorize/mfa",
+        None,
+        json!({"mfa_token": "x", "code": "123456"}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
+    demo.clock.advance(Duration::from_secs(300));
+    assert_eq!(demo.login("lea@example.com").await.body["acr"], "pwd");
+}
+
 #[tokio::test]
 async fn deleting_the_account_forgets_its_devices() {
     use stepup::store::DeviceStore;

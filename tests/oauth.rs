@@ -278,7 +278,12 @@ async fn step_up_needs_a_token_and_an_enrolled_factor() {
     let anonymous = demo
         .post("/oauth/authorize", None, json!({"acr_values": "mfa"}))
         .await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    anonymous.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(
+        anonymous.challenge.as_deref(),
+        Some("Bearer"),
+        "step-up without a token asks for one"
+    );
     demo.post("/oauth/authorize", Some(&token), json!({}))
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
@@ -320,6 +325,7 @@ async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_toke
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "300");
+    assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "too_many_requests");
 

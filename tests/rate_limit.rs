@@ -282,6 +282,40 @@ async fn concurrent_requests_never_exceed_the_limit() {
     assert_eq!((passed, limited), (LIMIT, 100 - LIMIT));
 }
 
+#[tokio::test]
+async fn the_default_ceiling_is_300_requests_per_5_minutes() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let service = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(ResolveClientAddrLayer::new(TrustedProxies::none()))
+            .layer(RateLimitLayer::new(store(&clock), "login"))
+            .service(service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            })),
+    );
+    for index in 0..300 {
+        assert_eq!(
+            status(&service, request("203.0.113.9:1", &[])).await,
+            StatusCode::OK,
+            "request {index}"
+        );
+    }
+    let (code, headers, _) = send(&service, request("203.0.113.9:1", &[])).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "300");
+    assert_eq!(headers["cache-control"], "no-store");
+    clock.advance(Duration::from_secs(299));
+    assert_eq!(
+        status(&service, request("203.0.113.9:1", &[])).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        status(&service, request("203.0.113.9:1", &[])).await,
+        StatusCode::OK
+    );
+}
+
 /// A store whose every call fails.
 struct FailingStore;
 
@@ -300,6 +334,20 @@ impl EphemeralStore for FailingStore {
     }
 
     async fn increment(&self, _: &str, _: Duration) -> StoreResult<u64> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+
+    async fn decrement(&self, _: &str) -> StoreResult<u64> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        _: &str,
+        _: Option<&[u8]>,
+        _: &[u8],
+        _: Duration,
+    ) -> StoreResult<bool> {
         Err(StoreError::Unavailable("down".into()))
     }
 

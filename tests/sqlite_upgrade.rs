@@ -50,7 +50,9 @@ async fn old_database(path: &std::path::Path, secret: &[u8], backup_codes: &[&st
         .filename(path)
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let mut migrator = sqlx::migrate::Migrator::new(migrations.path()).await.unwrap();
+    let mut migrator = sqlx::migrate::Migrator::new(migrations.path())
+        .await
+        .unwrap();
     migrator.dangerous_set_table_name("_stepup_store_migrations");
     migrator.run(&pool).await.unwrap();
 
@@ -76,15 +78,13 @@ async fn old_database(path: &std::path::Path, secret: &[u8], backup_codes: &[&st
         .seal(secret, "totp:user-1")
         .unwrap();
     let last_step = (T0 - 60) / 30;
-    sqlx::query(
-        "INSERT INTO totp_enrollments VALUES ('user-1', ?1, 'SHA1', 6, 30, 1, ?2, ?3)",
-    )
-    .bind(sealed)
-    .bind(i64::try_from(last_step).unwrap())
-    .bind(i64::try_from(T0 - 3600).unwrap())
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO totp_enrollments VALUES ('user-1', ?1, 'SHA1', 6, 30, 1, ?2, ?3)")
+        .bind(sealed)
+        .bind(i64::try_from(last_step).unwrap())
+        .bind(i64::try_from(T0 - 3600).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
     let backup = BackupCodes::new(&keys.lookup_key).unwrap();
     for code in backup_codes {
         let normalised = BackupCodes::normalise(code).unwrap();
@@ -121,7 +121,9 @@ async fn a_database_of_the_previous_schema_opens_and_its_user_still_logs_in() {
     let url = format!("sqlite://{}", path.display());
     let database = app::Database::open(&url, shared.clone()).await.unwrap();
     let client = app::demo_client("demo", "http://localhost:3000/callback");
-    let router = app::router(database, &secrets(), client, shared).await.unwrap();
+    let router = app::router(database, &secrets(), client, shared)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {

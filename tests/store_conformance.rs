@@ -1,11 +1,13 @@
-//! The store conformance suite on both backends, and SQLite persistence across re-opening.
+//! The conformance suites of every trait on the in-memory and SQLite backends, and SQLite opening
+//! empty and missing files. (Persistence across re-opening is `stepup-store-sqlite`'s own test.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use stepup::{ManualClock, SharedClock};
+use stepup::{ManualClock, SharedClock, SqliteStore};
 use stepup_store::{
-    EphemeralStore, FactorStore, MemoryStore, SqliteStore, TotpRecord, conformance,
+    CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, EphemeralStore,
+    FactorStore, MemoryStore, conformance,
 };
 
 const START: u64 = 1_800_000_000;
@@ -16,15 +18,23 @@ fn manual_clock() -> (ManualClock, SharedClock) {
     (clock, shared)
 }
 
-fn record(secret: &str) -> TotpRecord {
-    TotpRecord {
-        sealed_secret: secret.to_owned(),
-        algorithm: "SHA256".to_owned(),
-        digits: 8,
-        period: 30,
-        active: false,
-        last_used_step: None,
+const BOB_TOTP: CredentialRef<'static> = CredentialRef {
+    user: "bob",
+    kind: "totp",
+    id: "totp",
+};
+
+fn pending(payload: &str) -> Credential {
+    Credential {
+        user: BOB_TOTP.user.to_owned(),
+        kind: BOB_TOTP.kind.to_owned(),
+        id: BOB_TOTP.id.to_owned(),
+        status: CredentialStatus::Pending,
+        label: None,
+        payload: payload.to_owned(),
+        counter: 0,
         created_at: START,
+        last_used_at: None,
     }
 }
 
@@ -32,9 +42,9 @@ fn record(secret: &str) -> TotpRecord {
 async fn memory_store_conforms() {
     let (clock, shared) = manual_clock();
     let store = MemoryStore::new().with_clock(shared);
-    conformance::run(Arc::new(store.clone()), clock.clone()).await;
+    conformance::run_all(Arc::new(store.clone()), clock.clone()).await;
     // A second run on the same store uses fresh names.
-    conformance::run(Arc::new(store), clock).await;
+    conformance::run_all(Arc::new(store), clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,7 +55,7 @@ async fn sqlite_store_conforms() {
     let store = SqliteStore::open_with_clock(&format!("sqlite://{}", path.display()), shared)
         .await
         .expect("open the SQLite store");
-    conformance::run(Arc::new(store), clock).await;
+    conformance::run_all(Arc::new(store), clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -54,92 +64,7 @@ async fn sqlite_in_memory_store_conforms() {
     let store = SqliteStore::open_with_clock("sqlite::memory:", shared)
         .await
         .expect("open an in-memory SQLite store");
-    conformance::run(Arc::new(store), clock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_data_survives_reopening() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("persist.db");
-    let url = format!("sqlite:{}", path.display());
-    let (clock, shared) = manual_clock();
-
-    let store = SqliteStore::open_with_clock(&url, Arc::clone(&shared))
-        .await
-        .expect("open the SQLite store");
-    assert!(
-        store
-            .put_pending_totp("alice", record("sealed"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .activate_totp("alice", 60_000_000, Vec::new())
-            .await
-            .unwrap()
-    );
-    store
-        .replace_backup_codes(
-            "alice",
-            vec![stepup_store::BackupCodeHash {
-                lookup: "lookup".to_owned(),
-                hash: "hash".to_owned(),
-            }],
-        )
-        .await
-        .unwrap();
-    assert!(
-        store
-            .insert_if_absent("challenge", b"payload", Duration::from_secs(300))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store
-            .increment("attempts", Duration::from_secs(300))
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(
-        dir.path().join("persist.db-wal").exists(),
-        "the database runs in WAL mode"
-    );
-    store.pool().close().await;
-    drop(store);
-
-    // Reopened by path, with the clock moved on but within the TTLs.
-    clock.advance(Duration::from_secs(120));
-    let store = SqliteStore::open(path.to_str().expect("UTF-8 path"))
-        .await
-        .expect("reopen the SQLite store")
-        .with_clock(shared);
-    assert_eq!(
-        store.totp("alice").await.unwrap(),
-        Some(TotpRecord {
-            active: true,
-            last_used_step: Some(60_000_000),
-            ..record("sealed")
-        })
-    );
-    assert!(!store.accept_totp_step("alice", 60_000_000).await.unwrap());
-    assert!(store.accept_totp_step("alice", 60_000_001).await.unwrap());
-    assert_eq!(
-        store.backup_code_hash("alice", "lookup").await.unwrap(),
-        Some("hash".to_owned())
-    );
-    assert_eq!(
-        store.take("challenge").await.unwrap(),
-        Some(b"payload".to_vec())
-    );
-    assert_eq!(
-        store
-            .increment("attempts", Duration::from_secs(300))
-            .await
-            .unwrap(),
-        2
-    );
+    conformance::run_all(Arc::new(store), clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -153,7 +78,21 @@ async fn sqlite_open_migrates_empty_and_missing_files() {
         .await
         .expect("open an empty file");
     store.ping().await.unwrap();
-    assert!(store.put_pending_totp("bob", record("s")).await.unwrap());
+    assert!(
+        store
+            .put_pending(pending("s"), Enrollment::OnePerUser)
+            .await
+            .unwrap()
+    );
+    let codes = CodeSet {
+        kind: "backup_code".to_owned(),
+        codes: vec![CodeHash {
+            lookup: "lookup".to_owned(),
+            hash: "hash".to_owned(),
+            expires_at: None,
+        }],
+    };
+    assert!(store.activate(BOB_TOTP, 7, Some(codes)).await.unwrap());
     assert!(
         store
             .insert_if_absent("k", b"v", Duration::from_secs(60))
@@ -166,14 +105,16 @@ async fn sqlite_open_migrates_empty_and_missing_files() {
     );
     store.pool().close().await;
 
-    // Opening it again finds the migrations applied and does not re-run them.
+    // Opening it again finds the migrations applied and does not re-run them: the rows are
+    // still there.
     let store = SqliteStore::open(empty.to_str().expect("UTF-8 path"))
         .await
         .expect("reopen the migrated file");
-    assert_eq!(
-        store.totp("bob").await.unwrap().map(|r| r.sealed_secret),
-        Some("s".to_owned())
-    );
+    let credential = store.credential(BOB_TOTP).await.unwrap().expect("kept");
+    assert_eq!(credential.payload, "s");
+    assert_eq!(credential.status, CredentialStatus::Active);
+    assert_eq!(credential.counter, 7);
+    assert_eq!(store.count_codes("bob", "backup_code").await.unwrap(), 1);
     store.pool().close().await;
 
     // A missing file, in each accepted spelling.
@@ -192,7 +133,8 @@ async fn sqlite_open_migrates_empty_and_missing_files() {
             .await
             .unwrap_or_else(|error| panic!("open {url}: {error}"));
         assert!(dir.path().join(name).exists(), "{url} created {name}");
-        assert_eq!(store.remaining_backup_codes("nobody").await.unwrap(), 0);
+        assert_eq!(store.count_codes("nobody", "backup_code").await.unwrap(), 0);
+        assert!(store.credentials("nobody").await.unwrap().is_empty());
         store.pool().close().await;
     }
 }

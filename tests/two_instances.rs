@@ -86,7 +86,13 @@ impl Cluster {
         Some(Self { a, b, http, clock })
     }
 
-    async fn post(&self, on: &Instance, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    async fn post(
+        &self,
+        on: &Instance,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let mut request = self.http.post(format!("{}{path}", on.base)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -114,12 +120,19 @@ impl Cluster {
         let (status, _, _) = self.post(&self.a, "/api/register", None, credentials).await;
         assert_eq!(status, StatusCode::CREATED);
         let token = self.password_token(&self.a, email).await;
-        let (status, setup, _) = self.post(&self.a, "/api/mfa/setup", Some(&token), json!({})).await;
+        let (status, setup, _) = self
+            .post(&self.a, "/api/mfa/setup", Some(&token), json!({}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{setup}");
         let key = key_from(&setup);
         let code = key.code_at(self.clock.unix_seconds());
         let (status, confirmed, _) = self
-            .post(&self.b, "/api/mfa/verify-setup", Some(&token), json!({"code": code}))
+            .post(
+                &self.b,
+                "/api/mfa/verify-setup",
+                Some(&token),
+                json!({"code": code}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{confirmed}");
         let codes = confirmed["backup_codes"]
@@ -137,7 +150,11 @@ impl Cluster {
         body["access_token"].as_str().expect("a token").to_owned()
     }
 
-    async fn login(&self, on: &Instance, email: &str) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    async fn login(
+        &self,
+        on: &Instance,
+        email: &str,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         self.post(
             on,
             "/oauth/authorize",
@@ -156,10 +173,17 @@ impl Cluster {
 }
 
 fn key_from(setup: &Value) -> TotpKey {
-    let secret = totp_rs::Secret::Encoded(setup["secret"].as_str().unwrap().to_owned())
-        .to_bytes()
-        .unwrap();
-    TotpKey::new(&secret, TotpAlgorithm::Sha1, 6, 30, 1, "stepup demo", "test").unwrap()
+    let secret = totp_rs::Secret::try_from_base32(setup["secret"].as_str().unwrap()).unwrap();
+    TotpKey::new(
+        secret.as_bytes(),
+        TotpAlgorithm::Sha1,
+        6,
+        30,
+        1,
+        "stepup demo",
+        "test",
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,14 +197,24 @@ async fn a_totp_code_accepted_by_one_instance_is_refused_by_the_other() {
 
     let on_a = cluster.mfa_token(&cluster.a, "totp@example.com").await;
     let (status, body, _) = cluster
-        .post(&cluster.a, "/oauth/authorize/mfa", None, json!({"mfa_token": on_a, "code": code}))
+        .post(
+            &cluster.a,
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": on_a, "code": code}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["acr"], "mfa");
 
     let on_b = cluster.mfa_token(&cluster.b, "totp@example.com").await;
     let (status, body, _) = cluster
-        .post(&cluster.b, "/oauth/authorize/mfa", None, json!({"mfa_token": on_b, "code": code}))
+        .post(
+            &cluster.b,
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": on_b, "code": code}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_mfa_code");
@@ -196,13 +230,23 @@ async fn an_mfa_token_made_by_one_instance_completes_on_the_other_once() {
     let mfa_token = cluster.mfa_token(&cluster.a, "token@example.com").await;
     let code = key.code_at(cluster.clock.unix_seconds());
     let (status, body, _) = cluster
-        .post(&cluster.b, "/oauth/authorize/mfa", None, json!({"mfa_token": mfa_token, "code": code}))
+        .post(
+            &cluster.b,
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": code}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     cluster.clock.advance(Duration::from_secs(30));
     let code = key.code_at(cluster.clock.unix_seconds());
     let (status, body, _) = cluster
-        .post(&cluster.a, "/oauth/authorize/mfa", None, json!({"mfa_token": mfa_token, "code": code}))
+        .post(
+            &cluster.a,
+            "/oauth/authorize/mfa",
+            None,
+            json!({"mfa_token": mfa_token, "code": code}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_mfa_token");
@@ -217,7 +261,11 @@ async fn one_backup_code_raced_over_both_instances_succeeds_once() {
     // 100 challenges, half from each instance, each redeemed with the same code on the other one.
     let mut tokens = Vec::new();
     for index in 0..100 {
-        let on = if index % 2 == 0 { &cluster.a } else { &cluster.b };
+        let on = if index % 2 == 0 {
+            &cluster.a
+        } else {
+            &cluster.b
+        };
         tokens.push(cluster.mfa_token(on, "backup@example.com").await);
     }
     let cluster = Arc::new(cluster);
@@ -228,10 +276,19 @@ async fn one_backup_code_raced_over_both_instances_succeeds_once() {
         let barrier = barrier.clone();
         let code = codes[0].clone();
         tasks.push(tokio::spawn(async move {
-            let on = if index % 2 == 0 { &cluster.b } else { &cluster.a };
+            let on = if index % 2 == 0 {
+                &cluster.b
+            } else {
+                &cluster.a
+            };
             barrier.wait().await;
             let (status, _, _) = cluster
-                .post(on, "/oauth/authorize/mfa", None, json!({"mfa_token": mfa_token, "backup_code": code}))
+                .post(
+                    on,
+                    "/oauth/authorize/mfa",
+                    None,
+                    json!({"mfa_token": mfa_token, "backup_code": code}),
+                )
                 .await;
             status
         }));
@@ -247,7 +304,10 @@ async fn one_backup_code_raced_over_both_instances_succeeds_once() {
         );
         successes += usize::from(status == StatusCode::OK);
     }
-    assert_eq!(successes, 1, "one backup code, one success across both instances");
+    assert_eq!(
+        successes, 1,
+        "one backup code, one success across both instances"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -281,12 +341,25 @@ async fn a_device_revoked_through_one_instance_is_refused_by_the_other() {
             .send()
     };
     // The device is known to the other instance…
-    let body: Value = remembered_login(&cluster.b).await.unwrap().json().await.unwrap();
+    let body: Value = remembered_login(&cluster.b)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(body["access_token"].is_string(), "{body}");
     // …revoked through one…
-    assert_eq!(cluster.delete(&cluster.a, "/api/mfa/devices", &token).await, StatusCode::OK);
+    assert_eq!(
+        cluster.delete(&cluster.a, "/api/mfa/devices", &token).await,
+        StatusCode::OK
+    );
     // …and refused by the other: the MFA step is asked for again.
-    let body: Value = remembered_login(&cluster.b).await.unwrap().json().await.unwrap();
+    let body: Value = remembered_login(&cluster.b)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["mfa_required"], true, "{body}");
     assert!(body.get("access_token").is_none());
 }

@@ -58,7 +58,9 @@ impl Database {
             let store = stepup_store_postgres::PostgresStore::open_with_clock(url, clock).await?;
             Ok(Self::Postgres(store))
         } else {
-            Ok(Self::Sqlite(stepup::SqliteStore::open_with_clock(url, clock).await?))
+            Ok(Self::Sqlite(
+                stepup::SqliteStore::open_with_clock(url, clock).await?,
+            ))
         }
     }
 }

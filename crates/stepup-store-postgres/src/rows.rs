@@ -3,7 +3,9 @@
 //! PostgreSQL integers are signed 64-bit: a `u64` beyond `i64::MAX` cannot be stored, and a
 //! negative stored integer (or an unknown status) is corrupt data, reported, never a panic.
 
-use stepup_store::{AuditRecord, Credential, CredentialStatus, DeviceRecord, StoreError, StoreResult};
+use stepup_store::{
+    AuditRecord, Credential, CredentialStatus, DeviceRecord, StoreError, StoreResult,
+};
 
 /// A `u64` as stored.
 pub(crate) fn to_db(value: u64, what: &str) -> StoreResult<i64> {
@@ -130,7 +132,10 @@ mod tests {
 
     #[test]
     fn integers_out_of_range_are_errors_not_panics() {
-        assert!(matches!(to_db(u64::MAX, "step"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            to_db(u64::MAX, "step"),
+            Err(StoreError::Corrupt(_))
+        ));
         assert!(matches!(from_db(-1, "step"), Err(StoreError::Corrupt(_))));
         assert!(matches!(count(-1, "count"), Err(StoreError::Corrupt(_))));
         assert_eq!(to_db(7, "step").ok(), Some(7));

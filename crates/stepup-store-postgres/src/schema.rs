@@ -2,7 +2,7 @@
 //! [`PostgresStore::open_in_schema`](crate::PostgresStore::open_in_schema).
 
 use sqlx::migrate::MigrateError;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use stepup_store::{StoreError, StoreResult};
 
 use crate::db_error;
@@ -21,16 +21,34 @@ const DUPLICATE_SCHEMA: &str = "42P06";
 /// Applies the migrations not yet applied (a no-op when all are). Concurrent callers wait for
 /// each other on sqlx's migration lock.
 pub(crate) async fn migrate(pool: &PgPool) -> StoreResult<()> {
-    let mut migrator = sqlx::migrate!("./migrations");
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     let mut connection = pool.acquire().await.map_err(db_error)?;
-    let result = migrator.run(&mut *connection).await;
+    let result = run_migrations(&mut connection).await;
     if result.is_err() {
         // A failed run can leave sqlx's session-level migration lock held: closing the connection
         // releases it, where returning it to the pool would block every later migration.
         connection.close_on_drop();
     }
-    result.map_err(|error| match error {
+    result
+}
+
+/// The migrator's run on one connection.
+///
+/// `Migrator::run` takes any `Acquire`, and its future then fails rustc's "`Acquire` is not
+/// general enough" check wherever it must be `Send` (a constructor called in a spawned task).
+/// `run_direct` is what `run` calls once it has the connection; sqlx keeps it public (hidden from
+/// its docs) for exactly this.
+async fn run_migrations(connection: &mut PgConnection) -> StoreResult<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+        .run_direct(None, connection, false)
+        .await
+        .map_err(migration_error)
+}
+
+/// A failed migration, described without any bound value.
+fn migration_error(error: MigrateError) -> StoreError {
+    match error {
         MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
             match db_error(error) {
                 StoreError::Corrupt(message) | StoreError::Unavailable(message) => {
@@ -40,7 +58,7 @@ pub(crate) async fn migrate(pool: &PgPool) -> StoreResult<()> {
             }
         }
         other => StoreError::Unavailable(format!("applying the migrations failed: {other}")),
-    })
+    }
 }
 
 /// Creates `schema` if it does not exist; a concurrent creation is not an error.

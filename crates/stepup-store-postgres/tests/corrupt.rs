@@ -52,9 +52,7 @@ fn key(id: &str) -> CredentialRef<'_> {
 
 async fn store() -> Option<(TestSchema, PostgresStore)> {
     let schema = TestSchema::create().await?;
-    let store = schema
-        .store(Arc::new(ManualClock::at_unix(START)))
-        .await;
+    let store = schema.store(Arc::new(ManualClock::at_unix(START))).await;
     Some((schema, store))
 }
 
@@ -81,7 +79,11 @@ async fn corrupt_factor_rows_are_reported() {
         "ALTER TABLE credentials DROP CONSTRAINT credentials_status_check",
     )
     .await;
-    raw(&store, "UPDATE credentials SET status = 'revoked' WHERE id = 'a'").await;
+    raw(
+        &store,
+        "UPDATE credentials SET status = 'revoked' WHERE id = 'a'",
+    )
+    .await;
     assert!(is_corrupt(store.credential(key("a")).await));
     // A one-per-user enrollment reads the statuses of the kind: it is refused as corrupt.
     assert!(is_corrupt(
@@ -135,7 +137,9 @@ async fn values_beyond_postgres_integers_are_refused_changing_nothing() {
             expires_at: Some(u64::MAX),
         }],
     };
-    assert!(is_corrupt(store.activate(key("a"), 1, Some(codes.clone())).await));
+    assert!(is_corrupt(
+        store.activate(key("a"), 1, Some(codes.clone())).await
+    ));
     // Neither half happened.
     assert_eq!(
         store.credential(key("a")).await.unwrap().map(|c| c.status),
@@ -143,9 +147,7 @@ async fn values_beyond_postgres_integers_are_refused_changing_nothing() {
     );
     assert!(is_corrupt(store.replace_codes("u", codes).await));
     assert_eq!(store.count_codes("u", "backup_code").await.unwrap(), 0);
-    assert!(is_corrupt(
-        store.revoke_tokens_before("u", u64::MAX).await
-    ));
+    assert!(is_corrupt(store.revoke_tokens_before("u", u64::MAX).await));
     assert!(is_corrupt(
         store
             .insert_if_absent("k", b"v", Duration::from_secs(u64::MAX))
@@ -164,7 +166,9 @@ async fn corrupt_ephemeral_device_and_audit_rows_are_reported() {
         "INSERT INTO counters (key, count, expires_at) VALUES ('c', -5, 4000000000)",
     )
     .await;
-    assert!(is_corrupt(store.increment("c", Duration::from_secs(60)).await));
+    assert!(is_corrupt(
+        store.increment("c", Duration::from_secs(60)).await
+    ));
 
     let device = DeviceRecord {
         id: "d".to_owned(),

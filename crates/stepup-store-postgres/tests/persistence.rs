@@ -105,7 +105,12 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
             .await
             .unwrap()
     );
-    assert!(first.activate(key("alice"), 7, Some(codes())).await.unwrap());
+    assert!(
+        first
+            .activate(key("alice"), 7, Some(codes()))
+            .await
+            .unwrap()
+    );
     assert_eq!(first.record_failure("alice", "totp").await.unwrap(), 1);
     first.revoke_tokens_before("alice", START).await.unwrap();
     first.insert_device(device()).await.unwrap();
@@ -145,7 +150,10 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
         second.device_by_token("token-hash").await.unwrap(),
         Some(device())
     );
-    assert_eq!(second.audit_events("alice", 10).await.unwrap(), vec![event()]);
+    assert_eq!(
+        second.audit_events("alice", 10).await.unwrap(),
+        vec![event()]
+    );
     assert_eq!(second.get("value").await.unwrap(), Some(b"v".to_vec()));
     assert_eq!(second.increment("counter", ttl).await.unwrap(), 2);
 
@@ -194,12 +202,23 @@ async fn open_in_schema_creates_the_schema_and_keeps_schemas_apart() {
     .await
     .unwrap();
     assert_eq!(tables_here, 1);
+    // Its sessions see that schema alone, under the isolation the statements are designed for.
+    let (search_path, isolation): (String, String) = sqlx::query_as(
+        "SELECT current_setting('search_path'), current_setting('default_transaction_isolation')",
+    )
+    .fetch_one(first.pool())
+    .await
+    .unwrap();
+    assert_eq!(search_path, format!("\"{name}\""));
+    assert_eq!(isolation, "read committed");
 
     for (store, schema) in [(first, &name), (other, &other_name)] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(store.pool())
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(store.pool())
+        .await
+        .unwrap();
         store.pool().close().await;
     }
     again.pool().close().await;
@@ -222,8 +241,10 @@ async fn concurrent_opens_of_a_new_schema_all_succeed() {
         stores.push(open.await.unwrap().unwrap());
     }
     assert_eq!(applied_migrations(&stores[0]).await, 1);
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{name}\" CASCADE")))
-        .execute(stores[0].pool())
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{name}\" CASCADE"
+    )))
+    .execute(stores[0].pool())
+    .await
+    .unwrap();
 }

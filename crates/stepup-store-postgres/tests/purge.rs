@@ -65,7 +65,10 @@ async fn later_writes_purge_expired_rows_in_bounded_batches() {
             .await
             .unwrap();
     }
-    let (values, counters) = (rows(&store, "ephemeral").await, rows(&store, "counters").await);
+    let (values, counters) = (
+        rows(&store, "ephemeral").await,
+        rows(&store, "counters").await,
+    );
     assert_eq!(values, 301 - 256, "one purge ran, bounded");
     assert_eq!(counters, 301 + 16 - 256);
     for index in 0..16 {

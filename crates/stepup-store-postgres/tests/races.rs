@@ -196,7 +196,12 @@ async fn concurrent_code_replacements_leave_one_whole_set() {
         for tag in 0..RACERS {
             for index in 0..10 {
                 let lookup = format!("set{tag}-code{index}");
-                hashes.insert(store.code_hash("alice", "backup_code", &lookup).await.unwrap());
+                hashes.insert(
+                    store
+                        .code_hash("alice", "backup_code", &lookup)
+                        .await
+                        .unwrap(),
+                );
             }
         }
         hashes
@@ -245,6 +250,10 @@ async fn concurrent_devices_of_one_user_are_all_remembered() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(stored, i64::try_from(RACERS).unwrap(), "the expired ones are gone");
+    assert_eq!(
+        stored,
+        i64::try_from(RACERS).unwrap(),
+        "the expired ones are gone"
+    );
     schema.drop_schema().await;
 }

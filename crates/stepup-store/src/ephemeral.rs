@@ -27,8 +27,9 @@ pub trait EphemeralStore: Send + Sync + 'static {
     async fn decrement(&self, key: &str) -> StoreResult<u64>;
 
     /// Compare-and-set: stores `new` under `key` for `ttl` if the live value is `expected`
-    /// (`None`: no live value). `true` if stored; exactly one of concurrent callers expecting the
-    /// same value wins.
+    /// (`None`: no live value; an expired value counts as none). `true` if stored; exactly one of
+    /// concurrent callers expecting the same value wins, provided none of them stores that value
+    /// back (a `new` equal to `expected` leaves the comparison true for the next caller).
     async fn compare_and_swap(
         &self,
         key: &str,

@@ -411,4 +411,3 @@ async fn device_expiry<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &Manual
         "delete_devices counts only live devices",
     );
 }
-

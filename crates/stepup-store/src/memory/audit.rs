@@ -31,7 +31,11 @@ impl AuditStore for MemoryStore {
 
     async fn audit_events(&self, user: &str, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         let durable = self.durable();
-        let events = durable.audit.events.get(user).map_or(&[][..], Vec::as_slice);
+        let events = durable
+            .audit
+            .events
+            .get(user)
+            .map_or(&[][..], Vec::as_slice);
         Ok(events[events.len().saturating_sub(limit)..].to_vec())
     }
 }

@@ -177,11 +177,31 @@ mod tests {
         let clock = ManualClock::at_unix(1_800_000_000);
         let store = MemoryStore::new().with_clock(Arc::new(clock.clone()));
         let minute = Duration::from_secs(60);
-        assert!(store.compare_and_swap("k", None, b"a", minute).await.unwrap());
-        assert!(!store.compare_and_swap("k", None, b"b", minute).await.unwrap());
+        assert!(
+            store
+                .compare_and_swap("k", None, b"a", minute)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .compare_and_swap("k", None, b"b", minute)
+                .await
+                .unwrap()
+        );
         clock.advance(minute);
-        assert!(!store.compare_and_swap("k", Some(b"a"), b"b", minute).await.unwrap());
-        assert!(store.compare_and_swap("k", None, b"c", minute).await.unwrap());
+        assert!(
+            !store
+                .compare_and_swap("k", Some(b"a"), b"b", minute)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap("k", None, b"c", minute)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.get("k").await.unwrap(), Some(b"c".to_vec()));
     }
 }

@@ -253,7 +253,8 @@ impl FactorStore for MemoryStore {
         let mut durable = self.durable();
         match durable.factors.credential_mut(key) {
             Some(credential)
-                if credential.status == CredentialStatus::Active && counter > credential.counter =>
+                if credential.status == CredentialStatus::Active
+                    && counter > credential.counter =>
             {
                 credential.counter = counter;
                 credential.last_used_at = Some(used_at);
@@ -302,12 +303,7 @@ impl FactorStore for MemoryStore {
         Ok(())
     }
 
-    async fn code_hash(
-        &self,
-        user: &str,
-        kind: &str,
-        lookup: &str,
-    ) -> StoreResult<Option<String>> {
+    async fn code_hash(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<Option<String>> {
         let now = self.now();
         Ok(self
             .durable()
@@ -329,7 +325,9 @@ impl FactorStore for MemoryStore {
             .durable()
             .factors
             .codes_of(user, kind)
-            .map_or(0, |codes| codes.values().filter(|code| code.live(now)).count()))
+            .map_or(0, |codes| {
+                codes.values().filter(|code| code.live(now)).count()
+            }))
     }
 
     async fn record_failure(&self, user: &str, kind: &str) -> StoreResult<u64> {

@@ -319,11 +319,15 @@ pub(super) async fn activation_codes<S: FactorStore>(store: &Arc<S>, ids: &Ids) 
         "replace_codes",
     );
     expect(
-        store.replace_codes(&user, code_set(SMS_CODE, "sms", 2)).await,
+        store
+            .replace_codes(&user, code_set(SMS_CODE, "sms", 2))
+            .await,
         "replace_codes",
     );
     expect(
-        store.replace_codes(&other, code_set(BACKUP, "old", 4)).await,
+        store
+            .replace_codes(&other, code_set(BACKUP, "old", 4))
+            .await,
         "replace_codes",
     );
 
