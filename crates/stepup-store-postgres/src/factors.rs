@@ -149,7 +149,8 @@ impl PostgresStore {
         let credential = new.credential;
         let mut tx = self.begin().await?;
         sqlx::query(
-            "SELECT $1::text, $2::text",
+            "SELECT pg_advisory_xact_lock(hashtext('stepup_store.credentials/' || $1), \
+             hashtext($2))",
         )
         .bind(&credential.user)
         .bind(&credential.kind)
@@ -466,17 +467,21 @@ impl FactorStore for PostgresStore {
     }
 
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {
-        // One statement, so one atomic step; the token mark stays.
-        sqlx::query(
-            "WITH gone_credentials AS (DELETE FROM credentials WHERE user_id = $1), \
-             gone_codes AS (DELETE FROM codes WHERE user_id = $1) \
-             DELETE FROM factor_failures WHERE user_id = $1",
-        )
-        .bind(user)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        // One transaction, so one atomic step; the token mark stays. Credentials are locked before
+        // codes, the order an activation takes them in, so the two cannot deadlock.
+        let mut tx = self.begin().await?;
+        for statement in [
+            "DELETE FROM credentials WHERE user_id = $1",
+            "DELETE FROM codes WHERE user_id = $1",
+            "DELETE FROM factor_failures WHERE user_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -23,7 +23,11 @@ async fn decrement_takes_one_off_a_live_counter_only() {
     let window = Duration::from_secs(60);
 
     assert_eq!(store.decrement("absent").await.unwrap(), 0);
-    assert_eq!(store.increment("absent", window).await.unwrap(), 1, "still absent");
+    assert_eq!(
+        store.increment("absent", window).await.unwrap(),
+        1,
+        "still absent"
+    );
 
     for _ in 0..3 {
         store.increment("c", window).await.unwrap();
@@ -47,11 +51,7 @@ async fn concurrent_decrements_lose_no_update() {
     let Some(schema) = TestSchema::create().await else {
         return;
     };
-    let store = Arc::new(
-        schema
-            .store(Arc::new(ManualClock::at_unix(START)))
-            .await,
-    );
+    let store = Arc::new(schema.store(Arc::new(ManualClock::at_unix(START))).await);
     let window = Duration::from_secs(60);
     for _ in 0..60 {
         store.increment("c", window).await.unwrap();
