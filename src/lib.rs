@@ -68,11 +68,11 @@ pub use stepup_mfa::{
     AddressPolicy, AttemptPolicy, Audit, AuditEvent, KdfPool, Keyring, Method, Mfa, MfaError,
     Notifier, Proof, Stores, TotpAlgorithm, TotpConfig,
 };
+pub use stepup_store::{MemoryStore, Store, StoreError};
 #[cfg(feature = "postgres")]
 pub use stepup_store_postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use stepup_store_sqlite::SqliteStore;
-pub use stepup_store::{MemoryStore, Store, StoreError};
 
 #[cfg(feature = "axum")]
 pub use stepup_axum::{

@@ -77,7 +77,9 @@ pub(crate) async fn regenerate_backup_codes(
         .mfa()
         .regenerate_backup_codes(caller.subject())
         .await?;
-    Ok(no_store(Json(json!({ "backup_codes": codes })).into_response()))
+    Ok(no_store(
+        Json(json!({ "backup_codes": codes })).into_response(),
+    ))
 }
 
 /// `DELETE /api/mfa/totp` (fresh MFA).

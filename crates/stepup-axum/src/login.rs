@@ -230,7 +230,10 @@ pub(crate) async fn limited_by_address(
     let mfa = stepup.mfa();
     let attempt = mfa.admit_address(address.as_deref()).await?;
     let outcome = step.await;
-    let failed = outcome.as_ref().err().is_some_and(ApiError::is_failed_guess);
+    let failed = outcome
+        .as_ref()
+        .err()
+        .is_some_and(ApiError::is_failed_guess);
     mfa.settle_address_attempt(attempt, failed).await?;
     outcome
 }

@@ -53,7 +53,9 @@ pub(crate) fn validate(
     clients: &[OAuthClient],
     params: &OAuthParams,
 ) -> Result<Option<PendingAuthorization>, ApiError> {
-    if params.client_id.is_none() && params.redirect_uri.is_none() && params.code_challenge.is_none()
+    if params.client_id.is_none()
+        && params.redirect_uri.is_none()
+        && params.code_challenge.is_none()
     {
         return Ok(None);
     }
@@ -92,7 +94,11 @@ pub(crate) fn validate(
             "code_challenge must be the base64url SHA-256 of the code_verifier",
         ));
     }
-    if params.state.as_ref().is_some_and(|state| state.len() > 1024) {
+    if params
+        .state
+        .as_ref()
+        .is_some_and(|state| state.len() > 1024)
+    {
         return Err(ApiError::invalid_request("state is too long"));
     }
     Ok(Some(PendingAuthorization {

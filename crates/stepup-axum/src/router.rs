@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::{delete, get, post};
-use stepup_tower::{PeerAddr, RateLimitLayer, RememberedDevicesLayer, RequireMfa, ResolveClientAddrLayer};
+use stepup_tower::{
+    PeerAddr, RateLimitLayer, RememberedDevicesLayer, RequireMfa, ResolveClientAddrLayer,
+};
 
 use crate::stepup::StepUp;
 use crate::{devices, events, factors, login, oauth};

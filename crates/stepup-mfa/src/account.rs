@@ -19,7 +19,10 @@ impl Mfa {
     /// Voids every token issued to the user up to this second.
     pub async fn revoke_tokens(&self, user: &str) -> Result<(), MfaError> {
         let now = self.now();
-        Ok(self.factors().revoke_tokens_before(user, now.saturating_add(1)).await?)
+        Ok(self
+            .factors()
+            .revoke_tokens_before(user, now.saturating_add(1))
+            .await?)
     }
 
     /// Whether a token issued to `user` at `issued_at` (Unix seconds) has been voided (by

@@ -52,7 +52,11 @@ impl Mfa {
                 .user_agent
                 .map(|agent| agent.chars().take(256).collect()),
         };
-        self.inner.stores.devices.insert_device(record.clone()).await?;
+        self.inner
+            .stores
+            .devices
+            .insert_device(record.clone())
+            .await?;
         let event = AuditEvent::DeviceRemembered {
             device_id: record.id.clone(),
         };

@@ -200,7 +200,9 @@ impl Mfa {
                 && let MfaError::RateLimited { retry_after } = &refused.error
             {
                 let seconds = retry_after.as_secs();
-                self.audit().record(user, AuditEvent::Lockout { seconds }).await;
+                self.audit()
+                    .record(user, AuditEvent::Lockout { seconds })
+                    .await;
             }
             return Err(refused.error);
         }
@@ -209,14 +211,19 @@ impl Mfa {
             Ok(_) => {
                 limiter.forgive(user).await?;
                 if let Some(method) = method {
-                    self.factors().clear_failures(user, method.store_kind()).await?;
+                    self.factors()
+                        .clear_failures(user, method.store_kind())
+                        .await?;
                 }
             }
             Err(MfaError::InvalidCode) => {
                 let event = AuditEvent::MfaFailed { method: audit_name };
                 self.audit().record(user, event).await;
                 if let Some(method) = method {
-                    let failures = self.factors().record_failure(user, method.store_kind()).await?;
+                    let failures = self
+                        .factors()
+                        .record_failure(user, method.store_kind())
+                        .await?;
                     if failures == policy.lock_after {
                         let event = AuditEvent::FactorLocked { method, failures };
                         self.audit().record(user, event).await;

@@ -180,8 +180,7 @@ pub trait FactorStore: Send + Sync + 'static {
     async fn replace_codes(&self, user: &str, set: CodeSet) -> StoreResult<()>;
 
     /// The slow hash stored under `lookup`, if that code exists, is unused and live.
-    async fn code_hash(&self, user: &str, kind: &str, lookup: &str)
-    -> StoreResult<Option<String>>;
+    async fn code_hash(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<Option<String>>;
 
     /// Consume-if-present: removes the live code; `true` for exactly one concurrent caller.
     async fn consume_code(&self, user: &str, kind: &str, lookup: &str) -> StoreResult<bool>;

@@ -36,7 +36,7 @@ pub use client_addr::{
 };
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use remembered_device::{
-    DEVICE_COOKIE, DEFAULT_REMEMBER_FOR, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
+    DEFAULT_REMEMBER_FOR, DEVICE_COOKIE, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
     device_cookie,
 };
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};

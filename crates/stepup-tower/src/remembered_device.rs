@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cookie::{Cookie, SameSite};
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue, Request};
-use cookie::{Cookie, SameSite};
 use stepup_core::tokens;
 use stepup_store::DeviceStore;
 use tower_layer::Layer;

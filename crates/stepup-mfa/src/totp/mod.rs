@@ -138,8 +138,13 @@ impl Mfa {
     /// Checks a TOTP code of an active enrollment; a time step is accepted at most once. Counts
     /// against the user's attempt limit and the factor's failure streak.
     pub async fn verify_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
-        self.limited(user, Some(Method::Totp), "totp", self.check_totp(user, code))
-            .await
+        self.limited(
+            user,
+            Some(Method::Totp),
+            "totp",
+            self.check_totp(user, code),
+        )
+        .await
     }
 
     async fn check_totp(&self, user: &str, code: &str) -> Result<(), MfaError> {
