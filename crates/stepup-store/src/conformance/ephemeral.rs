@@ -27,6 +27,8 @@ pub async fn run<S: EphemeralStore>(store: Arc<S>, clock: ManualClock) {
     increment_counts(&store, &ids).await;
     concurrent_increment(&store, &ids).await;
     increment_window(&store, &ids, &clock).await;
+    decrement_counts(&store, &ids, &clock).await;
+    concurrent_decrement(&store, &ids).await;
     cas::compare_and_swap(&store, &ids).await;
     cas::compare_and_swap_expiry(&store, &ids, &clock).await;
     cas::concurrent_compare_and_swap(&store, &ids).await;
@@ -310,5 +312,72 @@ async fn increment_window<S: EphemeralStore>(store: &Arc<S>, ids: &Ids, clock: &
         expect(store.increment(&key, MINUTE).await, "increment"),
         1,
         "increment once the new window ended",
+    );
+}
+
+async fn decrement_counts<S: EphemeralStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let key = ids.key("decrement");
+    check(
+        expect(store.decrement(&key).await, "decrement"),
+        0,
+        "decrement of an absent counter reads 0",
+    );
+    check(
+        expect(store.increment(&key, MINUTE).await, "increment"),
+        1,
+        "decrement of an absent counter leaves it absent",
+    );
+    expect(store.increment(&key, MINUTE).await, "increment");
+    check(
+        expect(store.decrement(&key).await, "decrement"),
+        1,
+        "decrement counts down",
+    );
+    check(
+        expect(store.decrement(&key).await, "decrement"),
+        0,
+        "decrement to zero",
+    );
+    check(
+        expect(store.decrement(&key).await, "decrement"),
+        0,
+        "decrement never goes below zero",
+    );
+    // The expiry is kept: the window started by the first increment still ends on time.
+    expect(store.increment(&key, MINUTE).await, "increment");
+    clock.advance(MINUTE);
+    check(
+        expect(store.decrement(&key).await, "decrement"),
+        0,
+        "decrement of an expired counter reads 0",
+    );
+    check(
+        expect(store.increment(&key, MINUTE).await, "increment"),
+        1,
+        "an expired counter starts again at 1",
+    );
+}
+
+async fn concurrent_decrement<S: EphemeralStore>(store: &Arc<S>, ids: &Ids) {
+    let key = ids.key("concurrent-decrement");
+    for _ in 0..RACERS / 2 {
+        expect(store.increment(&key, MINUTE).await, "increment");
+    }
+    // Twice as many decrements as the count: none lost, none below zero.
+    let results = race(store, |store, _| {
+        let key = key.clone();
+        async move { expect(store.decrement(&key).await, "decrement") }
+    })
+    .await;
+    let zeros = results.iter().filter(|count| **count == 0).count();
+    check(
+        zeros,
+        RACERS / 2 + 1,
+        "concurrent decrement: how many callers saw zero",
+    );
+    check(
+        expect(store.increment(&key, MINUTE).await, "increment"),
+        1,
+        "the counter after the concurrent decrements",
     );
 }
