@@ -31,8 +31,10 @@ fn totp(c: &mut Criterion) {
     });
 
     // The whole engine call: read the enrollment, open the sealed secret, check, compare-and-set.
-    // Each iteration moves the clock one step so that the compare-and-set succeeds.
+    // Each iteration moves the clock one step so that the compare-and-set succeeds. The slow-hash
+    // pool waits with a timeout, so the runtime needs its time driver.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let clock = ManualClock::at_unix(T0);
