@@ -48,6 +48,10 @@ impl PasswordCheck for OneUser {
             .is_ok();
         Ok((user == "bench" && matches).then(|| "bench".to_owned()))
     }
+
+    async fn account_exists(&self, user: &str) -> Result<bool, PasswordCheckFailed> {
+        Ok(user == "bench")
+    }
 }
 
 fn rate_limit(c: &mut Criterion) {

@@ -77,6 +77,7 @@ pub use stepup_store_sqlite::SqliteStore;
 #[cfg(feature = "axum")]
 pub use stepup_axum::{
     ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
+    peer_from_connect_info,
 };
 
 /// The storage traits, their records and the conformance suites.

@@ -26,6 +26,8 @@ use users::UserTable;
 
 /// How recent the second factor must be to delete an account.
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);
+/// Registrations allowed per client address per hour.
+pub(crate) const REGISTRATIONS_PER_HOUR: u64 = 10;
 /// `iss` and `aud` of the demo's tokens.
 pub(crate) const TOKEN_ISSUER: &str = "stepup-demo";
 
@@ -35,6 +37,30 @@ pub(crate) struct Secrets {
     pub(crate) seal_key_id: String,
     pub(crate) seal_key: Vec<u8>,
     pub(crate) lookup_key: Vec<u8>,
+}
+
+/// Makes the SQLite file and its WAL files readable by their owner only (`0600`): they hold the
+/// sealed secrets and every hash.
+fn restrict_to_owner(url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).exists()
+                && let Err(error) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(%error, file, "could not restrict the database file to its owner");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
 }
 
 /// The demo's one OAuth client (`demo`, redirecting to `http://localhost:3000/callback`).
@@ -58,9 +84,9 @@ impl Database {
             let store = stepup_store_postgres::PostgresStore::open_with_clock(url, clock).await?;
             Ok(Self::Postgres(store))
         } else {
-            Ok(Self::Sqlite(
-                stepup::SqliteStore::open_with_clock(url, clock).await?,
-            ))
+            let store = stepup::SqliteStore::open_with_clock(url, clock).await?;
+            restrict_to_owner(url);
+            Ok(Self::Sqlite(store))
         }
     }
 }
@@ -110,8 +136,20 @@ pub(crate) async fn router(
         users,
         stepup: stepup.clone(),
     };
+    // Each registration costs one argon2id: at most 10 per address per hour.
+    let registrations =
+        stepup::RateLimitLayer::new(stepup.mfa().stores().ephemeral.clone(), "register")
+            .with_limit(REGISTRATIONS_PER_HOUR, Duration::from_secs(60 * 60));
+    let register_route = post(register)
+        .layer::<_, std::convert::Infallible>(registrations)
+        .layer::<_, std::convert::Infallible>(stepup::ResolveClientAddrLayer::new(
+            stepup.trusted_proxies().clone(),
+        ))
+        .layer(axum::middleware::map_request(
+            stepup::peer_from_connect_info,
+        ));
     let app = Router::new()
-        .route("/api/register", post(register))
+        .route("/api/register", register_route)
         .route("/api/me", get(me))
         .route(
             "/api/account",
@@ -170,6 +208,27 @@ impl PasswordCheck for Users {
             .await
             .map_err(|_| PasswordCheckFailed)?;
         Ok(row.filter(|_| matches).map(|(id, _)| id))
+    }
+
+    async fn account_exists(&self, user: &str) -> Result<bool, PasswordCheckFailed> {
+        let email = self
+            .table
+            .email_of(user)
+            .await
+            .map_err(|_| PasswordCheckFailed)?;
+        Ok(email.is_some())
+    }
+
+    async fn user_of(&self, username: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        let Ok(email) = normalise_email(username) else {
+            return Ok(None);
+        };
+        let row = self
+            .table
+            .find(&email)
+            .await
+            .map_err(|_| PasswordCheckFailed)?;
+        Ok(row.map(|(id, _)| id))
     }
 
     async fn account_label(&self, user: &str) -> Option<String> {

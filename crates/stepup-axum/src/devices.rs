@@ -5,16 +5,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
-use stepup_core::AuthContext;
 use stepup_tower::TrustedDevice;
 
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::stepup::StepUp;
 
 /// `GET /api/mfa/devices`: live devices, the current one marked.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
     device: Option<Extension<TrustedDevice>>,
 ) -> Result<Response, ApiError> {
     let current = device.map(|Extension(device)| device.id);
@@ -41,7 +41,7 @@ pub(crate) async fn list(
 /// `DELETE /api/mfa/devices/{id}`.
 pub(crate) async fn revoke(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     if !stepup.mfa().revoke_device(caller.subject(), &id).await? {
@@ -57,7 +57,7 @@ pub(crate) async fn revoke(
 /// `DELETE /api/mfa/devices`.
 pub(crate) async fn revoke_all(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let revoked = stepup.mfa().revoke_devices(caller.subject()).await?;
     Ok(Json(json!({ "success": true, "revoked": revoked })).into_response())

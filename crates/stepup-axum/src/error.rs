@@ -2,9 +2,10 @@
 //! JSON. Engine and store errors convert with `From`, so each is mapped in one place.
 
 use axum::Json;
-use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use stepup_core::AuthRejection;
 use stepup_core::error_body::{error_object, retry_after_seconds};
 use stepup_mfa::MfaError;
 use stepup_store::StoreError;
@@ -22,8 +23,8 @@ pub struct ApiError {
     pub description: String,
     /// Seconds to wait, sent as `Retry-After` (with `429`).
     pub retry_after: Option<u64>,
-    /// Whether to send `WWW-Authenticate: Bearer` (a bearer token is needed).
-    pub bearer_challenge: bool,
+    /// An RFC 6750 / RFC 9470 rejection answered as itself (its `WWW-Authenticate` and body).
+    pub rejection: Option<AuthRejection>,
 }
 
 impl ApiError {
@@ -34,7 +35,7 @@ impl ApiError {
             code,
             description: description.into(),
             retry_after: None,
-            bearer_challenge: false,
+            rejection: None,
         }
     }
 
@@ -56,11 +57,8 @@ impl ApiError {
     }
 
     /// `401`, asking for a bearer token (`WWW-Authenticate: Bearer`).
-    pub fn bearer_required(description: impl Into<String>) -> Self {
-        Self {
-            bearer_challenge: true,
-            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", description)
-        }
+    pub fn bearer_required() -> Self {
+        AuthRejection::MissingToken.into()
     }
 
     /// `503 temporarily_unavailable`: the store (or a dependency) cannot answer; fail closed.
@@ -93,17 +91,33 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = error_object(self.code, &self.description);
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = match &self.rejection {
+            Some(rejection) => rejection.to_response().into_response(),
+            None => {
+                let body = error_object(self.code, &self.description);
+                (self.status, Json(body)).into_response()
+            }
+        };
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.bearer_challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         response
+    }
+}
+
+/// A bearer-token or step-up rejection, answered exactly as the tower layers answer it.
+impl From<AuthRejection> for ApiError {
+    fn from(rejection: AuthRejection) -> Self {
+        Self {
+            rejection: Some(rejection.clone()),
+            ..Self::new(
+                rejection.status(),
+                rejection.error_code(),
+                rejection.description(),
+            )
+        }
     }
 }
 

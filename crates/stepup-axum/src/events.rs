@@ -4,15 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use stepup_core::AuthContext;
 
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::stepup::StepUp;
 
 /// The caller's 100 most recent events, oldest first.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let events: Vec<_> = stepup
         .mfa()

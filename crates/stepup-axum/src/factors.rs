@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use stepup_core::AuthContext;
 use stepup_mfa::MfaError;
 
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::respond::no_store;
@@ -18,8 +18,9 @@ use crate::stepup::StepUp;
 /// `POST /api/mfa/setup`: a pending TOTP enrollment (secret, URI, QR code).
 pub(crate) async fn setup(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
+    stepup.check_enrollment(&caller).await?;
     let user = caller.subject();
     let label = stepup
         .inner
@@ -39,9 +40,10 @@ pub(crate) struct CodeBody {
 /// `POST /api/mfa/verify-setup`: confirms the enrollment; the backup codes, shown once.
 pub(crate) async fn verify_setup(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
     JsonBody(body): JsonBody<CodeBody>,
 ) -> Result<Response, ApiError> {
+    stepup.check_enrollment(&caller).await?;
     let codes = stepup
         .mfa()
         .confirm_totp_enrollment(caller.subject(), &body.code)
@@ -62,7 +64,7 @@ pub(crate) async fn verify_setup(
 /// `GET /api/mfa/factors`: the caller's factors, without secrets.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let summary = stepup.mfa().factor_summary(caller.subject()).await?;
     Ok(Json(summary).into_response())
@@ -71,7 +73,7 @@ pub(crate) async fn list(
 /// `POST /api/mfa/backup-codes/regenerate` (fresh MFA): a new set, shown once.
 pub(crate) async fn regenerate_backup_codes(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     let codes = stepup
         .mfa()
@@ -85,7 +87,7 @@ pub(crate) async fn regenerate_backup_codes(
 /// `DELETE /api/mfa/totp` (fresh MFA).
 pub(crate) async fn remove_totp(
     State(stepup): State<StepUp>,
-    caller: AuthContext,
+    Caller(caller): Caller,
 ) -> Result<Response, ApiError> {
     if !stepup.mfa().remove_totp(caller.subject()).await? {
         return Err(ApiError::new(

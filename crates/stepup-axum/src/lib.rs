@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod caller;
 mod devices;
 pub mod error;
 mod events;
@@ -33,7 +34,9 @@ mod respond;
 mod router;
 mod stepup;
 
+pub use caller::DEFAULT_ENROLLMENT_MAX_AGE;
 pub use error::ApiError;
 pub use json::JsonBody;
 pub use oauth::OAuthClient;
+pub use router::peer_from_connect_info;
 pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

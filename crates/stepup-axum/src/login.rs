@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use stepup_core::AuthContext;
 use stepup_core::acr::{amr, level};
-use stepup_mfa::{Authentication, DeviceSeen, Method, PendingAuthorization, Proof};
+use stepup_mfa::{AuditEvent, Authentication, DeviceSeen, Method, PendingAuthorization, Proof};
 use stepup_tower::{ClientAddr, TrustedDevice, device_cookie};
 
 use crate::error::ApiError;
@@ -56,9 +56,7 @@ pub(crate) async fn authorize(
         (None, None, Some(caller)) if asks_for_mfa(request.acr_values.as_deref()) => {
             step_up(&stepup, caller, pending).await
         }
-        (None, None, None) if request.acr_values.is_some() => Err(ApiError::bearer_required(
-            "step-up needs the current bearer token",
-        )),
+        (None, None, None) if request.acr_values.is_some() => Err(ApiError::bearer_required()),
         _ => Err(ApiError::invalid_request(
             "send username and password, or a bearer token with acr_values=mfa",
         )),
@@ -73,14 +71,34 @@ async fn password_login(
     pending: Option<PendingAuthorization>,
     seen: DeviceSeen,
 ) -> Result<Response, ApiError> {
-    let Some(user) = stepup.inner.passwords.check(username, password).await? else {
+    let mfa = stepup.mfa();
+    // Failed passwords are limited per account. A remembered device of the owner still signs in
+    // while the account is locked out; for anyone else the answer, right or wrong, waits for the
+    // lockout to end.
+    if device.is_none() {
+        mfa.admit_password(username).await?;
+    }
+    let checked = stepup.inner.passwords.check(username, password).await?;
+    let vouched = matches!(
+        (&checked, &device),
+        (Some(user), Some(Extension(device))) if &device.user == user
+    );
+    if device.is_some() && !vouched {
+        mfa.admit_password(username).await?;
+    }
+    let Some(user) = checked else {
+        if let Some(user) = stepup.inner.passwords.user_of(username).await? {
+            mfa.audit()
+                .record(&user, AuditEvent::PasswordFailed {})
+                .await;
+        }
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "invalid_grant",
             "invalid username or password",
         ));
     };
-    let mfa = stepup.mfa();
+    mfa.password_succeeded(username).await?;
     if mfa.is_enrolled(&user).await? {
         if let Some(Extension(device)) = device.filter(|device| device.user == user) {
             // No MFA step: see `stepup_tower::remembered_device` for what this login is worth.
@@ -111,6 +129,7 @@ async fn step_up(
     caller: &AuthContext,
     pending: Option<PendingAuthorization>,
 ) -> Result<Response, ApiError> {
+    stepup.check_caller(caller).await?;
     let user = caller.subject();
     let mfa = stepup.mfa();
     if !mfa.is_enrolled(user).await? {

@@ -57,8 +57,10 @@ pub(crate) fn router(stepup: StepUp) -> Router {
         .with_state(stepup)
 }
 
-/// axum keeps the TCP peer in `ConnectInfo`; the address resolution reads `PeerAddr`.
-async fn peer_from_connect_info(mut request: axum::extract::Request) -> axum::extract::Request {
+/// Middleware (for `axum::middleware::map_request`): axum keeps the TCP peer in `ConnectInfo`,
+/// the client-address resolution of `stepup-tower` reads `PeerAddr`. Serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+pub async fn peer_from_connect_info(mut request: axum::extract::Request) -> axum::extract::Request {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -25,6 +25,18 @@ pub trait PasswordCheck: Send + Sync + 'static {
         password: &str,
     ) -> Result<Option<String>, PasswordCheckFailed>;
 
+    /// Whether the account `user` still exists. stepup's routes refuse every token of a user
+    /// for whom this is `false`: they never enroll a factor or mint a token for an account the
+    /// application has deleted.
+    async fn account_exists(&self, user: &str) -> Result<bool, PasswordCheckFailed>;
+
+    /// The user id `username` belongs to, if the application will tell: used only to record a
+    /// failed password in that user's audit trail (default: none).
+    async fn user_of(&self, username: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        let _ = username;
+        Ok(None)
+    }
+
     /// The account name shown in the authenticator app (default: the user id).
     async fn account_label(&self, user: &str) -> Option<String> {
         let _ = user;
@@ -65,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) mfa: Mfa,
     pub(crate) passwords: Arc<dyn PasswordCheck>,
     pub(crate) fresh_mfa: Duration,
+    pub(crate) enrollment_max_age: Duration,
     pub(crate) clients: Vec<OAuthClient>,
     pub(crate) clock: SharedClock,
     pub(crate) remember_for: Duration,
@@ -93,6 +106,11 @@ impl StepUp {
     /// The MFA engine, for the application's own handlers (account deletion, admin resets).
     pub fn mfa(&self) -> &Mfa {
         &self.inner.mfa
+    }
+
+    /// The reverse proxies believed for client addresses.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 
     /// The token issuer.
@@ -130,6 +148,7 @@ pub struct StepUpBuilder {
     totp: TotpConfig,
     clock: Option<SharedClock>,
     fresh_mfa: Option<Duration>,
+    enrollment_max_age: Option<Duration>,
     clients: Vec<OAuthClient>,
     attempts: Option<AttemptPolicy>,
     addresses: Option<AddressPolicy>,
@@ -237,6 +256,12 @@ impl StepUpBuilder {
         self
     }
 
+    /// How recent the password must be to enroll a first factor (default 10 minutes).
+    pub fn enrollment_max_age(mut self, max_age: Duration) -> Self {
+        self.enrollment_max_age = Some(max_age);
+        self
+    }
+
     /// Registers an OAuth client for the authorization-code flow.
     pub fn client(mut self, client: OAuthClient) -> Self {
         self.clients.push(client);
@@ -289,6 +314,9 @@ impl StepUpBuilder {
                     .passwords
                     .ok_or(BuildError::Missing("a password check"))?,
                 fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
+                enrollment_max_age: self
+                    .enrollment_max_age
+                    .unwrap_or(crate::caller::DEFAULT_ENROLLMENT_MAX_AGE),
                 clients: self.clients,
                 clock,
                 remember_for: self

@@ -19,6 +19,7 @@ struct Inner {
     auth_time: Option<u64>,
     scope: Option<String>,
     token_id: Option<String>,
+    issued_at: Option<u64>,
     expires_at: u64,
     verified_at: u64,
     levels: AcrLevels,
@@ -35,11 +36,18 @@ impl AuthContext {
                 auth_time: None,
                 scope: None,
                 token_id: None,
+                issued_at: None,
                 expires_at: 0,
                 verified_at: 0,
                 levels: AcrLevels::default(),
             },
         }
+    }
+
+    /// The `iat` claim (Unix seconds), if the token has one: tokens issued before a user's
+    /// revocation mark (account deletion, recovery, factor reset) are void.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.inner.issued_at
     }
 
     /// The `sub` claim: the user's identifier.
@@ -161,7 +169,13 @@ impl AuthContextBuilder {
         self
     }
 
-    /// Sets `jti`.
+    /// Sets `iat`.
+    pub fn issued_at(mut self, issued_at: u64) -> Self {
+        self.inner.issued_at = Some(issued_at);
+        self
+    }
+
+    /// Sets the token id.
     pub fn token_id(mut self, token_id: impl Into<String>) -> Self {
         self.inner.token_id = Some(token_id.into());
         self

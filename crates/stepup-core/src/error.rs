@@ -50,6 +50,10 @@ pub enum TokenError {
     /// A required claim (`sub`, `exp`, `iss`, `aud`) is missing or has the wrong type.
     #[error("the token lacks a required claim")]
     InvalidClaims,
+    /// The token was issued before its user's revocation mark (account deletion, recovery, a
+    /// factor reset).
+    #[error("the token has been revoked")]
+    Revoked,
 }
 
 impl TokenError {
@@ -66,6 +70,7 @@ impl TokenError {
             Self::InvalidIssuer => "the token's issuer is not accepted",
             Self::InvalidAudience => "the token's audience is not accepted",
             Self::InvalidClaims => "the token lacks a required claim",
+            Self::Revoked => "the token has been revoked",
         }
     }
 }

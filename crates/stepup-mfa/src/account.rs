@@ -12,7 +12,9 @@ impl Mfa {
         self.revoke_tokens(user).await?;
         self.factors().delete_user_factors(user).await?;
         self.revoke_devices(user).await?;
-        self.audit().record(user, AuditEvent::FactorsReset {}).await;
+        self.audit()
+            .record(user, AuditEvent::AccountDeleted {})
+            .await;
         Ok(())
     }
 

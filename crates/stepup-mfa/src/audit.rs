@@ -103,6 +103,8 @@ pub enum AuditEvent {
     FactorsReset {},
     /// A password check failed for this user.
     PasswordFailed {},
+    /// The account was deleted: every factor, device and earlier token is gone.
+    AccountDeleted {},
 }
 
 impl AuditEvent {
@@ -127,6 +129,7 @@ impl AuditEvent {
             Self::AuthorizationCodeRefused {} => "authorization_code_refused",
             Self::FactorsReset {} => "factors_reset",
             Self::PasswordFailed {} => "password_failed",
+            Self::AccountDeleted {} => "account_deleted",
         }
     }
 
@@ -147,6 +150,7 @@ impl AuditEvent {
                 | Self::DeviceRevoked { .. }
                 | Self::DevicesRevoked { .. }
                 | Self::FactorsReset {}
+                | Self::AccountDeleted {}
         )
     }
 }

@@ -77,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) totp: TotpConfig,
     pub(crate) clock: SharedClock,
     pub(crate) attempts: AttemptPolicy,
+    pub(crate) passwords: AttemptPolicy,
     pub(crate) addresses: AddressPolicy,
     pub(crate) audit: Audit,
     pub(crate) kdf: KdfPool,
@@ -97,6 +98,7 @@ impl Mfa {
                 totp: TotpConfig::default(),
                 clock,
                 attempts: AttemptPolicy::default(),
+                passwords: AttemptPolicy::passwords(),
                 addresses: AddressPolicy::default(),
                 audit,
                 kdf: KdfPool::default(),
@@ -125,6 +127,11 @@ impl Mfa {
     /// Sets the per-user limits on failed verifications and the factor lock.
     pub fn with_attempt_policy(self, policy: AttemptPolicy) -> Self {
         self.map(|inner| inner.attempts = policy)
+    }
+
+    /// Sets the per-account limit on failed passwords (default [`AttemptPolicy::passwords`]).
+    pub fn with_password_policy(self, policy: AttemptPolicy) -> Self {
+        self.map(|inner| inner.passwords = policy)
     }
 
     /// Sets the per-address limit on failed logins.

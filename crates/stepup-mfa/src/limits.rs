@@ -6,6 +6,10 @@
 //! - **per factor**: after [`AttemptPolicy::lock_after`] consecutive failures (100 by default, as
 //!   NIST SP 800-63B asks) the factor is locked until a recovery or an administrator's reset. The
 //!   streak lives in the durable store, so every instance shares it; a success ends it.
+//! - **per account, for passwords**: failed passwords for one username are limited however
+//!   many addresses they come from ([`AttemptPolicy::passwords`]: 10 per 15 minutes, then a
+//!   lockout growing to at most an hour, so an attacker cannot lock the owner out for long; a
+//!   remembered device of the owner still signs in during it).
 //! - **per client address**: failed logins (wrong passwords, wrong codes, bad `mfa_token`s) are
 //!   limited per window ([`AddressPolicy`]). An attempt is counted before it is checked and given
 //!   back when it succeeds, so successful logins never use up an office's shared address.
@@ -42,6 +46,20 @@ impl Default for AttemptPolicy {
             first_lockout: Duration::from_secs(5 * 60),
             max_lockout: Duration::from_secs(24 * 60 * 60),
             lock_after: 100,
+        }
+    }
+}
+
+impl AttemptPolicy {
+    /// The default per-account limit on failed passwords: 10 per 15 minutes, then 15 minutes
+    /// locked, doubling with each burst up to one hour. `lock_after` does not apply.
+    pub fn passwords() -> Self {
+        Self {
+            max_failures: 10,
+            window: Duration::from_secs(15 * 60),
+            first_lockout: Duration::from_secs(15 * 60),
+            max_lockout: Duration::from_secs(60 * 60),
+            lock_after: u64::MAX,
         }
     }
 }
@@ -268,9 +286,45 @@ impl Mfa {
         Ok(())
     }
 
+    /// Counts a password attempt for `username` (case-insensitive) before it is checked;
+    /// refused with [`MfaError::RateLimited`] while the account is locked out. A success must
+    /// be reported with [`password_succeeded`](Self::password_succeeded).
+    pub async fn admit_password(&self, username: &str) -> Result<(), MfaError> {
+        let limiter = AttemptLimiter {
+            ephemeral: self.inner.stores.ephemeral.clone(),
+            clock: self.inner.clock.clone(),
+            policy: self.inner.passwords,
+        };
+        match limiter.admit(&password_key(username)).await {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                if refused.lockout_started {
+                    tracing::warn!(target: "stepup::audit", "an account's password attempts are locked out");
+                }
+                Err(refused.error)
+            }
+        }
+    }
+
+    /// The password of `username` was right: its failures no longer count.
+    pub async fn password_succeeded(&self, username: &str) -> Result<(), MfaError> {
+        let limiter = AttemptLimiter {
+            ephemeral: self.inner.stores.ephemeral.clone(),
+            clock: self.inner.clock.clone(),
+            policy: self.inner.passwords,
+        };
+        limiter.forgive(&password_key(username)).await
+    }
+
     /// Whether factor `method` of `user` is locked by consecutive failures.
     pub async fn is_locked(&self, user: &str, method: Method) -> Result<bool, MfaError> {
         let failures = self.factors().failures(user, method.store_kind()).await?;
         Ok(failures >= self.inner.attempts.lock_after)
     }
+}
+
+/// The limiter key of a username: a digest, so the store holds no address or name.
+fn password_key(username: &str) -> String {
+    let normalised = username.trim().to_lowercase();
+    format!("password:{}", stepup_core::tokens::digest(&normalised))
 }

@@ -96,6 +96,9 @@ impl JwtVerifier {
         if let Some(scope) = claims.scope {
             context = context.scope(scope);
         }
+        if let Some(iat) = claims.iat {
+            context = context.issued_at(iat);
+        }
         if let Some(jti) = claims.jti {
             context = context.token_id(jti);
         }
