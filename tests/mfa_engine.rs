@@ -868,7 +868,7 @@ async fn deleting_a_user_voids_earlier_tokens_and_every_factor(harness: Harness)
         .map(|event| event.kind)
         .collect();
     assert!(
-        kinds.iter().any(|kind| kind == "factors_reset"),
+        kinds.iter().any(|kind| kind == "account_deleted"),
         "{kinds:?}"
     );
     // The other user keeps everything.
