@@ -95,5 +95,103 @@ fn backup_code(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, totp, backup_code);
+/// One TOTP verification and one backup-code redemption through the engine on PostgreSQL
+/// (`DATABASE_URL`; skipped without it): each is a few round trips, the compare-and-set or the
+/// consume among them, in a private schema.
+fn postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipping the PostgreSQL benchmarks: DATABASE_URL is not set");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let schema = format!("stepup_bench_{}", std::process::id());
+    let store = runtime
+        .block_on(stepup_store_postgres::PostgresStore::open_in_schema(
+            &url,
+            &schema,
+            Arc::new(clock.clone()),
+        ))
+        .unwrap();
+    let mfa = Mfa::new(
+        Stores::shared(store.clone()),
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        &[2; 32],
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock.clone()));
+    let user = format!("bench-{}", std::process::id());
+    let key = runtime.block_on(async {
+        let enrollment = mfa.begin_totp_enrollment(&user, "user").await.unwrap();
+        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+        let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
+        mfa.confirm_totp_enrollment(&user, &key.code_at(T0))
+            .await
+            .unwrap();
+        key
+    });
+    let mut now = T0;
+    c.bench_function("totp/mfa_verify_postgres", |b| {
+        b.iter_batched(
+            || loop {
+                now += 30;
+                let code = key.code_at(now);
+                if code != key.code_at(now - 30) && code != key.code_at(now + 30) {
+                    break (now, code);
+                }
+            },
+            |(now, code)| {
+                clock.set_unix(now);
+                runtime.block_on(mfa.verify_totp(&user, &code)).unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    // Each redemption gets the same one-code set written back first (not measured), so every
+    // measured attempt is a success: lookup, one argon2id, the consume, the count.
+    let codes = BackupCodes::new(&[2; 32]).unwrap();
+    let code = BackupCodes::generate().remove(0);
+    let normalised = BackupCodes::normalise(&code).unwrap();
+    let set = stepup::store::CodeSet {
+        kind: stepup::mfa::backup::KIND.to_owned(),
+        codes: vec![stepup::store::CodeHash {
+            lookup: codes.lookup(&normalised),
+            hash: BackupCodes::hash(&normalised).unwrap(),
+            expires_at: None,
+        }],
+    };
+    let mut group = c.benchmark_group("backup_code");
+    group.sample_size(20);
+    group.bench_function("redeem_postgres", |b| {
+        b.iter_batched(
+            || {
+                use stepup::store::FactorStore;
+                runtime
+                    .block_on(store.replace_codes(&user, set.clone()))
+                    .unwrap();
+            },
+            |()| {
+                runtime
+                    .block_on(mfa.redeem_backup_code(&user, &code))
+                    .unwrap()
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    runtime.block_on(async {
+        // The schema name is made above from the process id: nothing outside reaches it.
+        let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(store.pool())
+            .await;
+    });
+}
+
+criterion_group!(benches, totp, backup_code, postgres);
 criterion_main!(benches);

@@ -4,13 +4,15 @@
 //!
 //! Per algorithm: `bare_decode` (the baseline), `verify` (stepup's verifier alone), `no_layers`
 //! (the request harness around the bare handler) and `layers` (`authenticate()` + `RequireMfa` +
-//! the handler), and `overhead`: the two measured interleaved in one loop, reporting the summed
+//! the handler), `layers+reject_revoked` (HS256: with the opt-in revocation check on a memory
+//! store), and `overhead`: the two measured interleaved in one loop, reporting the summed
 //! difference (layers + harness − bare decode), the figure to hold against the 10% target.
 //!
 //! `cargo bench --bench layers`; figures go to `docs/benchmarks.md`.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -18,7 +20,10 @@ use http::{Request, Response};
 use jsonwebtoken::{DecodingKey, Validation};
 use std::hint::black_box;
 use stepup::token::AccessTokenClaims;
-use stepup::{AcrRequirement, AuthContext, Grant, JwtIssuer, RequireMfa, SigningKey, authenticate};
+use stepup::{
+    AcrRequirement, AuthContext, Grant, JwtIssuer, MemoryStore, RejectRevokedLayer, RequireMfa,
+    SigningKey, authenticate,
+};
 use tower::{Service, ServiceBuilder, service_fn};
 
 const ISSUER: &str = "https://auth.bench";
@@ -117,6 +122,22 @@ fn authenticate_and_require_mfa(c: &mut Criterion) {
             .service(service_fn(handler));
         let mut layered_again = layered.clone();
         bench_call(&mut group, &format!("{name}/layers"), layered, &header);
+
+        // The opt-in revocation check: one read of the store's mark per request (in memory
+        // here; a network store adds its round trip).
+        if name == "HS256" {
+            let revoking = ServiceBuilder::new()
+                .layer(authenticate(issuer.verifier().build().unwrap()))
+                .layer(RejectRevokedLayer::new(Arc::new(MemoryStore::new())))
+                .layer(RequireMfa)
+                .service(service_fn(handler));
+            bench_call(
+                &mut group,
+                &format!("{name}/layers+reject_revoked"),
+                revoking,
+                &header,
+            );
+        }
 
         // The same comparison interleaved: each iteration decodes bare, then calls through the
         // layers, and the reported time is the summed difference. Drift in the machine's speed

@@ -52,16 +52,18 @@ pub use stepup_core::{
     TokenError,
 };
 pub use stepup_tower::{
-    Authenticate, AuthenticateLayer, ClientAddr, PeerAddr, RateLimit, RateLimitLayer,
-    RememberedDevicesLayer, RequireAcr, RequireAcrService, RequireMfa, ResolveClientAddr,
-    ResolveClientAddrLayer, ResponseBody, ResponseFuture, TrustedDevice, TrustedProxies,
-    authenticate, client_addr,
+    Authenticate, AuthenticateLayer, ClientAddr, ForwardedHeader, PeerAddr, RateLimit,
+    RateLimitLayer, RejectRevoked, RejectRevokedLayer, RememberedDevicesLayer, RequireAcr,
+    RequireAcrService, RequireMfa, ResolveClientAddr, ResolveClientAddrLayer, ResponseBody,
+    ResponseFuture, TrustedDevice, TrustedProxies, authenticate, client_addr,
 };
 
 /// Lower-level access to the middleware modules.
 pub mod middleware {
     pub use stepup_tower::authenticate::bearer_token;
-    pub use stepup_tower::{authenticate, client_addr, rate_limit, remembered_device, require_acr};
+    pub use stepup_tower::{
+        authenticate, client_addr, rate_limit, remembered_device, require_acr, revocation,
+    };
 }
 
 pub use stepup_mfa::{

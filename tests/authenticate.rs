@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use common::*;
 use http::HeaderValue;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use stepup::{AuthContext, JwtVerifier, RequireMfa, VerifyingKey, authenticate, token::JwkSet};
+use stepup::token::{JwkSet, JwtVerifierBuilder};
+use stepup::{AuthContext, JwtVerifier, RequireMfa, VerifyingKey, authenticate};
 use tower::{ServiceBuilder, service_fn};
 
 /// `authenticate()` alone: unauthenticated requests pass through to `echo`.
@@ -199,6 +201,49 @@ async fn not_before_is_enforced_with_30_seconds_of_leeway() {
 }
 
 #[tokio::test]
+async fn an_auth_time_in_the_future_is_an_invalid_token() {
+    let clock = clock();
+    let service = open_service(verifier(&clock));
+    let mut claims = claims("mfa");
+    claims["auth_time"] = json!(T0 + 31);
+    let token = hs_token(&claims);
+    call(&service, bearer(&token))
+        .await
+        .assert_invalid_token("the token's authentication time is in the future");
+    assert_eq!(
+        verifier(&clock).verify(&token).unwrap_err(),
+        stepup::TokenError::AuthTimeInFuture
+    );
+    // Within the 30 seconds of leeway, it is clock skew.
+    clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(call(&service, bearer(&token)).await.status, 200);
+
+    // However far ahead.
+    claims["auth_time"] = json!(u64::MAX);
+    call(&service, bearer(&hs_token(&claims)))
+        .await
+        .assert_invalid_token("the token's authentication time is in the future");
+
+    // The configured leeway is the one applied.
+    let strict = JwtVerifier::builder()
+        .key(VerifyingKey::hs256(HS_SECRET).unwrap().with_kid("hs"))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .leeway(std::time::Duration::ZERO)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let now = T0 + 1;
+    claims["auth_time"] = json!(now + 1);
+    assert_eq!(
+        strict.verify(&hs_token(&claims)).unwrap_err(),
+        stepup::TokenError::AuthTimeInFuture
+    );
+    claims["auth_time"] = json!(now);
+    assert!(strict.verify(&hs_token(&claims)).is_ok());
+}
+
+#[tokio::test]
 async fn wrong_issuer_and_audience_are_refused() {
     let mut wrong_issuer = claims("mfa");
     wrong_issuer["iss"] = json!("https://evil.test");
@@ -251,31 +296,130 @@ async fn a_tampered_payload_breaks_the_signature() {
         .assert_invalid_token("the token's signature is invalid");
 }
 
-#[tokio::test]
-async fn an_unknown_kid_is_refused() {
-    let token = sign(
-        Algorithm::HS256,
-        Some("retired"),
-        &claims("mfa"),
-        &EncodingKey::from_secret(HS_SECRET),
-    );
-    answer(&token)
-        .await
-        .assert_invalid_token("the token's signing key is unknown");
-
-    // With a single key nothing is chosen, but a token naming another key is still refused,
-    // even when that key's secret happens to verify it.
-    let single = JwtVerifier::builder()
-        .key(VerifyingKey::hs256(HS_SECRET).unwrap().with_kid("hs"))
+/// A verifier with exactly these keys.
+fn verifier_with(keys: impl IntoIterator<Item = VerifyingKey>) -> JwtVerifier {
+    keys.into_iter()
+        .fold(JwtVerifier::builder(), JwtVerifierBuilder::key)
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .clock(Arc::new(clock()))
         .build()
-        .unwrap();
-    assert_eq!(
-        single.verify(&token).unwrap_err(),
-        stepup::TokenError::UnknownKey
-    );
+        .unwrap()
+}
+
+/// The test JWK set, with each key's `kid` replaced (`None`: removed), plus more keys.
+fn jwk_set(kid: Option<&str>, more: impl IntoIterator<Item = Jwk>) -> JwtVerifier {
+    let mut set: JwkSet = serde_json::from_str(JWKS).unwrap();
+    for jwk in &mut set.keys {
+        jwk.common.key_id = kid.map(str::to_owned);
+    }
+    set.keys.extend(more);
+    JwtVerifier::builder()
+        .jwk_set(&set)
+        .unwrap()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap()
+}
+
+/// The test RSA key as a public JWK named `kid`.
+fn rsa_jwk(kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
+        Algorithm::RS256,
+    )
+    .unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    jwk
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_refused() {
+    let hs = EncodingKey::from_secret(HS_SECRET);
+    let ed = EncodingKey::from_ed_pem(ED_PRIVATE).unwrap();
+    let hs_key = || VerifyingKey::hs256(HS_SECRET).unwrap();
+    let rs_key = || VerifyingKey::rs256_pem(RSA_PUBLIC).unwrap();
+    // Each configuration, the key that signs, and the `kid` a good token names (if any). Every
+    // token below verifies under its key's secret: only the `kid` it names is wrong.
+    let cases: Vec<(&str, JwtVerifier, Algorithm, &EncodingKey, Option<&str>)> = vec![
+        (
+            "four named keys",
+            verifier(&clock()),
+            Algorithm::HS256,
+            &hs,
+            Some("hs"),
+        ),
+        (
+            "several keys, the signing one unnamed",
+            verifier_with([hs_key(), rs_key().with_kid("rs")]),
+            Algorithm::HS256,
+            &hs,
+            None,
+        ),
+        (
+            "several unnamed keys",
+            verifier_with([hs_key(), rs_key()]),
+            Algorithm::HS256,
+            &hs,
+            None,
+        ),
+        (
+            "one named key",
+            verifier_with([hs_key().with_kid("hs")]),
+            Algorithm::HS256,
+            &hs,
+            Some("hs"),
+        ),
+        (
+            "one key without a kid",
+            verifier_with([hs_key()]),
+            Algorithm::HS256,
+            &hs,
+            None,
+        ),
+        (
+            "a JWKS of one named key",
+            jwk_set(Some("ed-jwk"), []),
+            Algorithm::EdDSA,
+            &ed,
+            Some("ed-jwk"),
+        ),
+        (
+            "a JWKS of one key without a kid",
+            jwk_set(None, []),
+            Algorithm::EdDSA,
+            &ed,
+            None,
+        ),
+        (
+            "a JWKS of several keys",
+            jwk_set(Some("ed-jwk"), [rsa_jwk("rs-jwk")]),
+            Algorithm::EdDSA,
+            &ed,
+            Some("ed-jwk"),
+        ),
+    ];
+    for (name, verifier, algorithm, key, good_kid) in cases {
+        let service = open_service(verifier.clone());
+        let good = sign(algorithm, good_kid, &claims("mfa"), key);
+        assert_eq!(call(&service, bearer(&good)).await.status, 200, "{name}");
+        for unknown in ["retired", "", "HS", "ed-jwk "] {
+            if good_kid == Some(unknown) {
+                continue;
+            }
+            let token = sign(algorithm, Some(unknown), &claims("mfa"), key);
+            assert_eq!(
+                verifier.verify(&token).unwrap_err(),
+                stepup::TokenError::UnknownKey,
+                "{name}: kid {unknown:?}"
+            );
+            call(&service, bearer(&token))
+                .await
+                .assert_invalid_token("the token's signing key is unknown");
+        }
+    }
 }
 
 #[tokio::test]
@@ -284,6 +428,98 @@ async fn an_oversized_header_is_refused_before_parsing() {
     answer(&huge)
         .await
         .assert_invalid_token("the bearer token is too large");
+}
+
+/// Client input that must never come back in an answer.
+const MARKER: &str = "MARKERd1e2f3";
+
+/// Asserts `answer` is a `401 invalid_token` whose body is exactly `{"error",
+/// "error_description"}` JSON, and that neither the body nor the challenge echoes [`MARKER`].
+fn assert_json_refusal_without_echo(answer: &Answer, case: &str) {
+    assert_eq!(answer.status, 401, "{case}: {answer:?}");
+    assert_eq!(
+        answer.content_type.as_deref(),
+        Some("application/json"),
+        "{case}"
+    );
+    let body = answer.json();
+    let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["error", "error_description"], "{case}");
+    assert_eq!(body["error"], "invalid_token", "{case}");
+    assert!(!answer.body.contains(MARKER), "{case}: {}", answer.body);
+    let challenge = answer.www_authenticate.as_deref().unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{case}"
+    );
+    assert!(!challenge.contains(MARKER), "{case}: {challenge}");
+}
+
+#[tokio::test]
+async fn every_refusal_is_a_json_error_body_that_echoes_nothing() {
+    let service = open_service(verifier(&clock()));
+    let huge = format!("Bearer {MARKER}{}", "a".repeat(64 * 1024));
+    let mut hostile_claims = claims("mfa");
+    hostile_claims["iss"] = json!(MARKER);
+    let mut headers: Vec<(&str, Vec<HeaderValue>)> = vec![
+        ("oversized", vec![HeaderValue::from_str(&huge).unwrap()]),
+        (
+            "oversized, another scheme",
+            vec![HeaderValue::from_str(&huge.replace("Bearer", "Basic")).unwrap()],
+        ),
+        (
+            "two headers",
+            vec![bearer(MARKER).unwrap(), bearer(MARKER).unwrap()],
+        ),
+        (
+            "two oversized headers",
+            vec![HeaderValue::from_str(&huge).unwrap(); 2],
+        ),
+        (
+            "not UTF-8",
+            vec![
+                HeaderValue::from_bytes(
+                    &[&b"Bearer "[..], MARKER.as_bytes(), &b"\xff\xfe"[..]].concat(),
+                )
+                .unwrap(),
+            ],
+        ),
+        ("garbage token", vec![bearer(MARKER).unwrap()]),
+        (
+            "quote in the token",
+            vec![HeaderValue::from_str(&format!("Bearer \"{MARKER}")).unwrap()],
+        ),
+    ];
+    for (case, token) in [
+        (
+            "unknown kid",
+            sign(
+                Algorithm::HS256,
+                Some(MARKER),
+                &claims("mfa"),
+                &EncodingKey::from_secret(HS_SECRET),
+            ),
+        ),
+        (
+            "alg outside the allow-list",
+            forge(&json!({"alg": MARKER, "kid": "hs"}), &claims("mfa"), b"sig"),
+        ),
+        ("wrong issuer", hs_token(&hostile_claims)),
+    ] {
+        headers.push((case, vec![bearer(&token).unwrap()]));
+    }
+    for (case, values) in headers {
+        let mut request = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+        for value in values {
+            request
+                .headers_mut()
+                .append(http::header::AUTHORIZATION, value);
+        }
+        let response = tower::ServiceExt::oneshot(service.clone(), request)
+            .await
+            .unwrap();
+        assert_json_refusal_without_echo(&Answer::read(response).await, case);
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,9 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use stepup::store::{EphemeralStore, StoreResult, async_trait};
 use stepup::{ManualClock, MemoryStore, StoreError};
-use stepup_tower::client_addr::{PeerAddr, ResolveClientAddrLayer, TrustedProxies};
+use stepup_tower::client_addr::{
+    ForwardedHeader, PeerAddr, ResolveClientAddrLayer, TrustedProxies,
+};
 use stepup_tower::rate_limit::RateLimitLayer;
 use stepup_tower::{ClientAddr, ResponseBody};
 use tower::util::BoxCloneSyncService;
@@ -20,13 +22,19 @@ const LIMIT: u64 = 5;
 
 type TestService = BoxCloneSyncService<Request<String>, Response<ResponseBody<String>>, Infallible>;
 
-/// Client resolution (10.0.0.0/8 trusted) then a limit of 5 per minute; the inner service echoes
-/// the client address it saw.
+/// Client resolution (10.0.0.0/8 trusted, writing `X-Forwarded-For`) then a limit of 5 per
+/// minute; the inner service echoes the client address it saw.
 fn service(counters: Arc<dyn EphemeralStore>) -> TestService {
+    service_reading(counters, ForwardedHeader::XForwardedFor)
+}
+
+/// [`service`], with the proxies writing `header`.
+fn service_reading(counters: Arc<dyn EphemeralStore>, header: ForwardedHeader) -> TestService {
+    let trusted = TrustedProxies::parse(&["10.0.0.0/8"])
+        .unwrap()
+        .with_header(header);
     let service = ServiceBuilder::new()
-        .layer(ResolveClientAddrLayer::new(
-            TrustedProxies::parse(&["10.0.0.0/8"]).unwrap(),
-        ))
+        .layer(ResolveClientAddrLayer::new(trusted))
         .layer(RateLimitLayer::new(counters, "login").with_limit(LIMIT, WINDOW))
         .service(service_fn(|request: Request<String>| async move {
             let client = request
@@ -173,7 +181,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
 #[tokio::test]
 async fn forwarded_header_works_the_same() {
     let clock = ManualClock::at_unix(1_700_000_000);
-    let service = service(store(&clock));
+    let service = service_reading(store(&clock), ForwardedHeader::Forwarded);
     let via_proxy = |forwarded: &str| request("10.0.0.1:443", &[("forwarded", forwarded)]);
 
     for _ in 0..LIMIT {
@@ -203,6 +211,105 @@ async fn forwarded_header_works_the_same() {
         status(&service, via_proxy("for=192.0.2.60")).await,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn with_x_forwarded_for_configured_a_spoofed_forwarded_is_ignored() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let service = service(store(&clock));
+    // The proxy appends to X-Forwarded-For and passes the client's own Forwarded on.
+    for index in 0..LIMIT {
+        let spoofed = format!("for=192.0.2.{index}");
+        let headers = [("x-forwarded-for", "198.51.100.7"), ("forwarded", &spoofed)];
+        let (code, _, body) = send(&service, request("10.0.0.1:443", &headers)).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, "198.51.100.7");
+    }
+    let headers = [
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=192.0.2.99"),
+    ];
+    assert_eq!(
+        status(&service, request("10.0.0.1:443", &headers)).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Without X-Forwarded-For, Forwarded is not read either: the client is the proxy itself.
+    let (code, _, body) = send(
+        &service,
+        request("10.0.0.1:443", &[("forwarded", "for=192.0.2.1")]),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (StatusCode::OK, "10.0.0.1"));
+}
+
+#[tokio::test]
+async fn with_forwarded_configured_a_spoofed_x_forwarded_for_is_ignored() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let service = service_reading(store(&clock), ForwardedHeader::Forwarded);
+    for index in 0..LIMIT {
+        let spoofed = format!("192.0.2.{index}");
+        let headers = [
+            ("forwarded", "for=198.51.100.7"),
+            ("x-forwarded-for", &spoofed),
+        ];
+        let (code, _, body) = send(&service, request("10.0.0.1:443", &headers)).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, "198.51.100.7");
+    }
+    let headers = [
+        ("forwarded", "for=198.51.100.7"),
+        ("x-forwarded-for", "192.0.2.99"),
+    ];
+    assert_eq!(
+        status(&service, request("10.0.0.1:443", &headers)).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (code, _, body) = send(
+        &service,
+        request("10.0.0.1:443", &[("x-forwarded-for", "192.0.2.1")]),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (StatusCode::OK, "10.0.0.1"));
+}
+
+/// Asserts `body` is exactly `{"error": error, "error_description": …}` and names no address.
+fn assert_json_error_body(body: &str, error: &str) {
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["error", "error_description"]);
+    assert_eq!(body["error"], error);
+    let text = body.to_string();
+    for echoed in ["203.0.113", "198.51.100", "10.0.0", "login"] {
+        assert!(!text.contains(echoed), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_json_error_bodies_that_echo_nothing() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let service = service(store(&clock));
+    let hostile = || {
+        request(
+            "10.0.0.1:443",
+            &[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("forwarded", "for=\"x\""),
+            ],
+        )
+    };
+    for _ in 0..LIMIT {
+        assert_eq!(status(&service, hostile()).await, StatusCode::OK);
+    }
+    let (code, headers, body) = send(&service, hostile()).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_json_error_body(&body, "too_many_requests");
+
+    let failing = service_reading(Arc::new(FailingStore), ForwardedHeader::XForwardedFor);
+    let (code, headers, body) = send(&failing, hostile()).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_json_error_body(&body, "temporarily_unavailable");
 }
 
 #[tokio::test]

@@ -11,7 +11,10 @@ use axum::routing::{delete, get};
 use common::*;
 use http::{Request, StatusCode};
 use serde_json::json;
-use stepup::{AcrLevels, AuthContext, JwtVerifier, RequireAcr, RequireMfa, authenticate};
+use stepup::{
+    AcrLevels, AcrRequirement, AuthContext, JwtVerifier, RequireAcr, RequireMfa, StepUpReason,
+    authenticate,
+};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 fn protected(
@@ -155,6 +158,30 @@ async fn the_challenge_is_exactly_rfc_9470_in_header_and_body() {
 }
 
 #[tokio::test]
+async fn the_challenge_echoes_nothing_the_token_says() {
+    let marker = "MARKERd1e2f3";
+    let service = protected(
+        verifier(&clock()),
+        RequireMfa.max_age(Duration::from_secs(300)),
+    );
+    let mut claims = claims(marker);
+    claims["amr"] = json!([marker]);
+    claims["sub"] = json!(marker);
+    let answer = call(&service, bearer(&hs_token(&claims))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    let body = answer.json();
+    let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        fields,
+        ["acr_values", "error", "error_description", "max_age"]
+    );
+    assert_eq!(body["acr_values"], "mfa");
+    assert!(!answer.body.contains(marker), "{}", answer.body);
+    assert!(!answer.www_authenticate.unwrap().contains(marker));
+}
+
+#[tokio::test]
 async fn no_context_gets_a_bare_bearer_challenge() {
     let service = ServiceBuilder::new()
         .layer(RequireMfa)
@@ -185,6 +212,44 @@ async fn max_age_is_met_at_the_boundary_and_missed_one_second_later() {
              acr_values=\"mfa\", max_age=300"
         )
     );
+}
+
+#[tokio::test]
+async fn an_auth_time_in_the_future_never_counts_as_fresh() {
+    let clock = clock();
+    let service = protected(
+        verifier(&clock),
+        RequireMfa.max_age(Duration::from_secs(300)),
+    );
+    // An hour ahead: its age would be "zero", fresher than any max_age.
+    for ahead in [31, 3600, 10 * 365 * 24 * 3600] {
+        let token = token_with("mfa", &["pwd", "otp"], Some(T0 + ahead));
+        call(&service, bearer(&token))
+            .await
+            .assert_invalid_token("the token's authentication time is in the future");
+    }
+    // Within the verifier's leeway it is clock skew, and fresh.
+    let skewed = token_with("mfa", &["pwd", "otp"], Some(T0 + 30));
+    assert_eq!(call(&service, bearer(&skewed)).await.status, 200);
+    let context = verifier(&clock).verify(&skewed).unwrap();
+    assert_eq!(context.leeway(), Duration::from_secs(30));
+
+    // A context that no verifier vouched for is judged the same way.
+    let requirement = AcrRequirement::mfa().max_age(Duration::from_secs(300));
+    let ahead = |leeway| {
+        AuthContext::builder("user-1")
+            .acr("mfa")
+            .auth_time(T0 + 3600)
+            .verified_at(T0)
+            .leeway(leeway)
+            .build()
+    };
+    for leeway in [Duration::ZERO, Duration::from_secs(300)] {
+        assert_eq!(
+            requirement.check(&ahead(leeway)).unwrap_err().reason,
+            StepUpReason::TooOld
+        );
+    }
 }
 
 #[tokio::test]

@@ -155,7 +155,9 @@ impl AcrRequirement {
     /// Decides whether `context` meets this requirement; on failure, the RFC 9470 challenge to send.
     ///
     /// Freshness is measured at [`AuthContext::verified_at`], the moment the token was verified by
-    /// the injected clock. A token without `auth_time` never meets a `max_age`.
+    /// the injected clock. A token without `auth_time` never meets a `max_age`, and neither does
+    /// one whose `auth_time` lies further after `verified_at` than [`AuthContext::leeway`]: an
+    /// authentication that has not happened yet proves no freshness.
     pub fn check(&self, context: &AuthContext) -> Result<(), StepUpChallenge> {
         let reason = if !context.levels().satisfies(context.acr(), &self.level) {
             Some(StepUpReason::LevelTooLow)
@@ -183,7 +185,13 @@ impl AcrRequirement {
         let Some(auth_time) = context.auth_time() else {
             return false;
         };
-        context.verified_at().saturating_sub(auth_time) <= max_age.as_secs()
+        let now = context.verified_at();
+        let leeway = context.leeway().as_secs();
+        if auth_time > now.saturating_add(leeway) {
+            return false;
+        }
+        // Within the leeway, an `auth_time` after `now` is clock skew: an age of zero.
+        now.saturating_sub(auth_time) <= max_age.as_secs()
     }
 }
 
@@ -219,4 +227,47 @@ pub struct StepUpChallenge {
     pub max_age: Option<u64>,
     /// Why the current authentication falls short.
     pub reason: StepUpReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(auth_time: u64, leeway: Duration) -> AuthContext {
+        AuthContext::builder("user-1")
+            .acr(level::MFA)
+            .auth_time(auth_time)
+            .verified_at(1_000)
+            .leeway(leeway)
+            .build()
+    }
+
+    #[test]
+    fn an_auth_time_in_the_future_is_never_fresh() {
+        let requirement = AcrRequirement::mfa().max_age(Duration::from_secs(300));
+        // Far ahead of the verification time: no age at all, and still not fresh.
+        for leeway in [Duration::ZERO, Duration::from_secs(30)] {
+            let verdict = requirement.check(&caller(1_000 + 3_600, leeway));
+            assert_eq!(verdict.unwrap_err().reason, StepUpReason::TooOld);
+        }
+        // A hand-built context tolerates no skew unless told.
+        assert!(requirement.check(&caller(1_001, Duration::ZERO)).is_err());
+        // Within the leeway, a later `auth_time` is clock skew and counts as just now.
+        let skew = Duration::from_secs(30);
+        assert!(requirement.check(&caller(1_030, skew)).is_ok());
+        assert!(requirement.check(&caller(1_031, skew)).is_err());
+        // Without a `max_age` the time is not looked at.
+        assert!(
+            AcrRequirement::mfa()
+                .check(&caller(u64::MAX, Duration::ZERO))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn max_age_is_met_at_the_boundary() {
+        let requirement = AcrRequirement::mfa().max_age(Duration::from_secs(300));
+        assert!(requirement.check(&caller(700, Duration::ZERO)).is_ok());
+        assert!(requirement.check(&caller(699, Duration::ZERO)).is_err());
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::acr::AcrLevels;
 
@@ -22,6 +23,7 @@ struct Inner {
     issued_at: Option<u64>,
     expires_at: u64,
     verified_at: u64,
+    leeway: u64,
     levels: AcrLevels,
 }
 
@@ -39,6 +41,7 @@ impl AuthContext {
                 issued_at: None,
                 expires_at: 0,
                 verified_at: 0,
+                leeway: 0,
                 levels: AcrLevels::default(),
             },
         }
@@ -99,6 +102,14 @@ impl AuthContext {
     /// When the token was verified, by the verifier's clock (Unix seconds); freshness is measured here.
     pub fn verified_at(&self) -> u64 {
         self.inner.verified_at
+    }
+
+    /// The clock skew tolerated between the token's issuer and [`verified_at`](Self::verified_at):
+    /// an `auth_time` at most this far after `verified_at` counts as "just now", a later one makes
+    /// the context meet no `max_age`. The verifier sets its own leeway; a context built by hand
+    /// tolerates none unless told ([`AuthContextBuilder::leeway`]).
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.leeway)
     }
 
     /// The level order this context is judged by.
@@ -190,6 +201,13 @@ impl AuthContextBuilder {
     /// Sets the verification time (Unix seconds).
     pub fn verified_at(mut self, verified_at: u64) -> Self {
         self.inner.verified_at = verified_at;
+        self
+    }
+
+    /// Sets the clock skew tolerated on `auth_time` (default none), in whole seconds; see
+    /// [`AuthContext::leeway`].
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.inner.leeway = leeway.as_secs();
         self
     }
 

@@ -41,6 +41,10 @@ pub enum TokenError {
     /// `nbf` is still in the future (beyond the leeway).
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// `auth_time` is in the future (beyond the leeway): the token claims an authentication that
+    /// has not happened yet, so it cannot vouch for any freshness.
+    #[error("the token's authentication time is in the future")]
+    AuthTimeInFuture,
     /// `iss` is not the expected issuer.
     #[error("the token's issuer is not accepted")]
     InvalidIssuer,
@@ -67,6 +71,7 @@ impl TokenError {
             Self::InvalidSignature => "the token's signature is invalid",
             Self::Expired => "the token has expired",
             Self::NotYetValid => "the token is not valid yet",
+            Self::AuthTimeInFuture => "the token's authentication time is in the future",
             Self::InvalidIssuer => "the token's issuer is not accepted",
             Self::InvalidAudience => "the token's audience is not accepted",
             Self::InvalidClaims => "the token lacks a required claim",
@@ -92,6 +97,31 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
             | ErrorKind::InvalidClaimFormat(_)
             | ErrorKind::Json(_) => Self::InvalidClaims,
             _ => Self::Malformed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenError;
+
+    #[test]
+    fn descriptions_are_the_display_text() {
+        for error in [
+            TokenError::Malformed,
+            TokenError::TooLarge,
+            TokenError::AlgorithmNotAllowed,
+            TokenError::UnknownKey,
+            TokenError::InvalidSignature,
+            TokenError::Expired,
+            TokenError::NotYetValid,
+            TokenError::AuthTimeInFuture,
+            TokenError::InvalidIssuer,
+            TokenError::InvalidAudience,
+            TokenError::InvalidClaims,
+            TokenError::Revoked,
+        ] {
+            assert_eq!(error.description(), error.to_string(), "{error:?}");
         }
     }
 }

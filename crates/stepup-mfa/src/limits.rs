@@ -203,8 +203,12 @@ impl Mfa {
         verification: impl Future<Output = Result<T, MfaError>>,
     ) -> Result<T, MfaError> {
         let policy = self.inner.attempts;
+        let streak = match method {
+            Some(method) => self.factors().failures(user, method.store_kind()).await?,
+            None => 0,
+        };
         if let Some(method) = method
-            && self.factors().failures(user, method.store_kind()).await? >= policy.lock_after
+            && streak >= policy.lock_after
         {
             return Err(MfaError::FactorLocked { method });
         }
@@ -228,7 +232,10 @@ impl Mfa {
         match &outcome {
             Ok(_) => {
                 limiter.forgive(user).await?;
-                if let Some(method) = method {
+                // Only a streak that exists needs ending: a success usually writes nothing more.
+                if let Some(method) = method
+                    && streak > 0
+                {
                     self.factors()
                         .clear_failures(user, method.store_kind())
                         .await?;

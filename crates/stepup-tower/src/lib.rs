@@ -5,7 +5,8 @@
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
 //! - [`ResolveClientAddr`] / [`RateLimit`]: the client's address (believing trusted proxies only)
 //!   and a per-client request ceiling kept in an `EphemeralStore`, answering `429`;
-//! - [`RememberedDevicesLayer`]: the remembered-device cookie → [`TrustedDevice`].
+//! - [`RememberedDevicesLayer`]: the remembered-device cookie → [`TrustedDevice`];
+//! - [`RejectRevokedLayer`]: tokens issued before their user's revocation mark → `401`.
 //!
 //! The layers that answer wrap the inner response body in [`ResponseBody`], so they work with any
 //! body type.
@@ -29,10 +30,12 @@ pub mod rate_limit;
 pub mod remembered_device;
 pub mod require_acr;
 mod response;
+pub mod revocation;
 
 pub use authenticate::{Authenticate, AuthenticateLayer, authenticate};
 pub use client_addr::{
-    ClientAddr, PeerAddr, ResolveClientAddr, ResolveClientAddrLayer, TrustedProxies, client_addr,
+    ClientAddr, ForwardedHeader, PeerAddr, ResolveClientAddr, ResolveClientAddrLayer,
+    TrustedProxies, client_addr,
 };
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use remembered_device::{
@@ -41,3 +44,4 @@ pub use remembered_device::{
 };
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use response::{ResponseBody, ResponseFuture};
+pub use revocation::{RejectRevoked, RejectRevokedLayer};

@@ -17,9 +17,13 @@ use crate::{Error, TokenError};
 /// Tokens longer than this are refused before any parsing (8 KiB, a common header-size limit).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Checks access tokens: signature under an allowed key, `iss`, `aud`, `exp` and `nbf` (with
-/// leeway, by the injected clock). Verify-only: it works with tokens from any issuer, stepup's or an
-/// external identity provider's. Cheap to clone.
+/// Checks access tokens: signature under an allowed key, `iss`, `aud`, `exp`, `nbf` and
+/// `auth_time` (with leeway, by the injected clock). Verify-only: it works with tokens from any
+/// issuer, stepup's or an external identity provider's. Cheap to clone.
+///
+/// A token naming a `kid` is checked only by the key of that `kid`: it is refused
+/// ([`TokenError::UnknownKey`]) when no configured key has it, also when a single key is
+/// configured, with another `kid` or none.
 ///
 /// ```
 /// use stepup_core::token::{JwtVerifier, VerifyingKey};
@@ -63,9 +67,10 @@ impl JwtVerifier {
         }
         let prepared = self.select_key(token)?;
         let data = decode::<AccessTokenClaims>(token, &prepared.key.key, &prepared.validation)?;
-        // A named token must name the key that verified it.
-        if let (Some(named), Some(own)) = (&data.header.kid, &prepared.key.kid)
-            && named != own
+        // A named token must name the key that verified it, also when that key is the only one,
+        // and when it has no name at all. (With several keys `select_key` has already made sure.)
+        if let Some(named) = &data.header.kid
+            && prepared.key.kid.as_deref() != Some(named.as_str())
         {
             return Err(TokenError::UnknownKey);
         }
@@ -81,11 +86,19 @@ impl JwtVerifier {
         {
             return Err(TokenError::NotYetValid);
         }
+        // An authentication that has not happened yet would pass any `max_age`.
+        if claims
+            .auth_time
+            .is_some_and(|auth_time| auth_time > now.saturating_add(self.inner.leeway))
+        {
+            return Err(TokenError::AuthTimeInFuture);
+        }
 
         let mut context = AuthContext::builder(claims.sub)
             .amr(claims.amr)
             .expires_at(claims.exp)
             .verified_at(now)
+            .leeway(Duration::from_secs(self.inner.leeway))
             .levels(self.inner.levels.clone());
         if let Some(acr) = claims.acr {
             context = context.acr(acr);
@@ -111,8 +124,8 @@ impl JwtVerifier {
     }
 
     /// The key to check `token` with. With one key there is nothing to choose: `decode` refuses
-    /// any other `alg`. With several, a `kid` names exactly one, and without a `kid` the token's
-    /// `alg` must match exactly one key.
+    /// any other `alg`, and `verify` any other `kid`. With several, a `kid` names exactly one, and
+    /// without a `kid` the token's `alg` must match exactly one key.
     fn select_key(&self, token: &str) -> Result<&PreparedKey, TokenError> {
         let keys = &self.inner.keys;
         if let [only] = keys.as_slice() {
@@ -226,7 +239,7 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Clock skew tolerated on `exp` and `nbf` (default 30 s, at most 5 minutes).
+    /// Clock skew tolerated on `exp`, `nbf` and `auth_time` (default 30 s, at most 5 minutes).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
