@@ -49,6 +49,10 @@ async fn a_token_of_a_deleted_account_can_neither_enroll_nor_step_up() {
     step_up.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     let factors = demo.get("/api/mfa/factors", Some(&token)).await;
     factors.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    // The application's own routes opt in with `RejectRevokedLayer`: the demo's do.
+    let me = demo.get("/api/me", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{me:?}");
+    assert!(me.challenge.unwrap().contains("the token has been revoked"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use stepup::{
     ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, OAuthClient, PasswordCheck,
-    PasswordCheckFailed, RequireMfa, SharedClock, StepUp, TotpConfig,
+    PasswordCheckFailed, RequireAcr, RequireMfa, SharedClock, StepUp, TotpConfig,
 };
 
 // Beside this file; the path also holds when the tests include this module.
@@ -91,12 +91,46 @@ impl Database {
     }
 }
 
-/// The whole demo over an opened store.
+/// Where the demo is reached when `STEPUP_PUBLIC_URL` is not set: the WebAuthn origin, whose
+/// host is the `rp_id`.
+#[allow(dead_code)] // `main.rs` derives its default from `STEPUP_ADDR`; the tests use this one.
+pub(crate) const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
+/// How recent a phishing-resistant login must be to open the vault.
+pub(crate) const VAULT_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The whole demo over an opened store, reached at [`DEFAULT_PUBLIC_URL`].
+#[allow(dead_code)] // The tests' entry; `main.rs` calls `router_at`.
 pub(crate) async fn router(
     database: Database,
     secrets: &Secrets,
     client: OAuthClient,
     clock: SharedClock,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    router_at(database, secrets, client, clock, DEFAULT_PUBLIC_URL).await
+}
+
+/// The WebAuthn relying party of a demo reached at `public_url`: that one origin, its host the
+/// `rp_id` (browsers refuse IP-address origins: open the demo at `localhost`).
+pub(crate) fn relying_party(
+    public_url: &str,
+) -> Result<stepup::mfa::RelyingParty, Box<dyn std::error::Error + Send + Sync>> {
+    let url = url::Url::parse(public_url)
+        .map_err(|error| format!("STEPUP_PUBLIC_URL is not a URL: {error}"))?;
+    let host = url
+        .host_str()
+        .ok_or("STEPUP_PUBLIC_URL has no host")?
+        .to_owned();
+    Ok(stepup::mfa::RelyingParty::new(&host, public_url)
+        .map_err(|error| format!("STEPUP_PUBLIC_URL cannot be a WebAuthn origin: {error}"))?)
+}
+
+/// The whole demo over an opened store, reached at `public_url` (the WebAuthn origin).
+pub(crate) async fn router_at(
+    database: Database,
+    secrets: &Secrets,
+    client: OAuthClient,
+    clock: SharedClock,
+    public_url: &str,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let (table, builder) = match database {
         Database::Sqlite(store) => (
@@ -131,6 +165,7 @@ pub(crate) async fn router(
         })
         .clock(clock)
         .kdf_pool(kdf)
+        .relying_party(relying_party(public_url)?)
         .build()?;
     let demo = Demo {
         users,
@@ -155,9 +190,18 @@ pub(crate) async fn router(
             "/api/account",
             delete(delete_account).layer(RequireMfa.max_age(DELETE_ACCOUNT_MAX_AGE)),
         )
+        // Only a phishing-resistant login (a passkey) of the last 5 minutes opens it.
+        .route(
+            "/api/vault",
+            get(vault).layer(RequireAcr::level("phr").max_age(VAULT_MAX_AGE)),
+        )
         .route("/healthz", get(health))
         .route("/callback", get(callback))
         .with_state(demo)
+        // The demo's own routes refuse tokens of deleted accounts too (stepup's always do).
+        .route_layer(stepup::RejectRevokedLayer::new(
+            stepup.mfa().stores().factors.clone(),
+        ))
         .merge(stepup.routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -309,6 +353,13 @@ async fn delete_account(
         ));
     }
     Ok(Json(json!({ "success": true })).into_response())
+}
+
+async fn vault(caller: AuthContext) -> Response {
+    Json(json!({
+        "secret": format!("the vault of {} opens only to a passkey", caller.subject()),
+    }))
+    .into_response()
 }
 
 /// Where the demo client's authorization codes land: shows them, for the person trying the flow.

@@ -3,6 +3,9 @@
 //! Environment:
 //! - `STEPUP_ADDR` (default `127.0.0.1:3000`);
 //! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`; `postgres://…` for PostgreSQL);
+//! - `STEPUP_PUBLIC_URL` (default `http://localhost:<port of STEPUP_ADDR>`): where browsers
+//!   reach the demo, the one WebAuthn origin; its host is the `rp_id`. Browsers refuse IP-address
+//!   origins, so open the demo at `localhost`, not `127.0.0.1`;
 //! - `STEPUP_CLIENT_ID` / `STEPUP_REDIRECT_URI`: the registered OAuth client (default `demo`,
 //!   `http://localhost:3000/callback`);
 //! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
@@ -41,7 +44,18 @@ async fn main() -> Result<(), BoxError> {
         &env_or("STEPUP_CLIENT_ID", "demo"),
         &env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
     );
-    let router = app::router(database, &secrets, client, Arc::new(SystemClock)).await?;
+    let public_url = env_or(
+        "STEPUP_PUBLIC_URL",
+        &format!("http://localhost:{}", addr.port()),
+    );
+    let router = app::router_at(
+        database,
+        &secrets,
+        client,
+        Arc::new(SystemClock),
+        &public_url,
+    )
+    .await?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);

@@ -84,7 +84,7 @@ impl ApiError {
     pub fn is_failed_guess(&self) -> bool {
         matches!(
             self.code,
-            "invalid_grant" | "invalid_mfa_code" | "invalid_mfa_token"
+            "invalid_grant" | "invalid_mfa_code" | "invalid_mfa_token" | "invalid_ceremony"
         )
     }
 }
@@ -163,6 +163,24 @@ impl From<MfaError> for ApiError {
                     "the {} factor is locked after too many failures; recover the account or ask an administrator",
                     method.name()
                 ),
+            ),
+            MfaError::WebauthnNotConfigured => Self::new(
+                StatusCode::NOT_FOUND,
+                "passkeys_not_configured",
+                "passkeys are not configured",
+            ),
+            MfaError::InvalidCeremony => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_ceremony",
+                "the ceremony is unknown, expired or already used; start again",
+            ),
+            MfaError::CredentialExists => Self::new(
+                StatusCode::CONFLICT,
+                "credential_exists",
+                "this passkey or security key is already registered",
+            ),
+            MfaError::InvalidLabel => Self::invalid_request(
+                "the label must have 1 to 64 characters and no control characters",
             ),
             MfaError::Busy => {
                 tracing::warn!("slow-hash pool saturated");

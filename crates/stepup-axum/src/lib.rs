@@ -1,5 +1,6 @@
 //! Drop-in axum routes for stepup: the login with its MFA step, the OAuth authorization-code
-//! flow, and factor, device and audit-trail management for the signed-in user.
+//! flow, passkeys (as a second factor and for passwordless login), and factor, device and
+//! audit-trail management for the signed-in user.
 //!
 //! ```no_run
 //! # async fn example(store: stepup_store::MemoryStore, passwords: impl stepup_axum::PasswordCheck)
@@ -33,6 +34,7 @@ pub mod oauth;
 mod respond;
 mod router;
 mod stepup;
+mod webauthn;
 
 pub use caller::DEFAULT_ENROLLMENT_MAX_AGE;
 pub use error::ApiError;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use stepup_core::AuthContext;
 use stepup_core::acr::{amr, level};
+use stepup_mfa::webauthn::PublicKeyCredential;
 use stepup_mfa::{AuditEvent, Authentication, DeviceSeen, Method, PendingAuthorization, Proof};
 use stepup_tower::{ClientAddr, TrustedDevice, device_cookie};
 
@@ -166,6 +167,7 @@ pub(crate) struct MfaLogin {
     method: Option<String>,
     code: Option<String>,
     backup_code: Option<String>,
+    credential: Option<PublicKeyCredential>,
     #[serde(default)]
     remember_device: bool,
 }
@@ -173,12 +175,20 @@ pub(crate) struct MfaLogin {
 impl MfaLogin {
     fn proof(&self) -> Result<Proof<'_>, ApiError> {
         let method = self.method.as_deref();
+        if let Some(credential) = &self.credential {
+            return match (method, &self.code, &self.backup_code) {
+                (None | Some("webauthn"), None, None) => Ok(Proof::Webauthn(credential)),
+                _ => Err(ApiError::invalid_request(
+                    "send the mfa_token with exactly one of code, backup_code and credential",
+                )),
+            };
+        }
         match (method, &self.code, &self.backup_code) {
             (None | Some("totp"), Some(code), None) => Ok(Proof::Totp(code)),
             (None | Some("backup_code"), None, Some(code)) => Ok(Proof::BackupCode(code)),
             (Some("backup_code"), Some(code), None) => Ok(Proof::BackupCode(code)),
             _ => Err(ApiError::invalid_request(
-                "send the mfa_token with exactly one of code and backup_code",
+                "send the mfa_token with exactly one of code, backup_code and credential",
             )),
         }
     }
@@ -210,7 +220,7 @@ pub(crate) async fn authorize_mfa(
         };
         let authentication = Authentication {
             subject: completed.subject,
-            acr: acr_of(completed.method).to_owned(),
+            acr: acr_of(completed.method, completed.phishing_resistant).to_owned(),
             amr: completed.amr,
             auth_time: Some(stepup.now()),
         };
@@ -229,11 +239,11 @@ pub(crate) async fn authorize_mfa(
     .await
 }
 
-/// The level a second factor reaches: every factor so far reaches `mfa` (a phishing-resistant
-/// one would reach `phr`).
-fn acr_of(method: Method) -> &'static str {
+/// The level a second factor reaches: a WebAuthn assertion with user verification is
+/// phishing-resistant (`phr`); codes, and assertions without user verification, reach `mfa`.
+fn acr_of(method: Method, phishing_resistant: bool) -> &'static str {
     match method {
-        Method::Totp | Method::BackupCode => level::MFA,
+        Method::Webauthn if phishing_resistant => level::PHR,
         _ => level::MFA,
     }
 }

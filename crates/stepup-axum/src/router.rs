@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use stepup_tower::{
     PeerAddr, RateLimitLayer, RememberedDevicesLayer, RequireMfa, ResolveClientAddrLayer,
 };
 
 use crate::stepup::StepUp;
-use crate::{devices, events, factors, login, oauth};
+use crate::{devices, events, factors, login, oauth, webauthn};
 
 pub(crate) fn router(stepup: StepUp) -> Router {
     let fresh = RequireMfa.max_age(stepup.fresh_mfa_max_age());
@@ -33,6 +33,18 @@ pub(crate) fn router(stepup: StepUp) -> Router {
             "/oauth/authorize/mfa",
             post(login::authorize_mfa).layer(ceiling("authorize_mfa")),
         )
+        .route(
+            "/oauth/authorize/mfa/webauthn/start",
+            post(webauthn::mfa_start).layer(ceiling("authorize_mfa")),
+        )
+        .route(
+            "/oauth/authorize/passkey/start",
+            post(webauthn::passkey_start).layer(ceiling("passkey")),
+        )
+        .route(
+            "/oauth/authorize/passkey",
+            post(webauthn::passkey_finish).layer(ceiling("passkey")),
+        )
         .route("/oauth/token", post(oauth::token).layer(ceiling("token")))
         .layer(ResolveClientAddrLayer::new(inner.trusted_proxies.clone()))
         .layer(axum::middleware::map_request(peer_from_connect_info));
@@ -45,7 +57,23 @@ pub(crate) fn router(stepup: StepUp) -> Router {
             "/api/mfa/backup-codes/regenerate",
             post(factors::regenerate_backup_codes).layer(fresh.clone()),
         )
-        .route("/api/mfa/totp", delete(factors::remove_totp).layer(fresh))
+        .route(
+            "/api/mfa/totp",
+            delete(factors::remove_totp).layer(fresh.clone()),
+        )
+        .route(
+            "/api/mfa/webauthn/register/start",
+            post(webauthn::register_start),
+        )
+        .route(
+            "/api/mfa/webauthn/register/finish",
+            post(webauthn::register_finish),
+        )
+        .route("/api/mfa/webauthn/credentials", get(webauthn::list))
+        .route(
+            "/api/mfa/webauthn/credentials/{id}",
+            patch(webauthn::rename).merge(delete(webauthn::remove).layer(fresh)),
+        )
         .route(
             "/api/mfa/devices",
             get(devices::list)

@@ -7,7 +7,8 @@ use axum::Router;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::token::{JwtIssuer, JwtVerifier};
 use stepup_mfa::{
-    AddressPolicy, AttemptPolicy, KdfPool, Keyring, Mfa, MfaError, Notifier, Stores, TotpConfig,
+    AddressPolicy, AttemptPolicy, KdfPool, Keyring, Mfa, MfaError, Notifier, RelyingParty, Stores,
+    TotpConfig,
 };
 use stepup_store::Store;
 use stepup_tower::{AuthenticateLayer, TrustedProxies};
@@ -158,6 +159,7 @@ pub struct StepUpBuilder {
     trusted_proxies: Option<TrustedProxies>,
     request_ceiling: Option<(u64, Duration)>,
     ipv6_prefix: Option<u8>,
+    relying_party: Option<RelyingParty>,
 }
 
 impl StepUpBuilder {
@@ -282,6 +284,14 @@ impl StepUpBuilder {
         self
     }
 
+    /// The WebAuthn relying party: enables passkeys and security keys (registration, the
+    /// assertion as a second factor, passwordless login). Without it the WebAuthn routes answer
+    /// `404 passkeys_not_configured`.
+    pub fn relying_party(mut self, relying_party: RelyingParty) -> Self {
+        self.relying_party = Some(relying_party);
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(self) -> Result<StepUp, BuildError> {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -301,6 +311,9 @@ impl StepUpBuilder {
         .with_clock(clock.clone());
         if let Some(pool) = self.kdf {
             mfa = mfa.with_kdf_pool(pool);
+        }
+        if let Some(relying_party) = self.relying_party {
+            mfa = mfa.with_relying_party(relying_party);
         }
         if let Some(notifier) = self.notifier {
             mfa = mfa.with_notifier(notifier);

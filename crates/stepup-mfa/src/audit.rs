@@ -31,6 +31,25 @@ pub enum AuditEvent {
     },
     /// The TOTP factor was removed.
     TotpRemoved {},
+    /// A WebAuthn credential (passkey or security key) was registered; `backup_codes` were
+    /// issued with it (0 if the user already had a factor).
+    WebauthnEnrolled {
+        /// The credential id (base64url; public, not a secret).
+        credential_id: String,
+        /// Backup codes issued.
+        backup_codes: usize,
+    },
+    /// A WebAuthn credential was removed.
+    WebauthnRemoved {
+        /// The credential id.
+        credential_id: String,
+    },
+    /// An assertion's signature counter did not move forward: the authenticator may have been
+    /// cloned. The assertion was refused.
+    WebauthnCloneSuspected {
+        /// The credential id.
+        credential_id: String,
+    },
     /// A backup code was used.
     BackupCodeUsed {
         /// Codes left.
@@ -114,6 +133,9 @@ impl AuditEvent {
             Self::TotpEnrollmentStarted {} => "totp_enrollment_started",
             Self::TotpEnrolled { .. } => "totp_enrolled",
             Self::TotpRemoved {} => "totp_removed",
+            Self::WebauthnEnrolled { .. } => "webauthn_enrolled",
+            Self::WebauthnRemoved { .. } => "webauthn_removed",
+            Self::WebauthnCloneSuspected { .. } => "webauthn_clone_suspected",
             Self::BackupCodeUsed { .. } => "backup_code_used",
             Self::BackupCodesRegenerated { .. } => "backup_codes_regenerated",
             Self::MfaSucceeded { .. } => "mfa_succeeded",
@@ -144,6 +166,9 @@ impl AuditEvent {
             self,
             Self::TotpEnrolled { .. }
                 | Self::TotpRemoved {}
+                | Self::WebauthnEnrolled { .. }
+                | Self::WebauthnRemoved { .. }
+                | Self::WebauthnCloneSuspected { .. }
                 | Self::BackupCodesRegenerated { .. }
                 | Self::FactorLocked { .. }
                 | Self::DeviceRemembered { .. }

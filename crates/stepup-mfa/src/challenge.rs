@@ -38,6 +38,9 @@ pub struct CompletedChallenge {
     pub amr: Vec<String>,
     /// The second factor used.
     pub method: Method,
+    /// Whether the factor was phishing-resistant: a WebAuthn assertion with user verification
+    /// (`acr` `phr`); `false` for codes and for assertions without user verification (`mfa`).
+    pub phishing_resistant: bool,
     /// Unused backup codes left, when one was used.
     pub remaining_backup_codes: Option<usize>,
     /// The authorization request waiting for this login, if any.
@@ -47,8 +50,8 @@ pub struct CompletedChallenge {
 /// What an `mfa_token` stands for. A ticket that does not parse is an error, never a
 /// different grant.
 #[derive(Serialize, Deserialize)]
-struct Ticket {
-    sub: String,
+pub(crate) struct Ticket {
+    pub(crate) sub: String,
     amr: Vec<String>,
     pending: Option<PendingAuthorization>,
 }
@@ -177,21 +180,25 @@ impl Mfa {
             return Err(MfaError::InvalidMfaToken);
         }
         let key = challenge_key(mfa_token);
-        let ticket = self
-            .ephemeral()
-            .get(&key)
-            .await?
-            .ok_or(MfaError::InvalidMfaToken)?;
-        let ticket: Ticket = serde_json::from_slice(&ticket)
-            .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))?;
+        let ticket = self.challenge_subject(mfa_token).await?;
 
         let method = proof.method();
         let outcome = match proof {
-            Proof::Totp(code) => self.verify_totp(&ticket.sub, code).await.map(|()| None),
-            Proof::BackupCode(code) => self.redeem_backup_code(&ticket.sub, code).await.map(Some),
+            Proof::Totp(code) => self
+                .verify_totp(&ticket.sub, code)
+                .await
+                .map(|()| (None, false)),
+            Proof::BackupCode(code) => self
+                .redeem_backup_code(&ticket.sub, code)
+                .await
+                .map(|remaining| (Some(remaining), false)),
+            Proof::Webauthn(credential) => self
+                .verify_webauthn(mfa_token, &ticket.sub, credential)
+                .await
+                .map(|user_verified| (None, user_verified)),
         };
-        let remaining_backup_codes = match outcome {
-            Ok(remaining) => remaining,
+        let (remaining_backup_codes, phishing_resistant) = match outcome {
+            Ok(reached) => reached,
             Err(MfaError::InvalidCode) => {
                 let attempts_key = format!("{key}:attempts");
                 let attempts = self
@@ -219,9 +226,24 @@ impl Mfa {
             subject: ticket.sub,
             amr,
             method,
+            phishing_resistant,
             remaining_backup_codes,
             pending: ticket.pending,
         })
+    }
+
+    /// The user a live `mfa_token` stands for, without using it up.
+    pub(crate) async fn challenge_subject(&self, mfa_token: &str) -> Result<Ticket, MfaError> {
+        if mfa_token.is_empty() || mfa_token.len() > 128 {
+            return Err(MfaError::InvalidMfaToken);
+        }
+        let ticket = self
+            .ephemeral()
+            .get(&challenge_key(mfa_token))
+            .await?
+            .ok_or(MfaError::InvalidMfaToken)?;
+        serde_json::from_slice(&ticket)
+            .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Mfa`]: the engine, the one gateway to stepup's state. Every read or write of factors,
 //! ceremonies, remembered devices, authorization codes and the audit trail goes through it; the
-//! factor modules ([`totp`](crate::totp), [`backup`](crate::backup)) and the concerns
+//! factor modules ([`totp`](crate::totp), [`backup`](crate::backup), [`webauthn`](crate::webauthn)) and the concerns
 //! ([`challenge`](crate::challenge), [`devices`](crate::devices),
 //! [`authorization`](crate::authorization), [`account`](crate::account)) add its methods.
 
@@ -16,6 +16,7 @@ use crate::kdf::KdfPool;
 use crate::limits::{AddressPolicy, AttemptPolicy};
 use crate::seal::Keyring;
 use crate::totp::TotpConfig;
+use crate::webauthn::RelyingParty;
 use crate::{MfaError, Notifier};
 
 /// The stores the engine works on. One backend can serve all four ([`Stores::shared`]); a
@@ -81,6 +82,7 @@ pub(crate) struct Inner {
     pub(crate) addresses: AddressPolicy,
     pub(crate) audit: Audit,
     pub(crate) kdf: KdfPool,
+    pub(crate) relying_party: Option<RelyingParty>,
 }
 
 impl Mfa {
@@ -102,6 +104,7 @@ impl Mfa {
                 addresses: AddressPolicy::default(),
                 audit,
                 kdf: KdfPool::default(),
+                relying_party: None,
             }),
         })
     }
@@ -142,6 +145,17 @@ impl Mfa {
     /// Sets the pool every slow hash runs in (default: as many slots as cores).
     pub fn with_kdf_pool(self, pool: KdfPool) -> Self {
         self.map(|inner| inner.kdf = pool)
+    }
+
+    /// Enables passkeys and security keys (WebAuthn) for `relying_party`; without it every
+    /// WebAuthn operation fails with [`MfaError::WebauthnNotConfigured`].
+    pub fn with_relying_party(self, relying_party: RelyingParty) -> Self {
+        self.map(|inner| inner.relying_party = Some(relying_party))
+    }
+
+    /// The WebAuthn relying party, if passkeys are configured.
+    pub fn relying_party(&self) -> Option<&RelyingParty> {
+        self.inner.relying_party.as_ref()
     }
 
     /// The slow-hash pool: run the application's password hashing in it too, so a flood of

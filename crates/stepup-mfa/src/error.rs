@@ -42,6 +42,19 @@ pub enum MfaError {
         /// The locked factor.
         method: Method,
     },
+    /// No WebAuthn relying party is configured: passkeys are not available.
+    #[error("passkeys are not configured")]
+    WebauthnNotConfigured,
+    /// A WebAuthn ceremony (registration or passwordless login) is unknown, expired, already
+    /// used, or belongs to another user.
+    #[error("the ceremony is unknown, expired or already used")]
+    InvalidCeremony,
+    /// This WebAuthn credential is already registered (to this user or another).
+    #[error("this credential is already registered")]
+    CredentialExists,
+    /// A credential label is empty, too long or holds control characters.
+    #[error("the label must have 1 to 64 characters and no control characters")]
+    InvalidLabel,
     /// The slow-hash pool had no room in time (`503`).
     #[error("the service is busy")]
     Busy,

@@ -25,6 +25,7 @@ pub mod limits;
 mod method;
 pub mod seal;
 pub mod totp;
+pub mod webauthn;
 
 pub use audit::{Audit, AuditEvent, Notifier};
 pub use authorization::{Authentication, CODE_TTL, PendingAuthorization};
@@ -39,3 +40,6 @@ pub use limits::{AddressAttempt, AddressPolicy, AttemptPolicy};
 pub use method::{Method, Proof};
 pub use seal::Keyring;
 pub use totp::{TotpAlgorithm, TotpConfig, TotpEnrollment};
+pub use webauthn::{
+    PasskeyInfo, PasskeyLogin, PasskeySignIn, RelyingParty, WebauthnEnrolled, WebauthnRegistration,
+};

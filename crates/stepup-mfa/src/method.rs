@@ -13,6 +13,8 @@ pub enum Method {
     Totp,
     /// A single-use backup code.
     BackupCode,
+    /// A WebAuthn passkey or security key.
+    Webauthn,
 }
 
 impl Method {
@@ -21,6 +23,7 @@ impl Method {
         match self {
             Self::Totp => "totp",
             Self::BackupCode => "backup_code",
+            Self::Webauthn => "webauthn",
         }
     }
 
@@ -28,6 +31,7 @@ impl Method {
     pub fn amr(self) -> &'static str {
         match self {
             Self::Totp | Self::BackupCode => amr::OTP,
+            Self::Webauthn => amr::HWK,
         }
     }
 
@@ -37,12 +41,13 @@ impl Method {
         match self {
             Self::Totp => crate::totp::KIND,
             Self::BackupCode => crate::backup::KIND,
+            Self::Webauthn => crate::webauthn::KIND,
         }
     }
 
     /// The method whose credentials the store keeps under `kind`, if any.
     pub fn from_credential_kind(kind: &str) -> Option<Self> {
-        [Self::Totp]
+        [Self::Totp, Self::Webauthn]
             .into_iter()
             .find(|method| method.store_kind() == kind)
     }
@@ -56,6 +61,9 @@ pub enum Proof<'a> {
     Totp(&'a str),
     /// A backup code.
     BackupCode(&'a str),
+    /// A WebAuthn assertion (what a browser's `PublicKeyCredential.toJSON()` gives), answering
+    /// the challenge of [`Mfa::begin_webauthn_challenge`](crate::Mfa::begin_webauthn_challenge).
+    Webauthn(&'a crate::webauthn::PublicKeyCredential),
 }
 
 impl Proof<'_> {
@@ -64,6 +72,7 @@ impl Proof<'_> {
         match self {
             Self::Totp(_) => Method::Totp,
             Self::BackupCode(_) => Method::BackupCode,
+            Self::Webauthn(_) => Method::Webauthn,
         }
     }
 }
