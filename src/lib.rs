@@ -39,7 +39,8 @@
 //!
 //! - `axum` (default): the extractors and the drop-in routes for axum 0.8;
 //! - `sqlite` (default): [`SqliteStore`];
-//! - `postgres`: [`PostgresStore`].
+//! - `postgres`: [`PostgresStore`];
+//! - `redis`: [`RedisStore`], for the ephemeral state.
 
 pub use stepup_core::acr::{amr, level};
 pub use stepup_core::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
@@ -73,6 +74,8 @@ pub use stepup_mfa::{
 pub use stepup_store::{MemoryStore, Store, StoreError};
 #[cfg(feature = "postgres")]
 pub use stepup_store_postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use stepup_store_redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use stepup_store_sqlite::SqliteStore;
 

@@ -47,13 +47,40 @@ struct Instance {
     base: String,
 }
 
-async fn start(url: &str, schema: &str, clock: &ManualClock) -> Instance {
+/// Redis for the ephemeral state, under the cluster's own prefix, when asked for.
+fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("REDIS_URL must be set under CI: the Redis tests may not be skipped")
+        }
+        _ => {
+            eprintln!("skipping: REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+async fn start(url: &str, schema: &str, redis: Option<&str>, clock: &ManualClock) -> Instance {
     let shared: stepup::SharedClock = Arc::new(clock.clone());
     let store = PostgresStore::open_in_schema(url, schema, shared.clone())
         .await
         .expect("open PostgreSQL in the test's schema");
+    let redis = match redis {
+        Some(redis_url) => Some(
+            stepup_store_redis::RedisStore::open_with_clock(redis_url, shared.clone())
+                .await
+                .expect("open Redis")
+                .with_prefix(format!("{schema}:")),
+        ),
+        None => None,
+    };
     let client = app::demo_client("demo", "http://localhost:3000/callback");
-    let router = app::router(app::Database::Postgres(store), &secrets(), client, shared)
+    let backends = app::Backends {
+        database: app::Database::Postgres(store),
+        redis,
+    };
+    let router = app::router(backends, &secrets(), client, shared)
         .await
         .expect("build the demo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,12 +100,15 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start() -> Option<Self> {
+    /// Two instances over one PostgreSQL schema; with `with_redis`, their ephemeral state in
+    /// one Redis under the cluster's prefix.
+    async fn start(with_redis: bool) -> Option<Self> {
         let url = database_url()?;
+        let redis = if with_redis { Some(redis_url()?) } else { None };
         let schema = format!("stepup_two_{}", uuid::Uuid::new_v4().simple());
         let clock = ManualClock::at_unix(T0);
-        let a = start(&url, &schema, &clock).await;
-        let b = start(&url, &schema, &clock).await;
+        let a = start(&url, &schema, redis.as_deref(), &clock).await;
+        let b = start(&url, &schema, redis.as_deref(), &clock).await;
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -186,11 +216,7 @@ fn key_from(setup: &Value) -> TotpKey {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_totp_code_accepted_by_one_instance_is_refused_by_the_other() {
-    let Some(cluster) = Cluster::start().await else {
-        return;
-    };
+async fn a_totp_code_accepted_by_one_instance_is_refused_by_the_other(cluster: Cluster) {
     let (key, _) = cluster.enrolled_user("totp@example.com").await;
     cluster.clock.advance(Duration::from_secs(30));
     let code = key.code_at(cluster.clock.unix_seconds());
@@ -220,11 +246,7 @@ async fn a_totp_code_accepted_by_one_instance_is_refused_by_the_other() {
     assert_eq!(body["error"], "invalid_mfa_code");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_mfa_token_made_by_one_instance_completes_on_the_other_once() {
-    let Some(cluster) = Cluster::start().await else {
-        return;
-    };
+async fn an_mfa_token_made_by_one_instance_completes_on_the_other_once(cluster: Cluster) {
     let (key, _) = cluster.enrolled_user("token@example.com").await;
     cluster.clock.advance(Duration::from_secs(30));
     let mfa_token = cluster.mfa_token(&cluster.a, "token@example.com").await;
@@ -252,11 +274,7 @@ async fn an_mfa_token_made_by_one_instance_completes_on_the_other_once() {
     assert_eq!(body["error"], "invalid_mfa_token");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_backup_code_raced_over_both_instances_succeeds_once() {
-    let Some(cluster) = Cluster::start().await else {
-        return;
-    };
+async fn one_backup_code_raced_over_both_instances_succeeds_once(cluster: Cluster) {
     let (_, codes) = cluster.enrolled_user("backup@example.com").await;
     // 100 challenges, half from each instance, each redeemed with the same code on the other one.
     let mut tokens = Vec::new();
@@ -310,11 +328,7 @@ async fn one_backup_code_raced_over_both_instances_succeeds_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_device_revoked_through_one_instance_is_refused_by_the_other() {
-    let Some(cluster) = Cluster::start().await else {
-        return;
-    };
+async fn a_device_revoked_through_one_instance_is_refused_by_the_other(cluster: Cluster) {
     let (key, _) = cluster.enrolled_user("device@example.com").await;
     cluster.clock.advance(Duration::from_secs(30));
     let mfa_token = cluster.mfa_token(&cluster.a, "device@example.com").await;
@@ -363,3 +377,31 @@ async fn a_device_revoked_through_one_instance_is_refused_by_the_other() {
     assert_eq!(body["mfa_required"], true, "{body}");
     assert!(body.get("access_token").is_none());
 }
+
+/// Each scenario on PostgreSQL alone and on PostgreSQL + Redis (the ephemeral state in Redis).
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(cluster) = super::Cluster::start(false).await {
+                    super::$scenario(cluster).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_and_redis() {
+                if let Some(cluster) = super::Cluster::start(true).await {
+                    super::$scenario(cluster).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    a_totp_code_accepted_by_one_instance_is_refused_by_the_other,
+    an_mfa_token_made_by_one_instance_completes_on_the_other_once,
+    one_backup_code_raced_over_both_instances_succeeds_once,
+    a_device_revoked_through_one_instance_is_refused_by_the_other
+);

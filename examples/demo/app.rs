@@ -101,7 +101,7 @@ pub(crate) const VAULT_MAX_AGE: Duration = Duration::from_secs(300);
 /// The whole demo over an opened store, reached at [`DEFAULT_PUBLIC_URL`].
 #[allow(dead_code)] // The tests' entry; `main.rs` calls `router_at`.
 pub(crate) async fn router(
-    database: Database,
+    database: impl Into<Backends>,
     secrets: &Secrets,
     client: OAuthClient,
     clock: SharedClock,
@@ -124,22 +124,51 @@ pub(crate) fn relying_party(
         .map_err(|error| format!("STEPUP_PUBLIC_URL cannot be a WebAuthn origin: {error}"))?)
 }
 
-/// The whole demo over an opened store, reached at `public_url` (the WebAuthn origin).
+/// Where the demo keeps its state: the database, and optionally Redis for the ephemeral state
+/// (challenges, `mfa_token`s, authorization codes, counters) of several instances.
+pub(crate) struct Backends {
+    pub(crate) database: Database,
+    pub(crate) redis: Option<stepup_store_redis::RedisStore>,
+}
+
+impl From<Database> for Backends {
+    fn from(database: Database) -> Self {
+        Self {
+            database,
+            redis: None,
+        }
+    }
+}
+
+/// The stores of one durable backend, with its ephemeral state in Redis when given.
+fn stores_of<S: stepup::Store + Clone>(
+    store: S,
+    redis: Option<stepup_store_redis::RedisStore>,
+) -> stepup::Stores {
+    let mut stores = stepup::Stores::shared(store);
+    if let Some(redis) = redis {
+        stores.ephemeral = std::sync::Arc::new(redis);
+    }
+    stores
+}
+
+/// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin).
 pub(crate) async fn router_at(
-    database: Database,
+    backends: impl Into<Backends>,
     secrets: &Secrets,
     client: OAuthClient,
     clock: SharedClock,
     public_url: &str,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    let Backends { database, redis } = backends.into();
     let (table, builder) = match database {
         Database::Sqlite(store) => (
             UserTable::Sqlite(store.pool().clone()),
-            StepUp::builder().store(store),
+            StepUp::builder().stores(stores_of(store, redis.clone())),
         ),
         Database::Postgres(store) => (
             UserTable::Postgres(store.pool().clone()),
-            StepUp::builder().store(store),
+            StepUp::builder().stores(stores_of(store, redis.clone())),
         ),
     };
     table.create().await?;
@@ -170,6 +199,7 @@ pub(crate) async fn router_at(
     let demo = Demo {
         users,
         stepup: stepup.clone(),
+        redis,
     };
     // Each registration costs one argon2id: at most 10 per address per hour.
     let registrations =
@@ -214,6 +244,8 @@ pub(crate) async fn router_at(
 struct Demo {
     users: Users,
     stepup: StepUp,
+    /// Pinged by `/healthz` too, when the ephemeral state lives there.
+    redis: Option<stepup_store_redis::RedisStore>,
 }
 
 /// The application's users, in its own table of the same database. Passwords are the
@@ -374,6 +406,9 @@ async fn callback(Query(params): Query<HashMap<String, String>>) -> Response {
 
 async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {
     demo.stepup.mfa().ping().await.map_err(|_| unavailable())?;
+    if let Some(redis) = &demo.redis {
+        redis.ping().await.map_err(|_| unavailable())?;
+    }
     Ok(Json(json!({ "status": "ok" })).into_response())
 }
 

@@ -3,6 +3,7 @@
 //! Environment:
 //! - `STEPUP_ADDR` (default `127.0.0.1:3000`);
 //! - `STEPUP_DATABASE_URL` (default `sqlite://stepup-demo.db`; `postgres://…` for PostgreSQL);
+//! - `STEPUP_REDIS_URL` (optional, `redis://…`): ephemeral state in Redis, for several instances;
 //! - `STEPUP_PUBLIC_URL` (default `http://localhost:<port of STEPUP_ADDR>`): where browsers
 //!   reach the demo, the one WebAuthn origin; its host is the `rp_id`. Browsers refuse IP-address
 //!   origins, so open the demo at `localhost`, not `127.0.0.1`;
@@ -40,6 +41,12 @@ async fn main() -> Result<(), BoxError> {
     let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
     let secrets = load_secrets(&database_url)?;
     let database = app::Database::open(&database_url, Arc::new(SystemClock)).await?;
+    let redis = match std::env::var("STEPUP_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(
+            stepup_store_redis::RedisStore::open_with_clock(&url, Arc::new(SystemClock)).await?,
+        ),
+        _ => None,
+    };
     let client = app::demo_client(
         &env_or("STEPUP_CLIENT_ID", "demo"),
         &env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
@@ -49,7 +56,7 @@ async fn main() -> Result<(), BoxError> {
         &format!("http://localhost:{}", addr.port()),
     );
     let router = app::router_at(
-        database,
+        app::Backends { database, redis },
         &secrets,
         client,
         Arc::new(SystemClock),
