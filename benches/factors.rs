@@ -1,4 +1,5 @@
-//! Cost of the second factors (SPEC §4): a TOTP verification and one backup-code attempt.
+//! Cost of the second factors (SPEC §4): a TOTP verification, one backup-code attempt, one
+//! WebAuthn assertion, and the same round trips on PostgreSQL.
 //!
 //! `cargo bench --bench factors`; figures go to `docs/benchmarks.md`.
 #![allow(missing_docs)]
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use stepup::mfa::backup::BackupCodes;
 use stepup::mfa::totp::TotpKey;
-use stepup::{Keyring, ManualClock, MemoryStore, Mfa, Stores, TotpAlgorithm};
+use stepup::{Keyring, ManualClock, MemoryStore, Mfa, Proof, Stores, TotpAlgorithm};
 
 const T0: u64 = 1_800_000_000;
 
@@ -193,5 +194,65 @@ fn postgres(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, totp, backup_code, postgres);
+/// One WebAuthn assertion (ES256, a soft passkey with user verification) completing an MFA
+/// step through the engine on `MemoryStore`: take the ceremony, verify the signature and the
+/// client data, compare-and-set the counter or payload, take the `mfa_token`. The assertion is
+/// made (signed by the soft authenticator) outside the measurement.
+fn webauthn(c: &mut Criterion) {
+    use stepup::mfa::webauthn::{RelyingParty, Url};
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    const ORIGIN: &str = "https://example.com";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let mfa = Mfa::new(
+        Stores::shared(MemoryStore::new().with_clock(Arc::new(clock.clone()))),
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        &[2; 32],
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock.clone()))
+    .with_relying_party(RelyingParty::new("example.com", ORIGIN).unwrap());
+    let origin = Url::parse(ORIGIN).unwrap();
+    let mut key = SoftPasskey::new(true);
+    runtime.block_on(async {
+        let started = mfa
+            .begin_webauthn_registration("user", "user", "user")
+            .await
+            .unwrap();
+        let credential = key
+            .do_registration(origin.clone(), started.options)
+            .unwrap();
+        mfa.finish_webauthn_registration("user", &started.registration_token, &credential, None)
+            .await
+            .unwrap();
+    });
+    c.bench_function("webauthn/assertion_es256_memory_store", |b| {
+        b.iter_batched(
+            || {
+                runtime.block_on(async {
+                    let challenge = mfa.start_challenge("user", &["pwd"], None).await.unwrap();
+                    let options = mfa
+                        .begin_webauthn_challenge(&challenge.mfa_token)
+                        .await
+                        .unwrap();
+                    let assertion = key.do_authentication(origin.clone(), options).unwrap();
+                    (challenge.mfa_token, assertion)
+                })
+            },
+            |(mfa_token, assertion)| {
+                runtime
+                    .block_on(mfa.complete_challenge(&mfa_token, Proof::Webauthn(&assertion)))
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, totp, backup_code, webauthn, postgres);
 criterion_main!(benches);

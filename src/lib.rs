@@ -82,12 +82,17 @@ pub use stepup_store_sqlite::SqliteStore;
 #[cfg(feature = "axum")]
 pub use stepup_axum::{
     ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
-    peer_from_connect_info,
+    admin_reset, peer_from_connect_info,
 };
 
 /// The storage traits, their records and the conformance suites.
 pub mod store {
     pub use stepup_store::*;
+}
+
+/// Mail: the `Mailer` seam, the JSON-lines outbox, and `SmtpMailer` (feature `smtp`).
+pub mod mail {
+    pub use stepup_mail::*;
 }
 
 /// The engine and its modules: factors, the MFA step, devices, codes, audit, limits, sealing.

@@ -147,7 +147,8 @@ fn only_factor(factors: &Answer) -> Value {
             "label",
             "last_used_at",
             "locked",
-            "method"
+            "method",
+            "restricted"
         ],
         "no secret, nothing else: {factors:?}"
     );

@@ -1084,6 +1084,9 @@ impl FactorStore for DownStore {
     async fn credentials_of_kind(&self, _: &str) -> Down<Vec<Credential>> {
         down()
     }
+    async fn credential_by_id(&self, _: &str, _: &str) -> Down<Option<Credential>> {
+        down()
+    }
     async fn advance_counter(
         &self,
         _: stepup::store::CredentialRef<'_>,
@@ -1098,6 +1101,7 @@ impl FactorStore for DownStore {
         _: stepup::store::CredentialRef<'_>,
         _: &str,
         _: &str,
+        _: Option<u64>,
     ) -> Down<bool> {
         down()
     }

@@ -153,6 +153,7 @@ fn stores_of<S: stepup::Store + Clone>(
 }
 
 /// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin).
+#[allow(dead_code)] // `main.rs` calls `router_with_sms`.
 pub(crate) async fn router_at(
     backends: impl Into<Backends>,
     secrets: &Secrets,
@@ -160,7 +161,28 @@ pub(crate) async fn router_at(
     clock: SharedClock,
     public_url: &str,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    router_with_sms(backends, secrets, client, clock, public_url, None).await
+}
+
+/// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin), its SMS
+/// delivered by `sms` (`None`: appended to the outbox file beside the database,
+/// `<database>.sms.jsonl`).
+pub(crate) async fn router_with_sms(
+    backends: impl Into<Backends>,
+    secrets: &Secrets,
+    client: OAuthClient,
+    clock: SharedClock,
+    public_url: &str,
+    sms: Option<stepup::mfa::SmsProvider>,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let Backends { database, redis } = backends.into();
+    let sms = sms.unwrap_or_else(|| {
+        stepup::mfa::SmsProvider::sender(SmsOutbox::new(
+            default_sms_outbox(&database),
+            clock.clone(),
+        ))
+    });
+    let mailer = demo_mailer(&database, clock.clone())?;
     let (table, builder) = match database {
         Database::Sqlite(store) => (
             UserTable::Sqlite(store.pool().clone()),
@@ -195,6 +217,8 @@ pub(crate) async fn router_at(
         .clock(clock)
         .kdf_pool(kdf)
         .relying_party(relying_party(public_url)?)
+        .mailer(mailer)
+        .sms(sms)
         .build()?;
     let demo = Demo {
         users,
@@ -299,6 +323,24 @@ impl PasswordCheck for Users {
         let Ok(email) = normalise_email(username) else {
             return Ok(None);
         };
+        let row = self
+            .table
+            .find(&email)
+            .await
+            .map_err(|_| PasswordCheckFailed)?;
+        Ok(row.map(|(id, _)| id))
+    }
+
+    async fn email_of(&self, user: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        self.table
+            .email_of(user)
+            .await
+            .map_err(|_| PasswordCheckFailed)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        // A malformed address still costs the look-up: every answer takes alike.
+        let email = normalise_email(email).unwrap_or_default();
         let row = self
             .table
             .find(&email)
@@ -453,4 +495,110 @@ fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default()
         .verify_password(password.as_bytes(), hash)
         .is_ok()
+}
+
+/// Where the demo writes SMS without `STEPUP_SMS_OUTBOX`: beside the SQLite file
+/// (`<database>.sms.jsonl`), or in the working directory for PostgreSQL.
+pub(crate) fn default_sms_outbox(database: &Database) -> std::path::PathBuf {
+    match database {
+        Database::Sqlite(store) => {
+            let file = store.pool().connect_options().get_filename().to_owned();
+            let mut name = file.into_os_string();
+            name.push(".sms.jsonl");
+            name.into()
+        }
+        Database::Postgres(_) => "stepup-demo-postgres.sms.jsonl".into(),
+    }
+}
+
+/// The demo's SMS delivery without a provider: one JSON line `{"to", "body", "at"}` per message
+/// appended to a file (mode `0600`: it holds codes). The log says a message was written, to whom
+/// (masked), never the code.
+pub(crate) struct SmsOutbox {
+    path: std::path::PathBuf,
+    clock: SharedClock,
+    lock: std::sync::Mutex<()>,
+}
+
+impl SmsOutbox {
+    pub(crate) fn new(path: std::path::PathBuf, clock: SharedClock) -> Self {
+        Self {
+            path,
+            clock,
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[stepup::store::async_trait]
+impl stepup::mfa::SmsSender for SmsOutbox {
+    async fn send(&self, to: &str, body: &str) -> Result<(), stepup::mfa::SmsError> {
+        use std::io::Write;
+        let line = json!({"to": to, "body": body, "at": self.clock.unix_seconds()});
+        let written = {
+            let _guard = self
+                .lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut options = std::fs::OpenOptions::new();
+            options.append(true).create(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options
+                .open(&self.path)
+                .and_then(|mut file| writeln!(file, "{line}"))
+        };
+        let to = stepup::mfa::PhoneNumber::parse(to).map_or_else(|| "?".to_owned(), |n| n.masked());
+        match written {
+            Ok(()) => {
+                tracing::info!(to, outbox = %self.path.display(), "SMS written to the outbox");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, outbox = %self.path.display(), "could not write the SMS outbox");
+                Err(stepup::mfa::SmsError::Unavailable(
+                    "the outbox cannot be written",
+                ))
+            }
+        }
+    }
+}
+
+/// Where the demo writes mail without `STEPUP_MAIL_OUTBOX`: beside the SQLite file
+/// (`<database>.mail.jsonl`), or in the working directory for PostgreSQL.
+pub(crate) fn default_mail_outbox(database: &Database) -> std::path::PathBuf {
+    match database {
+        Database::Sqlite(store) => {
+            let file = store.pool().connect_options().get_filename().to_owned();
+            let mut name = file.into_os_string();
+            name.push(".mail.jsonl");
+            name.into()
+        }
+        Database::Postgres(_) => "stepup-demo-postgres.mail.jsonl".into(),
+    }
+}
+
+/// The demo's mailer: SMTP when `STEPUP_SMTP_URL` is set (sender `STEPUP_MAIL_FROM`, default
+/// `stepup demo <no-reply@localhost>`), else one JSON line `{"to","subject","body","at"}` per mail
+/// appended to `STEPUP_MAIL_OUTBOX` (default [`default_mail_outbox`]).
+fn demo_mailer(
+    database: &Database,
+    clock: SharedClock,
+) -> Result<std::sync::Arc<dyn stepup_mail::Mailer>, Box<dyn std::error::Error + Send + Sync>> {
+    let setting = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    if let Some(url) = setting("STEPUP_SMTP_URL") {
+        let from = setting("STEPUP_MAIL_FROM")
+            .unwrap_or_else(|| "stepup demo <no-reply@localhost>".to_owned());
+        tracing::info!("mail goes out through SMTP");
+        return Ok(std::sync::Arc::new(stepup_mail::SmtpMailer::from_url(
+            &url, &from,
+        )?));
+    }
+    let path = setting("STEPUP_MAIL_OUTBOX")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| default_mail_outbox(database));
+    tracing::info!(path = %path.display(), "no STEPUP_SMTP_URL: mail is written to the outbox file");
+    Ok(std::sync::Arc::new(
+        stepup_mail::JsonLinesOutbox::new(path).with_clock(clock),
+    ))
 }

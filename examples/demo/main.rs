@@ -9,6 +9,12 @@
 //!   origins, so open the demo at `localhost`, not `127.0.0.1`;
 //! - `STEPUP_CLIENT_ID` / `STEPUP_REDIRECT_URI`: the registered OAuth client (default `demo`,
 //!   `http://localhost:3000/callback`);
+//! - SMS: `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_VERIFY_SERVICE_SID` (and
+//!   `TWILIO_API_BASE`) for Twilio Verify; without them each SMS is appended as one JSON line
+//!   `{"to","body","at"}` to `STEPUP_SMS_OUTBOX` (default `<database>.sms.jsonl`);
+//! - mail (recovery codes, notices): `STEPUP_SMTP_URL` (e.g. `smtps://user:password@host:465`)
+//!   and `STEPUP_MAIL_FROM` to send through SMTP; without them each mail is appended as one JSON
+//!   line `{"to","subject","body","at"}` to `STEPUP_MAIL_OUTBOX` (default `<database>.mail.jsonl`);
 //! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
 //!   base64url), `STEPUP_SEAL_KEY_ID` (default `k1`). Any key not given comes from a development key
 //!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
@@ -55,12 +61,13 @@ async fn main() -> Result<(), BoxError> {
         "STEPUP_PUBLIC_URL",
         &format!("http://localhost:{}", addr.port()),
     );
-    let router = app::router_at(
+    let router = app::router_with_sms(
         app::Backends { database, redis },
         &secrets,
         client,
         Arc::new(SystemClock),
         &public_url,
+        sms_from_env()?,
     )
     .await?;
 
@@ -76,6 +83,28 @@ async fn main() -> Result<(), BoxError> {
     })
     .await?;
     Ok(())
+}
+
+/// Twilio Verify with `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and `TWILIO_VERIFY_SERVICE_SID`
+/// (`TWILIO_API_BASE` to point elsewhere); else the outbox file `STEPUP_SMS_OUTBOX`; else `None`
+/// (the outbox beside the database).
+fn sms_from_env() -> Result<Option<stepup::mfa::SmsProvider>, BoxError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    if let (Some(account), Some(token), Some(service)) = (
+        var("TWILIO_ACCOUNT_SID"),
+        var("TWILIO_AUTH_TOKEN"),
+        var("TWILIO_VERIFY_SERVICE_SID"),
+    ) {
+        let mut twilio = stepup::mfa::TwilioVerify::new(&account, &token, &service)?;
+        if let Some(base) = var("TWILIO_API_BASE") {
+            twilio = twilio.with_base_url(&base);
+        }
+        tracing::info!("SMS codes through Twilio Verify");
+        return Ok(Some(stepup::mfa::SmsProvider::verifier(twilio)));
+    }
+    Ok(var("STEPUP_SMS_OUTBOX").map(|path| {
+        stepup::mfa::SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))
+    }))
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -245,3 +245,61 @@ impl Answer {
 pub const CHALLENGE: &str = "Bearer error=\"insufficient_user_authentication\", \
      error_description=\"a stronger authentication level is required\", \
      acr_values=\"mfa\", max_age=300";
+
+/// Every SMS the demo "sent" so far: the lines of its outbox beside the database.
+pub fn sms_outbox(demo: &Demo) -> Vec<Value> {
+    let path = demo.dir.path().join("demo.db.sms.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The code of the last SMS the demo "sent".
+pub fn last_sms_code(demo: &Demo) -> String {
+    let sent = sms_outbox(demo);
+    let body = sent.last().expect("an SMS was sent")["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 6)
+        .expect("the SMS holds a 6-digit code")
+        .to_owned()
+}
+
+/// Every mail in the demo's outbox (`<database>.mail.jsonl`), oldest first.
+pub fn mail_outbox(demo: &Demo) -> Vec<Value> {
+    let path = demo.dir.path().join("demo.db.mail.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The outbox once it holds at least `count` mails: mails leave in the background, so this waits
+/// for the writer (real time, at most 10 s; no clock is involved).
+pub async fn mails_at_least(demo: &Demo, count: usize) -> Vec<Value> {
+    for _ in 0..1000 {
+        let mails = mail_outbox(demo);
+        if mails.len() >= count {
+            return mails;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the outbox never held {count} mails: {:?}",
+        mail_outbox(demo)
+    );
+}
+
+/// The recovery code in a recovery mail's body.
+pub fn recovery_code_in(body: &str) -> String {
+    body.split("Recovery code: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a recovery mail holds its code")
+        .to_owned()
+}

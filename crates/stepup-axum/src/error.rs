@@ -84,7 +84,11 @@ impl ApiError {
     pub fn is_failed_guess(&self) -> bool {
         matches!(
             self.code,
-            "invalid_grant" | "invalid_mfa_code" | "invalid_mfa_token" | "invalid_ceremony"
+            "invalid_grant"
+                | "invalid_mfa_code"
+                | "invalid_mfa_token"
+                | "invalid_ceremony"
+                | "invalid_token"
         )
     }
 }
@@ -182,6 +186,38 @@ impl From<MfaError> for ApiError {
             MfaError::InvalidLabel => Self::invalid_request(
                 "the label must have 1 to 64 characters and no control characters",
             ),
+            MfaError::SmsNotConfigured => Self::new(
+                StatusCode::NOT_FOUND,
+                "sms_not_configured",
+                "SMS codes are not configured",
+            ),
+            MfaError::InvalidPhoneNumber => Self::invalid_request(
+                "the phone number must be in E.164 form (+ and 8 to 15 digits) and able to receive SMS",
+            ),
+            MfaError::SmsRefused { reason } => Self::new(
+                StatusCode::BAD_REQUEST,
+                reason,
+                match reason {
+                    "country_not_allowed" => "SMS to this country is not offered",
+                    "sms_needs_another_factor" => {
+                        "SMS can only be added beside another factor (an authenticator app or a passkey)"
+                    }
+                    _ => "the SMS was refused",
+                },
+            ),
+            MfaError::SmsUnavailable => {
+                tracing::warn!("SMS provider unavailable");
+                Self::unavailable()
+            }
+            MfaError::InvalidRecoveryCode => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the recovery token is invalid, expired or used, or the password is wrong; request a new one",
+            ),
+            MfaError::MailNotConfigured => {
+                tracing::error!("recovery needs a mailer");
+                Self::unavailable()
+            }
             MfaError::Busy => {
                 tracing::warn!("slow-hash pool saturated");
                 Self::unavailable()

@@ -31,8 +31,10 @@ mod factors;
 pub mod json;
 mod login;
 pub mod oauth;
+mod recovery;
 mod respond;
 mod router;
+mod sms;
 mod stepup;
 mod webauthn;
 
@@ -40,5 +42,6 @@ pub use caller::DEFAULT_ENROLLMENT_MAX_AGE;
 pub use error::ApiError;
 pub use json::JsonBody;
 pub use oauth::OAuthClient;
+pub use recovery::admin_reset;
 pub use router::peer_from_connect_info;
 pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};

@@ -100,6 +100,10 @@ async fn password_login(
         ));
     };
     mfa.password_succeeded(username).await?;
+    // A recovery whose delay is over takes effect now (see `stepup_mfa::recovery`).
+    if mfa.apply_due_recovery(&user).await? {
+        return crate::recovery::recovered(stepup, pending, user).await;
+    }
     if mfa.is_enrolled(&user).await? {
         if let Some(Extension(device)) = device.filter(|device| device.user == user) {
             // No MFA step: see `stepup_tower::remembered_device` for what this login is worth.
@@ -187,6 +191,7 @@ impl MfaLogin {
             (None | Some("totp"), Some(code), None) => Ok(Proof::Totp(code)),
             (None | Some("backup_code"), None, Some(code)) => Ok(Proof::BackupCode(code)),
             (Some("backup_code"), Some(code), None) => Ok(Proof::BackupCode(code)),
+            (Some("sms"), Some(code), None) => Ok(Proof::Sms(code)),
             _ => Err(ApiError::invalid_request(
                 "send the mfa_token with exactly one of code, backup_code and credential",
             )),

@@ -11,7 +11,7 @@ use stepup_tower::{
 };
 
 use crate::stepup::StepUp;
-use crate::{devices, events, factors, login, oauth, webauthn};
+use crate::{devices, events, factors, login, oauth, recovery, sms, webauthn};
 
 pub(crate) fn router(stepup: StepUp) -> Router {
     let fresh = RequireMfa.max_age(stepup.fresh_mfa_max_age());
@@ -45,7 +45,24 @@ pub(crate) fn router(stepup: StepUp) -> Router {
             "/oauth/authorize/passkey",
             post(webauthn::passkey_finish).layer(ceiling("passkey")),
         )
+        .route(
+            "/oauth/authorize/mfa/sms/send",
+            post(sms::send).layer(ceiling("authorize_mfa")),
+        )
+        // In this group for the client address its sends are counted against.
+        .route(
+            "/api/mfa/sms/enroll",
+            post(sms::enroll).layer(ceiling("sms_enroll")),
+        )
         .route("/oauth/token", post(oauth::token).layer(ceiling("token")))
+        .route(
+            "/api/mfa/recovery/request",
+            post(recovery::request).layer(ceiling("recovery")),
+        )
+        .route(
+            "/api/mfa/recovery/confirm",
+            post(recovery::confirm).layer(ceiling("recovery")),
+        )
         .layer(ResolveClientAddrLayer::new(inner.trusted_proxies.clone()))
         .layer(axum::middleware::map_request(peer_from_connect_info));
     Router::new()
@@ -81,6 +98,11 @@ pub(crate) fn router(stepup: StepUp) -> Router {
                 .delete(devices::revoke_all),
         )
         .route("/api/mfa/devices/{id}", delete(devices::revoke))
+        .route("/api/mfa/sms/verify", post(sms::verify))
+        .route(
+            "/api/mfa/sms",
+            delete(sms::remove).layer(RequireMfa.max_age(stepup.fresh_mfa_max_age())),
+        )
         .route("/api/mfa/events", get(events::list))
         .with_state(stepup)
 }

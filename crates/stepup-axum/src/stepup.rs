@@ -38,6 +38,20 @@ pub trait PasswordCheck: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The mail address of `user`, where recovery codes and notifications go (default: none, so
+    /// stepup mails nothing).
+    async fn email_of(&self, user: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        let _ = user;
+        Ok(None)
+    }
+
+    /// The user whose mail address is `email`, for a recovery request (default: none, so
+    /// recovery is never offered). Implementations should take as long for an unknown address.
+    async fn user_by_email(&self, email: &str) -> Result<Option<String>, PasswordCheckFailed> {
+        let _ = email;
+        Ok(None)
+    }
+
     /// The account name shown in the authenticator app (default: the user id).
     async fn account_label(&self, user: &str) -> Option<String> {
         let _ = user;
@@ -155,11 +169,16 @@ pub struct StepUpBuilder {
     addresses: Option<AddressPolicy>,
     kdf: Option<KdfPool>,
     notifier: Option<Arc<dyn Notifier>>,
+    mailer: Option<Arc<dyn stepup_mail::Mailer>>,
+    recovery_delay: Option<Duration>,
     remember_for: Option<Duration>,
     trusted_proxies: Option<TrustedProxies>,
     request_ceiling: Option<(u64, Duration)>,
     ipv6_prefix: Option<u8>,
     relying_party: Option<RelyingParty>,
+    sms_provider: Option<stepup_mfa::SmsProvider>,
+    sms_policy: Option<stepup_mfa::SmsPolicy>,
+    sms_needs_another_factor: Option<bool>,
 }
 
 impl StepUpBuilder {
@@ -184,6 +203,24 @@ impl StepUpBuilder {
     /// Told about factor changes (e.g. to email the user).
     pub fn notifier(mut self, notifier: impl Notifier) -> Self {
         self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// Sends mail: recovery codes (`/api/mfa/recovery/*`), and notices of every recovery, admin
+    /// reset, factor added or removed and factor lock, to [`PasswordCheck::email_of`]. Notices
+    /// never hold a code or secret. Without a mailer, recovery requests are answered alike but
+    /// mail nothing.
+    pub fn mailer(mut self, mailer: impl stepup_mail::Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Makes a confirmed recovery wait `delay` before it takes effect (default: none; e.g. 24
+    /// hours for high-value accounts). It takes effect at the first password login after the
+    /// delay; a login with an existing factor before then cancels it (see
+    /// [`stepup_mfa::recovery`]).
+    pub fn recovery_delay(mut self, delay: Duration) -> Self {
+        self.recovery_delay = Some(delay);
         self
     }
 
@@ -292,6 +329,28 @@ impl StepUpBuilder {
         self
     }
 
+    /// Enables SMS codes (`/api/mfa/sms/*`, `/oauth/authorize/mfa/sms/send`): stepup makes the
+    /// codes and an [`SmsSender`](stepup_mfa::SmsSender) delivers them, or a provider such as
+    /// [`TwilioVerify`](stepup_mfa::TwilioVerify) makes and checks them. Without it those routes
+    /// answer `404 sms_not_configured`.
+    pub fn sms(mut self, provider: stepup_mfa::SmsProvider) -> Self {
+        self.sms_provider = Some(provider);
+        self
+    }
+
+    /// SMS limits, country allow-list and code lifetime (default [`stepup_mfa::SmsPolicy`]).
+    pub fn sms_policy(mut self, policy: stepup_mfa::SmsPolicy) -> Self {
+        self.sms_policy = Some(policy);
+        self
+    }
+
+    /// Refuse SMS as a user's only factor (default `false`): SMS is a NIST SP 800-63B
+    /// *restricted* authenticator. Overrides the policy's `needs_another_factor`.
+    pub fn sms_needs_another_factor(mut self, needed: bool) -> Self {
+        self.sms_needs_another_factor = Some(needed);
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(self) -> Result<StepUp, BuildError> {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -315,9 +374,25 @@ impl StepUpBuilder {
         if let Some(relying_party) = self.relying_party {
             mfa = mfa.with_relying_party(relying_party);
         }
-        if let Some(notifier) = self.notifier {
+        if let Some(mailer) = self.mailer {
+            mfa = mfa.with_mailer(mailer);
+        }
+        if let Some(delay) = self.recovery_delay {
+            mfa = mfa.with_recovery_delay(delay);
+        }
+        if let Some(notifier) =
+            crate::recovery::notifier(self.notifier, mfa.mailer().cloned(), self.passwords.clone())
+        {
             mfa = mfa.with_notifier(notifier);
         }
+        if let Some(provider) = self.sms_provider {
+            mfa = mfa.with_sms_provider(provider);
+        }
+        let mut sms_policy = self.sms_policy.unwrap_or_default();
+        if let Some(needed) = self.sms_needs_another_factor {
+            sms_policy.needs_another_factor = needed;
+        }
+        mfa = mfa.with_sms_policy(sms_policy);
         Ok(StepUp {
             inner: Arc::new(Inner {
                 issuer,

@@ -50,6 +50,26 @@ pub enum AuditEvent {
         /// The credential id.
         credential_id: String,
     },
+    /// An SMS enrollment was started (pending until confirmed).
+    SmsEnrollmentStarted {},
+    /// A phone number was confirmed as an SMS factor; `backup_codes` were issued with it.
+    SmsEnrolled {
+        /// Backup codes issued.
+        backup_codes: usize,
+    },
+    /// The SMS factor was removed.
+    SmsRemoved {},
+    /// An SMS code was sent (`purpose`: `enrollment` or `login`); never the number or code.
+    SmsSent {
+        /// What for.
+        purpose: &'static str,
+    },
+    /// An SMS send was refused: `cooldown`, `number_limit`, `user_limit`, `address_limit`,
+    /// `country_not_allowed` or `sms_needs_another_factor`.
+    SmsRefused {
+        /// Why.
+        reason: &'static str,
+    },
     /// A backup code was used.
     BackupCodeUsed {
         /// Codes left.
@@ -120,6 +140,23 @@ pub enum AuditEvent {
     AuthorizationCodeRefused {},
     /// Every factor of the user was removed (account deletion, recovery, admin reset).
     FactorsReset {},
+    /// A recovery code was mailed to the user's address.
+    RecoveryRequested {},
+    /// A recovery was confirmed (code and password) and waits for its delay: it takes effect at
+    /// the first password login after `due_at`, unless a login with a factor cancels it first.
+    RecoveryPending {
+        /// When it may take effect (Unix seconds).
+        due_at: u64,
+    },
+    /// A pending recovery was cancelled by a login with an existing factor.
+    RecoveryCancelled {},
+    /// A recovery took effect: every factor, backup code and device is gone, earlier tokens void.
+    RecoveryCompleted {},
+    /// An administrator reset the user's factors and unlocked every locked factor.
+    AdminReset {
+        /// The acting administrator, as the application names them.
+        admin: String,
+    },
     /// A password check failed for this user.
     PasswordFailed {},
     /// The account was deleted: every factor, device and earlier token is gone.
@@ -136,6 +173,11 @@ impl AuditEvent {
             Self::WebauthnEnrolled { .. } => "webauthn_enrolled",
             Self::WebauthnRemoved { .. } => "webauthn_removed",
             Self::WebauthnCloneSuspected { .. } => "webauthn_clone_suspected",
+            Self::SmsEnrollmentStarted {} => "sms_enrollment_started",
+            Self::SmsEnrolled { .. } => "sms_enrolled",
+            Self::SmsRemoved {} => "sms_removed",
+            Self::SmsSent { .. } => "sms_sent",
+            Self::SmsRefused { .. } => "sms_refused",
             Self::BackupCodeUsed { .. } => "backup_code_used",
             Self::BackupCodesRegenerated { .. } => "backup_codes_regenerated",
             Self::MfaSucceeded { .. } => "mfa_succeeded",
@@ -150,6 +192,11 @@ impl AuditEvent {
             Self::AuthorizationCodeIssued { .. } => "authorization_code_issued",
             Self::AuthorizationCodeRefused {} => "authorization_code_refused",
             Self::FactorsReset {} => "factors_reset",
+            Self::RecoveryRequested {} => "recovery_requested",
+            Self::RecoveryPending { .. } => "recovery_pending",
+            Self::RecoveryCancelled {} => "recovery_cancelled",
+            Self::RecoveryCompleted {} => "recovery_completed",
+            Self::AdminReset { .. } => "admin_reset",
             Self::PasswordFailed {} => "password_failed",
             Self::AccountDeleted {} => "account_deleted",
         }
@@ -169,12 +216,19 @@ impl AuditEvent {
                 | Self::WebauthnEnrolled { .. }
                 | Self::WebauthnRemoved { .. }
                 | Self::WebauthnCloneSuspected { .. }
+                | Self::SmsEnrolled { .. }
+                | Self::SmsRemoved {}
                 | Self::BackupCodesRegenerated { .. }
                 | Self::FactorLocked { .. }
                 | Self::DeviceRemembered { .. }
                 | Self::DeviceRevoked { .. }
                 | Self::DevicesRevoked { .. }
                 | Self::FactorsReset {}
+                | Self::RecoveryRequested {}
+                | Self::RecoveryPending { .. }
+                | Self::RecoveryCancelled {}
+                | Self::RecoveryCompleted {}
+                | Self::AdminReset { .. }
                 | Self::AccountDeleted {}
         )
     }

@@ -54,6 +54,10 @@ pub(crate) struct Ticket {
     pub(crate) sub: String,
     amr: Vec<String>,
     pending: Option<PendingAuthorization>,
+    /// When it was made: a token made before the user's revocation mark (a recovery, a reset)
+    /// is dead.
+    #[serde(default)]
+    issued_at: u64,
 }
 
 /// A user's factors, without secrets.
@@ -82,6 +86,11 @@ pub struct FactorInfo {
     pub created_at: u64,
     /// When it last completed a login (Unix seconds).
     pub last_used_at: Option<u64>,
+    /// A NIST SP 800-63B *restricted* authenticator (SMS): offered beside another factor.
+    pub restricted: bool,
+    /// The phone number, masked (`+1*****6789`), for SMS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 impl Mfa {
@@ -119,7 +128,13 @@ impl Mfa {
             let Some(method) = Method::from_credential_kind(&credential.kind) else {
                 continue;
             };
+            let phone = match method {
+                Method::Sms => self.sms_phone(user).await?,
+                _ => None,
+            };
             factors.push(FactorInfo {
+                restricted: method.is_restricted(),
+                phone,
                 method,
                 locked: self.is_locked(user, method).await?,
                 id: credential.id,
@@ -152,6 +167,7 @@ impl Mfa {
             sub: user.to_owned(),
             amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
             pending,
+            issued_at: self.now(),
         };
         let ticket = serde_json::to_vec(&ticket)
             .map_err(|_| MfaError::Internal("could not encode a challenge"))?;
@@ -196,6 +212,10 @@ impl Mfa {
                 .verify_webauthn(mfa_token, &ticket.sub, credential)
                 .await
                 .map(|user_verified| (None, user_verified)),
+            Proof::Sms(code) => self
+                .verify_sms(mfa_token, &ticket.sub, code)
+                .await
+                .map(|()| (None, false)),
         };
         let (remaining_backup_codes, phishing_resistant) = match outcome {
             Ok(reached) => reached,
@@ -222,6 +242,7 @@ impl Mfa {
         self.audit()
             .record(&ticket.sub, AuditEvent::MfaSucceeded { method })
             .await;
+        self.factor_login_succeeded(&ticket.sub).await?;
         Ok(CompletedChallenge {
             subject: ticket.sub,
             amr,
@@ -242,8 +263,12 @@ impl Mfa {
             .get(&challenge_key(mfa_token))
             .await?
             .ok_or(MfaError::InvalidMfaToken)?;
-        serde_json::from_slice(&ticket)
-            .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))
+        let ticket: Ticket = serde_json::from_slice(&ticket)
+            .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))?;
+        if self.is_token_revoked(&ticket.sub, ticket.issued_at).await? {
+            return Err(MfaError::InvalidMfaToken);
+        }
+        Ok(ticket)
     }
 }
 

@@ -88,7 +88,7 @@ impl Mfa {
             device_id: device_id.to_owned(),
         };
         self.audit().record(user, event).await;
-        Ok(())
+        self.factor_login_succeeded(user).await
     }
 
     /// The user's live remembered devices, most recently used first.

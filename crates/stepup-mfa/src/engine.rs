@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) audit: Audit,
     pub(crate) kdf: KdfPool,
     pub(crate) relying_party: Option<RelyingParty>,
+    pub(crate) recovery: crate::recovery::RecoverySettings,
+    pub(crate) sms: crate::sms::SmsSettings,
 }
 
 impl Mfa {
@@ -105,6 +107,8 @@ impl Mfa {
                 audit,
                 kdf: KdfPool::default(),
                 relying_party: None,
+                recovery: Default::default(),
+                sms: Default::default(),
             }),
         })
     }
@@ -204,7 +208,7 @@ impl Mfa {
         self.inner.stores.ephemeral.as_ref()
     }
 
-    fn map(self, change: impl FnOnce(&mut Inner)) -> Self {
+    pub(crate) fn map(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::unwrap_or_clone(self.inner);
         change(&mut inner);
         Self {

@@ -55,6 +55,29 @@ pub enum MfaError {
     /// A credential label is empty, too long or holds control characters.
     #[error("the label must have 1 to 64 characters and no control characters")]
     InvalidLabel,
+    /// SMS codes are not configured (no provider).
+    #[error("SMS codes are not configured")]
+    SmsNotConfigured,
+    /// The phone number is not E.164 (`+`, 8 to 15 digits) or cannot receive SMS.
+    #[error("the phone number is invalid")]
+    InvalidPhoneNumber,
+    /// An SMS send was refused by policy: `reason` is `country_not_allowed` or
+    /// `sms_needs_another_factor`.
+    #[error("the SMS was refused: {reason}")]
+    SmsRefused {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The SMS provider could not be reached or failed (`503`).
+    #[error("the SMS provider is unavailable")]
+    SmsUnavailable,
+    /// The recovery code is unknown, expired or used, or the password given with it is wrong
+    /// (the code is used up either way).
+    #[error("the recovery code or the password is invalid")]
+    InvalidRecoveryCode,
+    /// No mailer is configured: recovery codes cannot be sent.
+    #[error("no mailer is configured")]
+    MailNotConfigured,
     /// The slow-hash pool had no room in time (`503`).
     #[error("the service is busy")]
     Busy,

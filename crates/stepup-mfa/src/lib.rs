@@ -23,7 +23,9 @@ mod error;
 pub mod kdf;
 pub mod limits;
 mod method;
+pub mod recovery;
 pub mod seal;
+pub mod sms;
 pub mod totp;
 pub mod webauthn;
 
@@ -38,7 +40,12 @@ pub use error::MfaError;
 pub use kdf::{KdfBusy, KdfPool};
 pub use limits::{AddressAttempt, AddressPolicy, AttemptPolicy};
 pub use method::{Method, Proof};
+pub use recovery::{RECOVERY_CODE_TTL, RecoveryOutcome};
 pub use seal::Keyring;
+pub use sms::{
+    PhoneNumber, SmsError, SmsLimit, SmsPolicy, SmsProvider, SmsSender, SmsSent, SmsVerifier,
+    TwilioVerify,
+};
 pub use totp::{TotpAlgorithm, TotpConfig, TotpEnrollment};
 pub use webauthn::{
     PasskeyInfo, PasskeyLogin, PasskeySignIn, RelyingParty, WebauthnEnrolled, WebauthnRegistration,

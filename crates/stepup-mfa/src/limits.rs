@@ -323,6 +323,13 @@ impl Mfa {
         limiter.forgive(&password_key(username)).await
     }
 
+    /// Lifts the user's lockout and forgets the failures of the window (an admin reset).
+    pub(crate) async fn clear_user_lockout(&self, user: &str) -> Result<(), MfaError> {
+        self.ephemeral().remove(&format!("attempts:{user}")).await?;
+        self.ephemeral().remove(&format!("locked:{user}")).await?;
+        Ok(())
+    }
+
     /// Whether factor `method` of `user` is locked by consecutive failures.
     pub async fn is_locked(&self, user: &str, method: Method) -> Result<bool, MfaError> {
         let failures = self.factors().failures(user, method.store_kind()).await?;

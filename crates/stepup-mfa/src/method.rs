@@ -15,6 +15,8 @@ pub enum Method {
     BackupCode,
     /// A WebAuthn passkey or security key.
     Webauthn,
+    /// A code sent by SMS (a NIST SP 800-63B *restricted* authenticator).
+    Sms,
 }
 
 impl Method {
@@ -24,6 +26,7 @@ impl Method {
             Self::Totp => "totp",
             Self::BackupCode => "backup_code",
             Self::Webauthn => "webauthn",
+            Self::Sms => "sms",
         }
     }
 
@@ -32,6 +35,7 @@ impl Method {
         match self {
             Self::Totp | Self::BackupCode => amr::OTP,
             Self::Webauthn => amr::HWK,
+            Self::Sms => "sms",
         }
     }
 
@@ -42,12 +46,18 @@ impl Method {
             Self::Totp => crate::totp::KIND,
             Self::BackupCode => crate::backup::KIND,
             Self::Webauthn => crate::webauthn::KIND,
+            Self::Sms => crate::sms::KIND,
         }
+    }
+
+    /// Whether NIST SP 800-63B calls this factor *restricted* (SMS): offer it beside another.
+    pub fn is_restricted(self) -> bool {
+        matches!(self, Self::Sms)
     }
 
     /// The method whose credentials the store keeps under `kind`, if any.
     pub fn from_credential_kind(kind: &str) -> Option<Self> {
-        [Self::Totp, Self::Webauthn]
+        [Self::Totp, Self::Webauthn, Self::Sms]
             .into_iter()
             .find(|method| method.store_kind() == kind)
     }
@@ -64,6 +74,9 @@ pub enum Proof<'a> {
     /// A WebAuthn assertion (what a browser's `PublicKeyCredential.toJSON()` gives), answering
     /// the challenge of [`Mfa::begin_webauthn_challenge`](crate::Mfa::begin_webauthn_challenge).
     Webauthn(&'a crate::webauthn::PublicKeyCredential),
+    /// A code sent by SMS for this MFA step
+    /// ([`Mfa::send_sms_challenge`](crate::Mfa::send_sms_challenge)).
+    Sms(&'a str),
 }
 
 impl Proof<'_> {
@@ -73,6 +86,7 @@ impl Proof<'_> {
             Self::Totp(_) => Method::Totp,
             Self::BackupCode(_) => Method::BackupCode,
             Self::Webauthn(_) => Method::Webauthn,
+            Self::Sms(_) => Method::Sms,
         }
     }
 }

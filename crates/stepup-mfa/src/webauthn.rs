@@ -267,16 +267,6 @@ impl Mfa {
             })
             .await?;
         let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
-        // A credential id belongs to one account only.
-        let taken = self
-            .factors()
-            .credentials_of_kind(KIND)
-            .await?
-            .iter()
-            .any(|stored| stored.id == id);
-        if taken {
-            return Err(MfaError::CredentialExists);
-        }
         let credential = Credential {
             user: user.to_owned(),
             kind: KIND.to_owned(),
@@ -288,6 +278,8 @@ impl Mfa {
             created_at: self.now(),
             last_used_at: None,
         };
+        // A credential id belongs to one account only: the store refuses, in the same atomic
+        // step as the insert, an id any user holds.
         if !self
             .factors()
             .put_pending(credential, Enrollment::Many)
@@ -463,15 +455,14 @@ impl Mfa {
             .identify_discoverable_authentication(credential)
             .map_err(|_| MfaError::InvalidCode)?;
         let id = URL_SAFE_NO_PAD.encode(raw_id);
-        // The store keys credentials by user: a passwordless login looks its id up among them.
+        // The assertion names a credential, not a user: the store finds the one account holding
+        // the id, whose user handle must be the one the authenticator returned.
         let owner = self
             .factors()
-            .credentials_of_kind(KIND)
+            .credential_by_id(KIND, &id)
             .await?
-            .into_iter()
-            .find(|stored| {
-                stored.id == id
-                    && stored.status == CredentialStatus::Active
+            .filter(|stored| {
+                stored.status == CredentialStatus::Active
                     && self.user_handle(&stored.user) == handle
             })
             .ok_or(MfaError::InvalidCode)?;
@@ -495,6 +486,7 @@ impl Mfa {
                 },
             )
             .await;
+        self.factor_login_succeeded(&user).await?;
         Ok(PasskeySignIn {
             subject: user,
             amr: vec![Method::Webauthn.amr().to_owned()],
@@ -542,11 +534,12 @@ impl Mfa {
             // An authenticator that counted before does not stop counting.
             self.clone_suspected(user, id).await;
             return Err(MfaError::InvalidCode);
-        } else if payload != stored.payload {
-            // No counter: keep the backup flags current; losing this race changes nothing that
-            // matters (the winner stored the same kind of news).
+        } else {
+            // No counter: record the use and keep the backup flags current, in one
+            // compare-and-set (the payload may be unchanged); losing this race changes nothing
+            // that matters (the winner stored the same kind of news, and its own use).
             self.factors()
-                .replace_payload(key, &stored.payload, &payload)
+                .replace_payload(key, &stored.payload, &payload, Some(self.now()))
                 .await?;
         }
         Ok(result.user_verified())
@@ -647,7 +640,7 @@ mod tests {
 
     use serde_json::{Value, json};
     use stepup_core::clock::ManualClock;
-    use stepup_store::MemoryStore;
+    use stepup_store::{FactorStore, MemoryStore};
     use webauthn_authenticator_rs::WebauthnAuthenticator;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
     use webauthn_authenticator_rs::softtoken::SoftToken;
@@ -943,6 +936,87 @@ mod tests {
             }
             .is_factor_change()
         );
+    }
+
+    #[tokio::test]
+    async fn a_credential_id_another_account_holds_is_refused() {
+        let (mfa, _, store) = engine();
+        let started = mfa
+            .begin_webauthn_registration("ike", "ike", "ike")
+            .await
+            .unwrap();
+        let credential = SoftPasskey::new(true)
+            .do_registration(origin(), started.options)
+            .unwrap();
+        // Another account already holds the id the authenticator made.
+        let id = URL_SAFE_NO_PAD.encode(&credential.raw_id);
+        let held = Credential {
+            user: "eve".to_owned(),
+            kind: KIND.to_owned(),
+            id: id.clone(),
+            status: CredentialStatus::Pending,
+            label: None,
+            payload: "{}".to_owned(),
+            counter: 0,
+            created_at: 1_800_000_000,
+            last_used_at: None,
+        };
+        assert!(store.put_pending(held, Enrollment::Many).await.unwrap());
+        assert!(matches!(
+            mfa.finish_webauthn_registration("ike", &started.registration_token, &credential, None)
+                .await,
+            Err(MfaError::CredentialExists)
+        ));
+        assert!(!mfa.is_enrolled("ike").await.unwrap());
+        assert!(store.credentials("ike").await.unwrap().is_empty());
+        let holder = store.credential_by_id(KIND, &id).await.unwrap().unwrap();
+        assert_eq!(holder.user, "eve");
+    }
+
+    #[tokio::test]
+    async fn an_authenticator_without_a_counter_has_its_use_recorded() {
+        let (mfa, clock, _) = engine();
+        let enrolled = register(&mfa, "jo", &mut SoftPasskey::new(true)).await;
+        let listed = mfa.webauthn_credentials("jo").await.unwrap();
+        assert_eq!((listed[0].counter, listed[0].last_used_at), (0, None));
+        // What webauthn-rs reports for a synced passkey: a counter that stays 0.
+        let result = |backup_state: bool| -> webauthn_rs::prelude::AuthenticationResult {
+            serde_json::from_value(json!({
+                "cred_id": enrolled.credential_id,
+                "needs_update": false,
+                "user_verified": true,
+                "backup_state": backup_state,
+                "backup_eligible": listed[0].backup_eligible.unwrap_or(false),
+                "counter": 0,
+                "extensions": {},
+            }))
+            .unwrap()
+        };
+        let unchanged = listed[0].backup_state.unwrap_or(false);
+
+        // The payload unchanged: only the use is recorded.
+        clock.advance(Duration::from_secs(60));
+        assert!(
+            mfa.record_assertion("jo", &enrolled.credential_id, Ok(result(unchanged)))
+                .await
+                .unwrap()
+        );
+        let after = mfa.webauthn_credentials("jo").await.unwrap();
+        assert_eq!(after[0].counter, 0);
+        assert_eq!(after[0].last_used_at, Some(1_800_000_060));
+        assert_eq!(after[0].backup_state, listed[0].backup_state);
+
+        // A later use, the backup flag changed: both stored.
+        clock.advance(Duration::from_secs(60));
+        assert!(
+            mfa.record_assertion("jo", &enrolled.credential_id, Ok(result(!unchanged)))
+                .await
+                .unwrap()
+        );
+        let after = mfa.webauthn_credentials("jo").await.unwrap();
+        assert_eq!(after[0].counter, 0);
+        assert_eq!(after[0].last_used_at, Some(1_800_000_120));
+        assert_eq!(after[0].backup_state, Some(!unchanged));
     }
 
     /// What a discoverable authenticator does: it picks its own credential and returns the user

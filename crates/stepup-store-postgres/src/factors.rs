@@ -34,6 +34,38 @@ impl<'a> NewCredential<'a> {
         })
     }
 
+    /// Inserts it, pending, unless any user holds a credential of its kind with its id; `true`
+    /// if inserted. Run in `tx` after [`lock_credential_id`] of the same kind and id: the
+    /// statement's snapshot, taken once the lock is held, sees every committed row of the
+    /// id, so concurrent callers with the same kind and id cannot both insert.
+    async fn insert_unless_id_held(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> StoreResult<bool> {
+        let credential = self.credential;
+        // A key conflict can only come from a one-per-user enrollment of the same user, kind and
+        // id (which takes another lock) committing meanwhile: the call is then refused as well.
+        let result = sqlx::query(
+            "INSERT INTO credentials \
+             (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
+             SELECT $1, $2, $3, 'pending', $4, $5, $6, $7, $8 \
+             WHERE NOT EXISTS (SELECT 1 FROM credentials WHERE kind = $2 AND id = $3) \
+             ON CONFLICT (user_id, kind, id) DO NOTHING",
+        )
+        .bind(&credential.user)
+        .bind(&credential.kind)
+        .bind(&credential.id)
+        .bind(&credential.label)
+        .bind(&credential.payload)
+        .bind(self.counter)
+        .bind(self.created_at)
+        .bind(self.last_used_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Inserts it, pending, unless its key is taken; `true` if inserted.
     async fn insert<'c>(
         &self,
@@ -137,7 +169,41 @@ impl CodeRows {
     }
 }
 
+/// Makes the enrollments of one (kind, id) with [`Enrollment::Many`] take turns, to the end of
+/// `tx`: under `READ COMMITTED` a row another transaction is inserting is invisible (and cannot be
+/// locked), so without it two users could both find the id free.
+async fn lock_credential_id(
+    tx: &mut Transaction<'static, Postgres>,
+    kind: &str,
+    id: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('stepup_store.credential_id/' || $1), \
+         hashtext($2))",
+    )
+    .bind(kind)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 impl PostgresStore {
+    /// [`Enrollment::Many`]: inserts the credential unless any user holds its (kind, id), in one
+    /// transaction holding an advisory lock on the (kind, id).
+    async fn put_many_pending(&self, new: NewCredential<'_>) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        lock_credential_id(&mut tx, &new.credential.kind, &new.credential.id).await?;
+        // A new statement, so a new snapshot: it sees the row of the holder we waited for.
+        if !new.insert_unless_id_held(&mut tx).await? {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
     /// [`Enrollment::OnePerUser`]: replaces the user's pending credentials of the kind, refused
     /// while an active one exists, in one transaction.
     ///
@@ -195,7 +261,7 @@ impl FactorStore for PostgresStore {
     async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool> {
         let new = NewCredential::of(&credential)?;
         match rule {
-            Enrollment::Many => new.insert(&self.pool).await,
+            Enrollment::Many => self.put_many_pending(new).await,
             Enrollment::OnePerUser => self.put_only_pending(new).await,
         }
     }
@@ -280,6 +346,23 @@ impl FactorStore for PostgresStore {
         rows.into_iter().map(rows::credential).collect()
     }
 
+    async fn credential_by_id(&self, kind: &str, id: &str) -> StoreResult<Option<Credential>> {
+        // Found through the (kind, id) index; the order picks the oldest if several users hold
+        // it, ties in byte order whatever the database's collation.
+        let row: Option<CredentialRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE kind = $1 AND id = $2 \
+             ORDER BY created_at, user_id COLLATE \"C\" LIMIT 1"
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(rows::credential).transpose()
+    }
+
     async fn advance_counter(
         &self,
         key: CredentialRef<'_>,
@@ -311,9 +394,12 @@ impl FactorStore for PostgresStore {
         key: CredentialRef<'_>,
         old: &str,
         new: &str,
+        used_at: Option<u64>,
     ) -> StoreResult<bool> {
+        // Concurrent callers wait on the row's lock and re-check the payload against the
+        // winner's: exactly one of those with the same `old` (and another `new`) changes it.
         let result = sqlx::query(
-            "UPDATE credentials SET payload = $5 \
+            "UPDATE credentials SET payload = $5, last_used_at = COALESCE($6, last_used_at) \
              WHERE user_id = $1 AND kind = $2 AND id = $3 AND payload = $4",
         )
         .bind(key.user)
@@ -321,6 +407,7 @@ impl FactorStore for PostgresStore {
         .bind(key.id)
         .bind(old)
         .bind(new)
+        .bind(to_db_opt(used_at, "credential last use time")?)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;

@@ -20,11 +20,12 @@
 //! (`UPDATE … WHERE … RETURNING`, `DELETE … RETURNING`,
 //! `INSERT … ON CONFLICT … DO UPDATE … WHERE`), never a read followed by a write, so concurrent
 //! callers on any number of instances cannot both win, and a loser gets `false` (or `None`), never
-//! an error. The few calls that change several rows together (activation with its codes, replacing
-//! a code set, a one-per-user enrollment, remembering a device, deleting a user's factors) are one
-//! transaction, serialised where needed by a row lock or a transaction-scoped advisory lock
-//! (`pg_advisory_xact_lock` on a hash of the user and kind), correct under `READ COMMITTED`
-//! (PostgreSQL's default; this crate's transactions and pools ask for it explicitly).
+//! an error. The few calls that change several rows together or must see rows another transaction
+//! is inserting (activation with its codes, replacing a code set, an enrollment, remembering a
+//! device, deleting a user's factors) are one transaction, serialised where needed by a row lock
+//! or a transaction-scoped advisory lock (`pg_advisory_xact_lock` on a hash of the user and kind,
+//! or of the kind and credential id), correct under `READ COMMITTED` (PostgreSQL's default; this
+//! crate's transactions and pools ask for it explicitly).
 //!
 //! # Time
 //!

@@ -98,7 +98,7 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
         return;
     };
     let first = schema.store(clock()).await;
-    assert_eq!(applied_migrations(&first).await, 1);
+    assert_eq!(applied_migrations(&first).await, 2);
     assert!(
         first
             .put_pending(credential("alice"), Enrollment::OnePerUser)
@@ -122,7 +122,7 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
 
     // A new pool on the same schema: from_pool runs the migrations again, changing nothing.
     let second = schema.store(clock()).await;
-    assert_eq!(applied_migrations(&second).await, 1);
+    assert_eq!(applied_migrations(&second).await, 2);
     let stored = second.credential(key("alice")).await.unwrap().unwrap();
     assert_eq!(
         stored,
@@ -240,7 +240,7 @@ async fn concurrent_opens_of_a_new_schema_all_succeed() {
     for open in opens {
         stores.push(open.await.unwrap().unwrap());
     }
-    assert_eq!(applied_migrations(&stores[0]).await, 1);
+    assert_eq!(applied_migrations(&stores[0]).await, 2);
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{name}\" CASCADE"
     )))

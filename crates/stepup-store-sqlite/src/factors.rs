@@ -19,23 +19,33 @@ impl FactorStore for SqliteStore {
             .last_used_at
             .map(|at| to_db(at, "credential last use time"))
             .transpose()?;
-        let insert = sqlx::query(
-            "INSERT INTO credentials \
-             (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (user_id, kind, id) DO NOTHING",
-        )
-        .bind(&credential.user)
-        .bind(&credential.kind)
-        .bind(&credential.id)
-        .bind(CredentialStatus::Pending.as_str())
-        .bind(&credential.label)
-        .bind(&credential.payload)
-        .bind(counter)
-        .bind(created_at)
-        .bind(last_used_at);
+        let statement = match rule {
+            // One statement, so one step under the write lock: a credential of the kind with this
+            // id, any user's (pending or active), leaves the table alone.
+            Enrollment::Many => {
+                "INSERT INTO credentials \
+                 (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+                 WHERE NOT EXISTS (SELECT 1 FROM credentials WHERE kind = ?2 AND id = ?3)"
+            }
+            Enrollment::OnePerUser => {
+                "INSERT INTO credentials \
+                 (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (user_id, kind, id) DO NOTHING"
+            }
+        };
+        let insert = sqlx::query(statement)
+            .bind(&credential.user)
+            .bind(&credential.kind)
+            .bind(&credential.id)
+            .bind(CredentialStatus::Pending.as_str())
+            .bind(&credential.label)
+            .bind(&credential.payload)
+            .bind(counter)
+            .bind(created_at)
+            .bind(last_used_at);
         match rule {
-            // One statement: a stored id (pending or active) leaves the row alone.
             Enrollment::Many => {
                 let result = insert.execute(&self.pool).await.map_err(db_error)?;
                 Ok(result.rows_affected() == 1)
@@ -146,6 +156,22 @@ impl FactorStore for SqliteStore {
         rows.into_iter().map(credential).collect()
     }
 
+    async fn credential_by_id(&self, kind: &str, id: &str) -> StoreResult<Option<Credential>> {
+        // Found through the (kind, id) index; the order picks the oldest if several users hold
+        // it, ties in byte order (the column's collation is BINARY).
+        let row: Option<CredentialRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE kind = ?1 AND id = ?2 ORDER BY created_at, user_id LIMIT 1"
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(credential).transpose()
+    }
+
     async fn advance_counter(
         &self,
         key: CredentialRef<'_>,
@@ -175,9 +201,13 @@ impl FactorStore for SqliteStore {
         key: CredentialRef<'_>,
         old: &str,
         new: &str,
+        used_at: Option<u64>,
     ) -> StoreResult<bool> {
+        let used_at = used_at
+            .map(|at| to_db(at, "credential last use time"))
+            .transpose()?;
         let result = sqlx::query(
-            "UPDATE credentials SET payload = ?5 \
+            "UPDATE credentials SET payload = ?5, last_used_at = COALESCE(?6, last_used_at) \
              WHERE user_id = ?1 AND kind = ?2 AND id = ?3 AND payload = ?4",
         )
         .bind(key.user)
@@ -185,6 +215,7 @@ impl FactorStore for SqliteStore {
         .bind(key.id)
         .bind(old)
         .bind(new)
+        .bind(used_at)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;

@@ -26,14 +26,16 @@
 //! earlier versions into the factor-generic ones, moving their rows: a TOTP enrollment became the
 //! credential `(user, "totp", "totp")` whose payload is the JSON object
 //! `{"secret", "algorithm", "digits", "period"}`, and a backup code a code of kind
-//! `backup_code` that never expires.
+//! `backup_code` that never expires. Version 4 indexes credentials by (kind, id), for
+//! [`credential_by_id`](stepup_store::FactorStore::credential_by_id) and the cross-user check of
+//! [`Enrollment::Many`](stepup_store::Enrollment::Many).
 //!
 //! # Atomicity and time
 //!
 //! Every single-use or check-and-update call of the traits is ONE conditional statement
-//! (`UPDATE … WHERE … RETURNING`, `DELETE … RETURNING`, `INSERT … ON CONFLICT`) or one
-//! `BEGIN IMMEDIATE` transaction, so concurrent callers, in this process or another sharing the
-//! file, cannot both win. Expiry is judged against the injected clock, whose current second is
+//! (`UPDATE … WHERE … RETURNING`, `DELETE … RETURNING`, `INSERT … ON CONFLICT`,
+//! `INSERT … SELECT … WHERE NOT EXISTS`) or one `BEGIN IMMEDIATE` transaction, so concurrent
+//! callers, in this process or another sharing the file, cannot both win. Expiry is judged against the injected clock, whose current second is
 //! bound to each statement; SQLite's own clock is never read. Expired ephemeral values, counters
 //! and codes are purged now and then by later writes.
 //!

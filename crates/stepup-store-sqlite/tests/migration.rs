@@ -182,7 +182,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
 
     let clock = ManualClock::at_unix(START);
     let store = open(&dir, &clock).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3]);
+    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
     assert_eq!(
         tables(&store).await,
         [
@@ -299,7 +299,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
     store.pool().close().await;
     drop(store);
     let store = open(&dir, &clock).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3]);
+    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
     let alice_now = store.credential(ALICE_TOTP).await.unwrap().unwrap();
     assert_eq!(alice_now.counter, ALICE_STEP as u64 + 1);
     assert_eq!(alice_now.payload, alice.payload);
@@ -320,7 +320,7 @@ async fn an_empty_old_database_migrates() {
     let dir = tempfile::tempdir().unwrap();
     old_database(&dir).await.close().await;
     let store = open(&dir, &ManualClock::at_unix(START)).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3]);
+    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
     assert!(store.credentials_of_kind("totp").await.unwrap().is_empty());
 }
 

@@ -11,6 +11,9 @@
 //! - **consume a code**: single-use hashed codes (backup codes, SMS and recovery codes)
 //!   ([`FactorStore::consume_code`]).
 //!
+//! A kind enrolled with [`Enrollment::Many`] keeps each id with one user, so a credential is also
+//! found by its id alone ([`FactorStore::credential_by_id`]), as a passwordless login needs.
+//!
 //! Adding a factor adds a kind name, never a method.
 
 use crate::{StoreResult, async_trait};
@@ -50,7 +53,8 @@ pub struct Credential {
     pub user: String,
     /// The factor kind, a short stable name (`totp`, `webauthn`, `sms`); opaque to the store.
     pub kind: String,
-    /// Unique among the user's credentials of this kind.
+    /// Unique among the user's credentials of this kind; for a kind enrolled with
+    /// [`Enrollment::Many`], held by no other user either.
     pub id: String,
     /// Pending until confirmed.
     pub status: CredentialStatus,
@@ -89,12 +93,20 @@ pub struct CredentialRef<'a> {
 }
 
 /// How many credentials of a kind a user may hold, for [`FactorStore::put_pending`].
+///
+/// A factor enrolls every credential of its kind under one rule: only then is each id of a
+/// [`Many`](Self::Many) kind held by one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enrollment {
-    /// At most one (an authenticator app): an earlier pending credential of the kind is replaced,
-    /// and the call is refused while an active one exists.
+    /// At most one per user (an authenticator app): an earlier pending credential of the user and
+    /// kind is replaced, and the call is refused while the user has an active one of the kind.
+    /// Other users are not looked at: every user may hold the same id (TOTP's is `totp`).
     OnePerUser,
-    /// Any number (passkeys): refused only when the id is already stored.
+    /// Any number per user (passkeys), each id held by one user only: refused when a credential
+    /// of the kind with this id is already stored, pending or active, for ANY user (the caller's
+    /// included). The check and the insert are one atomic step, so of concurrent calls with the
+    /// same kind and id at most one succeeds, whichever users make them: this is what binds a
+    /// credential id to one account, and what makes [`FactorStore::credential_by_id`] name it.
     Many,
 }
 
@@ -128,7 +140,9 @@ pub struct CodeSet {
 #[async_trait]
 pub trait FactorStore: Send + Sync + 'static {
     /// Stores `credential` (its `status` is ignored: it is stored pending) under `rule`. Returns
-    /// `false`, changing nothing, when the rule refuses it.
+    /// `false`, changing nothing, when the rule refuses it: [`Enrollment::OnePerUser`] while the
+    /// user has an active credential of the kind, [`Enrollment::Many`] while any user holds a
+    /// credential of the kind with this id. The check and the write are one atomic step.
     async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool>;
 
     /// Turns the pending credential active with `counter` as its counter and, in the same atomic
@@ -151,6 +165,17 @@ pub trait FactorStore: Send + Sync + 'static {
     /// Every credential of `kind`, of every user (for re-sealing under a new key).
     async fn credentials_of_kind(&self, kind: &str) -> StoreResult<Vec<Credential>>;
 
+    /// The credential of `kind` with this `id`, pending or active, whoever's it is (a
+    /// passwordless login names a credential, not a user); `None` when no user holds one.
+    ///
+    /// For a kind enrolled with [`Enrollment::Many`] the id names at most one credential (see
+    /// [`put_pending`](Self::put_pending)). If several users hold the same (kind, id) (every user
+    /// of an [`Enrollment::OnePerUser`] kind may, and so may rows written before the store
+    /// refused taken ids), the call returns the oldest, pending or active: the least
+    /// `created_at`, ties broken by the least user id in byte order. One lookup by (kind, id),
+    /// never a scan of the kind.
+    async fn credential_by_id(&self, kind: &str, id: &str) -> StoreResult<Option<Credential>>;
+
     /// Compare-and-set: if the credential is active and `counter` is greater than its counter,
     /// stores `counter`, `used_at` as `last_used_at` and, when given, `payload`. Exactly one
     /// concurrent caller with the same counter gets `true`.
@@ -162,12 +187,22 @@ pub trait FactorStore: Send + Sync + 'static {
         used_at: u64,
     ) -> StoreResult<bool>;
 
-    /// Compare-and-set of the payload: replaces `old` by `new` only if `old` is still stored.
+    /// Compare-and-set of the payload, pending or active: if the credential's payload is still
+    /// `old`, stores `new` as its payload and, when `used_at` is given, `used_at` as its
+    /// `last_used_at`, in the same atomic step (`None` leaves `last_used_at` as stored; the
+    /// status and counter are never changed). Returns `false`, changing nothing, when the
+    /// credential is absent or its payload is not `old`. Exactly one concurrent caller with the
+    /// same `old` gets `true` when every `new` differs from `old`.
+    ///
+    /// `used_at` records a login by an authenticator whose counter never advances (a synced
+    /// passkey, whose signature counter stays 0), which [`advance_counter`](Self::advance_counter)
+    /// cannot record; `old` may equal `new` to record only the use.
     async fn replace_payload(
         &self,
         key: CredentialRef<'_>,
         old: &str,
         new: &str,
+        used_at: Option<u64>,
     ) -> StoreResult<bool>;
 
     /// Sets (or with `None` clears) the label; `false` if there is no such credential.

@@ -103,6 +103,9 @@ impl FactorStore for Down {
     async fn credentials_of_kind(&self, _: &str) -> StoreResult<Vec<Credential>> {
         Err(down())
     }
+    async fn credential_by_id(&self, _: &str, _: &str) -> StoreResult<Option<Credential>> {
+        Err(down())
+    }
     async fn advance_counter(
         &self,
         _: CredentialRef<'_>,
@@ -112,7 +115,13 @@ impl FactorStore for Down {
     ) -> StoreResult<bool> {
         Err(down())
     }
-    async fn replace_payload(&self, _: CredentialRef<'_>, _: &str, _: &str) -> StoreResult<bool> {
+    async fn replace_payload(
+        &self,
+        _: CredentialRef<'_>,
+        _: &str,
+        _: &str,
+        _: Option<u64>,
+    ) -> StoreResult<bool> {
         Err(down())
     }
     async fn set_label(&self, _: CredentialRef<'_>, _: Option<&str>) -> StoreResult<bool> {

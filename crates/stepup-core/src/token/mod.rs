@@ -5,6 +5,7 @@
 //! `none` cannot be expressed, and a token whose `alg` differs from its key's is refused, which
 //! closes the HS/RS confusion attack.
 
+mod cache;
 mod claims;
 mod issuer;
 mod keys;
@@ -15,4 +16,4 @@ pub use issuer::{Grant, IssuedToken, JwtIssuer};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{SigningKey, VerifyingKey};
-pub use verifier::{JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN};
+pub use verifier::{DEFAULT_CACHE_CAPACITY, JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN};

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation, decode};
 use serde::Deserialize;
 
+use super::cache::{TokenDigest, VerifiedCache};
 use super::{AccessTokenClaims, JwkSet, VerifyingKey};
 use crate::acr::AcrLevels;
 use crate::clock::{SharedClock, SystemClock};
@@ -16,6 +17,10 @@ use crate::{Error, TokenError};
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a common header-size limit).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The default number of verified tokens a verifier keeps
+/// ([`JwtVerifierBuilder::with_cache_capacity`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// Checks access tokens: signature under an allowed key, `iss`, `aud`, `exp`, `nbf` and
 /// `auth_time` (with leeway, by the injected clock). Verify-only: it works with tokens from any
@@ -46,6 +51,8 @@ struct Inner {
     leeway: u64,
     clock: SharedClock,
     levels: AcrLevels,
+    /// Verified tokens, tied to `keys`: built with them and never shared with another verifier.
+    cache: Option<VerifiedCache>,
 }
 
 /// A key with its `jsonwebtoken` validation rules, built once rather than per request.
@@ -61,10 +68,36 @@ impl JwtVerifier {
     }
 
     /// Verifies `token` and returns the caller's context.
+    ///
+    /// A token verified before (by this verifier, and still in its cache) skips the signature
+    /// check and the claims parse; its `exp`, `nbf` and `auth_time` are judged against the clock
+    /// all the same, by the same rules. See [`JwtVerifierBuilder::with_cache_capacity`].
     pub fn verify(&self, token: &str) -> Result<AuthContext, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLarge);
         }
+        let Some(cache) = &self.inner.cache else {
+            let claims = self.decode(token)?;
+            let now = self.inner.clock.unix_seconds();
+            self.check_times(&claims, now)?;
+            return Ok(self.context(claims, now));
+        };
+        let digest = TokenDigest::of(token);
+        let now = self.inner.clock.unix_seconds();
+        if let Some(claims) = cache.get(&digest, now) {
+            self.check_times(&claims, now)?;
+            return Ok(self.context(AccessTokenClaims::clone(&claims), now));
+        }
+        // Only a token that passes every check is kept: a failure is judged afresh next time.
+        let claims = self.decode(token)?;
+        self.check_times(&claims, now)?;
+        cache.insert(digest, Arc::new(claims.clone()), now);
+        Ok(self.context(claims, now))
+    }
+
+    /// The signature under the selected key, the `kid`, `iss`, `aud` and the required claims:
+    /// everything but the time claims, which depend on when the token is presented.
+    fn decode(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
         let prepared = self.select_key(token)?;
         let data = decode::<AccessTokenClaims>(token, &prepared.key.key, &prepared.validation)?;
         // A named token must name the key that verified it, also when that key is the only one,
@@ -74,26 +107,34 @@ impl JwtVerifier {
         {
             return Err(TokenError::UnknownKey);
         }
-        let claims = data.claims;
+        Ok(data.claims)
+    }
 
-        let now = self.inner.clock.unix_seconds();
-        if claims.exp.saturating_add(self.inner.leeway) < now {
+    /// `exp`, `nbf` and `auth_time` at `now`, with the leeway: the one judgement of time, made on
+    /// every request, for a freshly decoded token and a cached one alike.
+    fn check_times(&self, claims: &AccessTokenClaims, now: u64) -> Result<(), TokenError> {
+        let leeway = self.inner.leeway;
+        if claims.exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
         if claims
             .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(self.inner.leeway))
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
         {
             return Err(TokenError::NotYetValid);
         }
         // An authentication that has not happened yet would pass any `max_age`.
         if claims
             .auth_time
-            .is_some_and(|auth_time| auth_time > now.saturating_add(self.inner.leeway))
+            .is_some_and(|auth_time| auth_time > now.saturating_add(leeway))
         {
             return Err(TokenError::AuthTimeInFuture);
         }
+        Ok(())
+    }
 
+    /// The caller's context from verified claims, verified at `now`.
+    fn context(&self, claims: AccessTokenClaims, now: u64) -> AuthContext {
         let mut context = AuthContext::builder(claims.sub)
             .amr(claims.amr)
             .expires_at(claims.exp)
@@ -115,7 +156,7 @@ impl JwtVerifier {
         if let Some(jti) = claims.jti {
             context = context.token_id(jti);
         }
-        Ok(context.build())
+        context.build()
     }
 
     /// The level order given to every context this verifier produces.
@@ -184,6 +225,10 @@ impl fmt::Debug for JwtVerifier {
                     .collect::<Vec<_>>(),
             )
             .field("leeway", &self.inner.leeway)
+            .field(
+                "cache_capacity",
+                &self.inner.cache.as_ref().map_or(0, VerifiedCache::capacity),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -197,6 +242,7 @@ pub struct JwtVerifierBuilder {
     leeway: Duration,
     clock: SharedClock,
     levels: AcrLevels,
+    cache_capacity: usize,
 }
 
 impl Default for JwtVerifierBuilder {
@@ -208,6 +254,7 @@ impl Default for JwtVerifierBuilder {
             leeway: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
             levels: AcrLevels::default(),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
         }
     }
 }
@@ -257,6 +304,19 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// How many verified tokens to keep (default [`DEFAULT_CACHE_CAPACITY`]; 0 keeps none).
+    ///
+    /// A token presented again is then recognised by the SHA-256 of the whole token and skips the
+    /// signature check and the claims parse; `exp`, `nbf` and `auth_time` are still judged on
+    /// every request. A cached entry ends when the clock reaches the token's `exp` (within the
+    /// leeway after it, the token is verified in full each time), only successful verifications
+    /// are kept, and the cache belongs to this verifier and its keys alone. Memory: at most
+    /// `capacity` entries, each the token's claims plus about 100 bytes.
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
     /// Checks the settings and prepares the keys.
     pub fn build(self) -> Result<JwtVerifier, Error> {
         if self.keys.is_empty() {
@@ -300,7 +360,278 @@ impl JwtVerifierBuilder {
                 leeway: self.leeway.as_secs(),
                 clock: self.clock,
                 levels: self.levels,
+                cache: VerifiedCache::new(self.cache_capacity),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::token::{Grant, JwtIssuer, SigningKey};
+
+    const T0: u64 = 1_800_000_000;
+    const SECRET: &[u8] = b"unit-test secret of thirty-two bytes+";
+    const OTHER_SECRET: &[u8] = b"another secret, thirty-two bytes long";
+
+    fn issuer(clock: &ManualClock) -> JwtIssuer {
+        JwtIssuer::new(SigningKey::hs256(SECRET).unwrap())
+            .with_issuer("https://auth.unit")
+            .with_audience("https://api.unit")
+            .with_clock(Arc::new(clock.clone()))
+    }
+
+    fn verifier(clock: &ManualClock, capacity: usize) -> JwtVerifier {
+        issuer(clock)
+            .verifier()
+            .with_cache_capacity(capacity)
+            .build()
+            .unwrap()
+    }
+
+    fn cached(verifier: &JwtVerifier) -> usize {
+        verifier.inner.cache.as_ref().map_or(0, VerifiedCache::len)
+    }
+
+    fn mfa_token(issuer: &JwtIssuer, subject: &str) -> String {
+        let grant = Grant::new(subject).acr("mfa").amr(["pwd", "otp"]);
+        issuer.issue(&grant).unwrap().access_token
+    }
+
+    /// HS256 over arbitrary claims (with `nbf`, which the issuer never writes).
+    fn sign(claims: &Value, secret: &[u8]) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn timed_claims() -> Value {
+        json!({
+            "iss": "https://auth.unit",
+            "aud": "https://api.unit",
+            "sub": "user-1",
+            "iat": T0,
+            "nbf": T0 + 100,
+            "auth_time": T0 + 120,
+            "exp": T0 + 600,
+        })
+    }
+
+    #[test]
+    fn a_cached_token_past_its_exp_is_refused() {
+        let clock = ManualClock::at_unix(T0);
+        let issuer = issuer(&clock).with_ttl(Duration::from_secs(600));
+        let verifier = verifier(&clock, 100);
+        let token = mfa_token(&issuer, "user-1");
+
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 1);
+        clock.set_unix(T0 + 599);
+        let hit = verifier.verify(&token).unwrap();
+        assert_eq!((hit.subject(), hit.verified_at()), ("user-1", T0 + 599));
+        assert_eq!(cached(&verifier), 1);
+
+        // From `exp` on the entry is gone; within the leeway the token is verified in full (and
+        // accepted, as without a cache), beyond it refused.
+        clock.set_unix(T0 + 600);
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 0);
+        clock.set_unix(T0 + 630);
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 0);
+        clock.set_unix(T0 + 631);
+        assert_eq!(verifier.verify(&token).unwrap_err(), TokenError::Expired);
+        clock.set_unix(T0 + 10_000);
+        assert_eq!(verifier.verify(&token).unwrap_err(), TokenError::Expired);
+        assert_eq!(cached(&verifier), 0);
+    }
+
+    #[test]
+    fn a_forged_signature_over_the_same_claims_is_no_hit_and_is_refused() {
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&clock, 100);
+        let token = mfa_token(&issuer(&clock), "user-1");
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 1);
+
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        // The same header and claims under another secret, and with one signature byte changed.
+        let other_key = EncodingKey::from_secret(OTHER_SECRET);
+        let forged_signature =
+            jsonwebtoken::crypto::sign(signed.as_bytes(), &other_key, Algorithm::HS256).unwrap();
+        let mut flipped = signature.as_bytes().to_vec();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for forged in [
+            format!("{signed}.{forged_signature}"),
+            format!("{signed}.{flipped}"),
+            format!("{signed}."),
+            signed.to_owned(),
+        ] {
+            assert_ne!(forged, token);
+            assert!(verifier.verify(&forged).is_err(), "{forged}");
+            // Again, in case a failure had been cached: still refused, still not cached.
+            assert!(verifier.verify(&forged).is_err(), "{forged}");
+            assert_eq!(cached(&verifier), 1);
+        }
+        assert_eq!(
+            verifier
+                .verify(&format!("{signed}.{forged_signature}"))
+                .unwrap_err(),
+            TokenError::InvalidSignature
+        );
+        assert!(verifier.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let clock = ManualClock::at_unix(T0);
+        let issuer = issuer(&clock);
+        for capacity in [1, 10, 1_000] {
+            let verifier = verifier(&clock, capacity);
+            let tokens: Vec<String> = (0..capacity * 3 + 7)
+                .map(|n| mfa_token(&issuer, &format!("user-{n}")))
+                .collect();
+            for (n, token) in tokens.iter().enumerate() {
+                assert_eq!(
+                    verifier.verify(token).unwrap().subject(),
+                    format!("user-{n}")
+                );
+                assert!(cached(&verifier) <= capacity);
+            }
+            // Evicted or not, every token still verifies, and the cache still holds at most its
+            // capacity.
+            for (n, token) in tokens.iter().enumerate().rev() {
+                assert_eq!(
+                    verifier.verify(token).unwrap().subject(),
+                    format!("user-{n}")
+                );
+            }
+            assert!(cached(&verifier) <= capacity);
+            assert!(cached(&verifier) > 0);
+        }
+    }
+
+    #[test]
+    fn a_zero_capacity_disables_the_cache() {
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&clock, 0);
+        assert!(verifier.inner.cache.is_none());
+        let token = mfa_token(&issuer(&clock), "user-1");
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 0);
+        assert_eq!(
+            JwtVerifier::builder()
+                .key(VerifyingKey::hs256(SECRET).unwrap())
+                .issuer("i")
+                .audience("a")
+                .build()
+                .unwrap()
+                .inner
+                .cache
+                .as_ref()
+                .map(VerifiedCache::capacity),
+            Some(DEFAULT_CACHE_CAPACITY)
+        );
+    }
+
+    /// The same token, judged at each second around its `nbf`, `auth_time` and `exp` (forward, and
+    /// then backwards, as a corrected clock may move), by a cached and an uncached verifier: the
+    /// same answer every time.
+    #[test]
+    fn hits_judge_exp_nbf_and_auth_time_exactly_as_misses() {
+        let clock = ManualClock::at_unix(T0 + 200);
+        let with_cache = verifier(&clock, 100);
+        let without = verifier(&clock, 0);
+        let token = sign(&timed_claims(), SECRET);
+        // Cached once, while valid.
+        assert!(with_cache.verify(&token).is_ok());
+        assert_eq!(cached(&with_cache), 1);
+
+        let forward = T0..T0 + 700;
+        let mut seen = Vec::new();
+        for now in forward.clone().chain(forward.rev()) {
+            clock.set_unix(now);
+            let expected = without.verify(&token).map(|context| context.verified_at());
+            let got = with_cache
+                .verify(&token)
+                .map(|context| context.verified_at());
+            assert_eq!(got, expected, "at T0 + {}", now - T0);
+            if let Err(error) = got {
+                seen.push(error);
+            }
+        }
+        for error in [
+            TokenError::NotYetValid,
+            TokenError::AuthTimeInFuture,
+            TokenError::Expired,
+        ] {
+            assert!(seen.contains(&error), "{error:?} never seen");
+        }
+    }
+
+    #[test]
+    fn a_failure_is_never_cached() {
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&clock, 100);
+        // Not valid yet, then valid: judged afresh, and cached only once it passes.
+        let token = sign(&timed_claims(), SECRET);
+        assert_eq!(
+            verifier.verify(&token).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        assert_eq!(cached(&verifier), 0);
+        clock.set_unix(T0 + 200);
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 1);
+
+        // Refused by this verifier's key; a verifier with the signer's key accepts it.
+        let stranger = sign(&timed_claims(), OTHER_SECRET);
+        assert_eq!(
+            verifier.verify(&stranger).unwrap_err(),
+            TokenError::InvalidSignature
+        );
+        assert_eq!(cached(&verifier), 1);
+        let rotated = JwtVerifier::builder()
+            .key(VerifyingKey::hs256(OTHER_SECRET).unwrap())
+            .issuer("https://auth.unit")
+            .audience("https://api.unit")
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        assert!(rotated.verify(&stranger).is_ok());
+    }
+
+    #[test]
+    fn the_cache_belongs_to_its_verifier_and_its_keys() {
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&clock, 100);
+        let token = mfa_token(&issuer(&clock), "user-1");
+        assert!(verifier.verify(&token).is_ok());
+        // Clones share the cache (same keys).
+        assert!(verifier.clone().verify(&token).is_ok());
+        assert_eq!(cached(&verifier), 1);
+        // A verifier with other keys has its own, empty cache and refuses the token.
+        let rotated = JwtVerifier::builder()
+            .key(VerifyingKey::hs256(OTHER_SECRET).unwrap())
+            .issuer("https://auth.unit")
+            .audience("https://api.unit")
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(
+            rotated.verify(&token).unwrap_err(),
+            TokenError::InvalidSignature
+        );
+        assert_eq!(cached(&rotated), 0);
     }
 }

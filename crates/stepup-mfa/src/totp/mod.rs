@@ -208,7 +208,7 @@ impl Mfa {
                 .map_err(|_| MfaError::Internal("could not encode the TOTP payload"))?;
             if self
                 .factors()
-                .replace_payload(credential.key(), &credential.payload, &resealed)
+                .replace_payload(credential.key(), &credential.payload, &resealed, None)
                 .await?
             {
                 moved += 1;

@@ -1,7 +1,7 @@
-//! The conformance suite of [`FactorStore`]: enrollment rules, activation with its code set,
-//! listing order, the counter and payload compare-and-sets, labels, single-use codes with expiry
-//! by the store's clock, failure streaks, the token mark and per-user deletion, with 100 tasks
-//! racing on each atomic call.
+//! The conformance suite of [`FactorStore`]: enrollment rules (ids of `Many` kinds unique across
+//! users), activation with its code set, listing order, lookup by credential id, the counter and
+//! payload compare-and-sets, labels, single-use codes with expiry by the store's clock, failure
+//! streaks, the token mark and per-user deletion, with 100 tasks racing on each atomic call.
 
 mod codes;
 mod credentials;
@@ -29,11 +29,13 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
 
     enrollment::one_per_user(&store, &ids).await;
     enrollment::many(&store, &ids).await;
+    enrollment::across_users(&store, &ids).await;
     enrollment::activation(&store, &ids).await;
     enrollment::activation_codes(&store, &ids).await;
 
     credentials::listing(&store, &ids).await;
     credentials::of_kind(&store, &ids).await;
+    credentials::lookup_by_id(&store, &ids).await;
     credentials::advance_counter(&store, &ids).await;
     credentials::replace_payload(&store, &ids).await;
     credentials::labels(&store, &ids).await;
@@ -47,6 +49,7 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
     state::delete_user_factors(&store, &ids).await;
 
     races::concurrent_put_pending(&store, &ids).await;
+    races::concurrent_put_pending_across_users(&store, &ids).await;
     races::concurrent_activate(&store, &ids).await;
     races::concurrent_advance_counter(&store, &ids).await;
     races::concurrent_replace_payload(&store, &ids).await;

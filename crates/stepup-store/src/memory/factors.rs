@@ -3,7 +3,7 @@
 //!
 //! Every call locks the durable mutex once and makes its whole check-and-update under it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::MemoryStore;
 use crate::{
@@ -16,6 +16,9 @@ use crate::{
 pub(super) struct Factors {
     /// user → kind → id → credential.
     credentials: HashMap<String, HashMap<String, HashMap<String, Credential>>>,
+    /// kind → id → the users holding a credential of that kind and id: the index of
+    /// `credentials` by (kind, id), kept in step with it by every change.
+    holders: HashMap<String, HashMap<String, HashSet<String>>>,
     /// user → kind → lookup → code.
     codes: HashMap<String, HashMap<String, HashMap<String, StoredCode>>>,
     /// user → kind → consecutive failures.
@@ -56,30 +59,85 @@ impl Factors {
             .get_mut(key.id)
     }
 
+    /// The users holding a credential of `kind` with this `id`.
+    fn holders(&self, kind: &str, id: &str) -> Option<&HashSet<String>> {
+        self.holders.get(kind)?.get(id)
+    }
+
+    fn add_holder(&mut self, kind: &str, id: &str, user: &str) {
+        self.holders
+            .entry(kind.to_owned())
+            .or_default()
+            .entry(id.to_owned())
+            .or_default()
+            .insert(user.to_owned());
+    }
+
+    fn remove_holder(&mut self, kind: &str, id: &str, user: &str) {
+        let Some(ids) = self.holders.get_mut(kind) else {
+            return;
+        };
+        if let Some(users) = ids.get_mut(id) {
+            users.remove(user);
+            if users.is_empty() {
+                ids.remove(id);
+            }
+        }
+        drop_if_empty(&mut self.holders, kind);
+    }
+
+    /// The oldest credential of `kind` with this `id`, whoever's it is (ties by user).
+    fn credential_by_id(&self, kind: &str, id: &str) -> Option<&Credential> {
+        self.holders(kind, id)?
+            .iter()
+            .filter_map(|user| {
+                self.credential(CredentialRef {
+                    user: user.as_str(),
+                    kind,
+                    id,
+                })
+            })
+            .min_by(|a, b| (a.created_at, &a.user).cmp(&(b.created_at, &b.user)))
+    }
+
     fn put_pending(&mut self, credential: Credential, rule: Enrollment) -> bool {
-        let of_kind = self
-            .credentials
-            .get(&credential.user)
-            .and_then(|kinds| kinds.get(&credential.kind));
-        let refused = of_kind.is_some_and(|of_kind| match rule {
-            Enrollment::OnePerUser => of_kind
-                .values()
-                .any(|stored| stored.status == CredentialStatus::Active),
-            Enrollment::Many => of_kind.contains_key(&credential.id),
-        });
+        let refused = match rule {
+            Enrollment::OnePerUser => self
+                .credentials
+                .get(&credential.user)
+                .and_then(|kinds| kinds.get(&credential.kind))
+                .is_some_and(|of_kind| {
+                    of_kind
+                        .values()
+                        .any(|stored| stored.status == CredentialStatus::Active)
+                }),
+            // Any user's credential of the kind with this id, the caller's included.
+            Enrollment::Many => self
+                .holders(&credential.kind, &credential.id)
+                .is_some_and(|users| !users.is_empty()),
+        };
         if refused {
             return false;
         }
+        if rule == Enrollment::OnePerUser {
+            // Nothing active (checked above): these are the earlier pending credentials.
+            let replaced: Vec<String> = self
+                .credentials
+                .get_mut(&credential.user)
+                .and_then(|kinds| kinds.remove(&credential.kind))
+                .map(|of_kind| of_kind.into_keys().collect())
+                .unwrap_or_default();
+            for id in &replaced {
+                self.remove_holder(&credential.kind, id, &credential.user);
+            }
+        }
+        self.add_holder(&credential.kind, &credential.id, &credential.user);
         let of_kind = self
             .credentials
             .entry(credential.user.clone())
             .or_default()
             .entry(credential.kind.clone())
             .or_default();
-        if rule == Enrollment::OnePerUser {
-            // Nothing active (checked above): these are the earlier pending credentials.
-            of_kind.clear();
-        }
         of_kind.insert(
             credential.id.clone(),
             Credential {
@@ -114,6 +172,9 @@ impl Factors {
         let removed = of_kind.remove(key.id).is_some();
         drop_if_empty(kinds, key.kind);
         drop_if_empty(&mut self.credentials, key.user);
+        if removed {
+            self.remove_holder(key.kind, key.id, key.user);
+        }
         removed
     }
 
@@ -185,7 +246,13 @@ impl Factors {
 
     /// Everything of the user but the token mark.
     fn delete_user(&mut self, user: &str) {
-        self.credentials.remove(user);
+        if let Some(kinds) = self.credentials.remove(user) {
+            for (kind, of_kind) in kinds {
+                for id in of_kind.keys() {
+                    self.remove_holder(&kind, id, user);
+                }
+            }
+        }
         self.codes.remove(user);
         self.failures.remove(user);
     }
@@ -243,6 +310,10 @@ impl FactorStore for MemoryStore {
         Ok(credentials)
     }
 
+    async fn credential_by_id(&self, kind: &str, id: &str) -> StoreResult<Option<Credential>> {
+        Ok(self.durable().factors.credential_by_id(kind, id).cloned())
+    }
+
     async fn advance_counter(
         &self,
         key: CredentialRef<'_>,
@@ -272,11 +343,15 @@ impl FactorStore for MemoryStore {
         key: CredentialRef<'_>,
         old: &str,
         new: &str,
+        used_at: Option<u64>,
     ) -> StoreResult<bool> {
         let mut durable = self.durable();
         match durable.factors.credential_mut(key) {
             Some(credential) if credential.payload == old => {
                 new.clone_into(&mut credential.payload);
+                if let Some(used_at) = used_at {
+                    credential.last_used_at = Some(used_at);
+                }
                 Ok(true)
             }
             _ => Ok(false),
@@ -425,8 +500,24 @@ mod tests {
         factors.record_failure("u", "totp");
         factors.clear_failures("u", "totp");
         assert!(factors.credentials.is_empty());
+        assert!(factors.holders.is_empty());
         assert!(factors.codes.is_empty());
         assert!(factors.failures.is_empty());
+    }
+
+    #[test]
+    fn the_index_by_id_follows_every_change() {
+        let mut factors = Factors::default();
+        assert!(factors.put_pending(credential("u", "totp", "a"), Enrollment::OnePerUser));
+        assert!(factors.put_pending(credential("u", "totp", "b"), Enrollment::OnePerUser));
+        assert!(factors.credential_by_id("totp", "a").is_none(), "replaced");
+        assert!(factors.put_pending(credential("v", "webauthn", "k"), Enrollment::Many));
+        assert!(!factors.put_pending(credential("u", "webauthn", "k"), Enrollment::Many));
+        assert!(factors.remove_credential(credential("v", "webauthn", "k").key()));
+        assert!(factors.put_pending(credential("u", "webauthn", "k"), Enrollment::Many));
+        factors.delete_user("u");
+        assert!(factors.holders.is_empty());
+        assert!(factors.credentials.is_empty());
     }
 
     #[test]

@@ -1,4 +1,9 @@
-//! Credentials once stored: listing, the counter and payload compare-and-sets, labels, deletion.
+//! Credentials once stored: listing, lookup by id, the counter and payload compare-and-sets,
+//! labels, deletion.
+//!
+//! Credentials are put with [`Enrollment::Many`], whose ids are unique across users, so their ids
+//! are fresh for each run ([`Ids::id`]); a credential of another user with the same kind and id is
+//! put with [`Enrollment::OnePerUser`], which does not look at other users.
 
 use std::sync::Arc;
 
@@ -6,22 +11,39 @@ use super::{BACKUP, PASSKEY, PHONE, T0, TOTP, code_set, count, credential, liste
 use crate::conformance::{Ids, check, expect};
 use crate::{Credential, CredentialRef, Enrollment, FactorStore};
 
-/// Puts `credential` pending (any number per kind) and, with `counter`, activates it; returns it
-/// as stored.
+/// Puts `credential` pending (any number per kind, its id held by no user yet) and, with
+/// `counter`, activates it; returns it as stored.
 async fn enroll<S: FactorStore>(
     store: &Arc<S>,
     credential: &Credential,
     counter: Option<u64>,
 ) -> Credential {
+    enroll_under(store, credential, counter, Enrollment::Many).await
+}
+
+/// [`enroll`] of the only credential of its kind of a user, under [`Enrollment::OnePerUser`]: its
+/// id may be one another user holds.
+async fn enroll_one<S: FactorStore>(
+    store: &Arc<S>,
+    credential: &Credential,
+    counter: Option<u64>,
+) -> Credential {
+    enroll_under(store, credential, counter, Enrollment::OnePerUser).await
+}
+
+async fn enroll_under<S: FactorStore>(
+    store: &Arc<S>,
+    credential: &Credential,
+    counter: Option<u64>,
+    rule: Enrollment,
+) -> Credential {
     check(
         expect(
-            store
-                .put_pending(credential.clone(), Enrollment::Many)
-                .await,
+            store.put_pending(credential.clone(), rule).await,
             "put_pending",
         ),
         true,
-        "put_pending (many) of a new credential",
+        &format!("put_pending ({rule:?}) of a new credential"),
     );
     if let Some(counter) = counter {
         check(
@@ -57,11 +79,16 @@ async fn replace<S: FactorStore>(
     key: CredentialRef<'_>,
     old: &str,
     new: &str,
+    used_at: Option<u64>,
 ) -> bool {
     expect(
-        store.replace_payload(key, old, new).await,
+        store.replace_payload(key, old, new, used_at).await,
         "replace_payload",
     )
+}
+
+async fn by_id<S: FactorStore>(store: &Arc<S>, kind: &str, id: &str) -> Option<Credential> {
+    expect(store.credential_by_id(kind, id).await, "credential_by_id")
 }
 
 async fn delete<S: FactorStore>(store: &Arc<S>, credential: &Credential) -> bool {
@@ -80,14 +107,16 @@ pub(super) async fn listing<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "credentials of a user without any",
     );
 
+    // Fresh ids, ordered as their names are.
+    let [a, b, c, y, z] = ["a", "b", "c", "y", "z"].map(|name| ids.id("listing", name));
     // Stored in an order matching neither the listing nor its reverse, with ties on created_at.
-    let webauthn_b = enroll(store, &credential(&user, PASSKEY, "b", T0 + 200), None).await;
-    let totp_z = enroll(store, &credential(&user, TOTP, "z", T0 + 100), None).await;
-    enroll(store, &credential(&other, TOTP, "y", T0 + 50), Some(1)).await;
-    let webauthn_a = enroll(store, &credential(&user, PASSKEY, "a", T0 + 200), Some(4)).await;
-    let sms_c = enroll(store, &credential(&user, PHONE, "c", T0 + 200), None).await;
-    enroll(store, &credential(&other, PASSKEY, "a", T0 + 200), None).await;
-    let totp_a = enroll(store, &credential(&user, TOTP, "a", T0 + 300), Some(8)).await;
+    let webauthn_b = enroll(store, &credential(&user, PASSKEY, &b, T0 + 200), None).await;
+    let totp_z = enroll(store, &credential(&user, TOTP, &z, T0 + 100), None).await;
+    enroll(store, &credential(&other, TOTP, &y, T0 + 50), Some(1)).await;
+    let webauthn_a = enroll(store, &credential(&user, PASSKEY, &a, T0 + 200), Some(4)).await;
+    let sms_c = enroll(store, &credential(&user, PHONE, &c, T0 + 200), None).await;
+    enroll_one(store, &credential(&other, PASSKEY, &a, T0 + 200), None).await;
+    let totp_a = enroll(store, &credential(&user, TOTP, &a, T0 + 300), Some(8)).await;
 
     check(
         expect(store.credentials(&user).await, "credentials"),
@@ -96,13 +125,14 @@ pub(super) async fn listing<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
     check(
         listed(store, &other).await,
-        pairs(&[(TOTP, "y"), (PASSKEY, "a")]),
+        pairs(&[(TOTP, y.as_str()), (PASSKEY, &a)]),
         "credentials of another user",
     );
+    let unknown = ids.id("listing", "unknown");
     for (user, kind, id, what) in [
-        (user.as_str(), TOTP, "unknown", "an unknown id"),
-        (user.as_str(), TOTP, "b", "an id stored under another kind"),
-        (other.as_str(), TOTP, "z", "an id stored for another user"),
+        (user.as_str(), TOTP, unknown.as_str(), "an unknown id"),
+        (user.as_str(), TOTP, &b, "an id stored under another kind"),
+        (other.as_str(), TOTP, &z, "an id stored for another user"),
     ] {
         check(
             stored(store, CredentialRef { user, kind, id }).await,
@@ -120,7 +150,8 @@ pub(super) async fn of_kind<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let first_a = enroll(store, &credential(&first, &kind, "a", T0 + 2), None).await;
     let first_b = enroll(store, &credential(&first, &kind, "b", T0 + 1), Some(6)).await;
     enroll(store, &credential(&first, &other_kind, "c", T0), None).await;
-    let second_a = enroll(store, &credential(&second, &kind, "a", T0), Some(2)).await;
+    // The first user's id: only one per user may share it.
+    let second_a = enroll_one(store, &credential(&second, &kind, "a", T0), Some(2)).await;
 
     let mut listed = expect(
         store.credentials_of_kind(&kind).await,
@@ -142,9 +173,133 @@ pub(super) async fn of_kind<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
 }
 
+/// `credential_by_id`: any user's credential of the kind with the id, the oldest of a shared id.
+pub(super) async fn lookup_by_id<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("by-id");
+    let id = ids.id("by-id", "key");
+    check(
+        by_id(store, PASSKEY, &id).await,
+        None,
+        "credential_by_id of an id nobody holds",
+    );
+    let pending = enroll(store, &credential(&user, PASSKEY, &id, T0), None).await;
+    check(
+        by_id(store, PASSKEY, &id).await,
+        Some(pending),
+        "credential_by_id of a pending credential: its owner's, as stored",
+    );
+    check(
+        expect(
+            store
+                .activate(
+                    CredentialRef {
+                        user: &user,
+                        kind: PASSKEY,
+                        id: &id,
+                    },
+                    3,
+                    None,
+                )
+                .await,
+            "activate",
+        ),
+        true,
+        "activate",
+    );
+    let active = stored(
+        store,
+        CredentialRef {
+            user: &user,
+            kind: PASSKEY,
+            id: &id,
+        },
+    )
+    .await;
+    check(
+        by_id(store, PASSKEY, &id).await,
+        active.clone(),
+        "credential_by_id of an active credential: its owner's, as stored",
+    );
+    check(
+        by_id(store, PHONE, &id).await,
+        None,
+        "credential_by_id of the id under another kind",
+    );
+    check(
+        by_id(store, PASSKEY, &ids.id("by-id", "unknown")).await,
+        None,
+        "credential_by_id of another id",
+    );
+    let phone = enroll(store, &credential(&user, PHONE, &id, T0 + 1), None).await;
+    check(
+        by_id(store, PHONE, &id).await,
+        Some(phone),
+        "credential_by_id of the same id under the other kind, once stored",
+    );
+    check(
+        by_id(store, PASSKEY, &id).await,
+        active,
+        "credential_by_id keeps the kinds apart",
+    );
+    check(
+        expect(
+            store
+                .delete_credential(CredentialRef {
+                    user: &user,
+                    kind: PASSKEY,
+                    id: &id,
+                })
+                .await,
+            "delete_credential",
+        ),
+        true,
+        "delete_credential",
+    );
+    check(
+        by_id(store, PASSKEY, &id).await,
+        None,
+        "credential_by_id of a deleted credential",
+    );
+
+    // An id every user of a one-per-user kind may hold: the oldest, ties by user id (byte order),
+    // whatever the order they were stored in.
+    let kind = ids.kind("by-id-shared");
+    let [first, second, third] =
+        ["by-id-shared-1", "by-id-shared-2", "by-id-shared-3"].map(|name| ids.user(name));
+    let third_app = enroll_one(store, &credential(&third, &kind, "app", T0 + 1), Some(1)).await;
+    let second_app = enroll_one(store, &credential(&second, &kind, "app", T0), None).await;
+    let first_app = enroll_one(store, &credential(&first, &kind, "app", T0 + 1), None).await;
+    check(
+        by_id(store, &kind, "app").await,
+        Some(second_app.clone()),
+        "credential_by_id of an id several users hold: the oldest",
+    );
+    expect(
+        store.delete_user_factors(&second).await,
+        "delete_user_factors",
+    );
+    check(
+        by_id(store, &kind, "app").await,
+        Some(first_app),
+        "credential_by_id of an id several users hold since the same second: the least user id",
+    );
+    // One per user: a new pending credential replaces the earlier one, and its id with it.
+    enroll_one(store, &credential(&first, &kind, "app-2", T0 + 2), None).await;
+    check(
+        by_id(store, &kind, "app").await,
+        Some(third_app),
+        "credential_by_id once a holder's credential is replaced",
+    );
+    check(
+        by_id(store, &kind, "app-2").await.map(|found| found.user),
+        Some(first.clone()),
+        "credential_by_id of the replacing credential",
+    );
+}
+
 pub(super) async fn advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("advance-counter");
-    let app = credential(&user, TOTP, "app", T0);
+    let app = credential(&user, TOTP, &ids.id("advance-counter", "app"), T0);
     check(
         advance(store, app.key(), 5, None, T0 + 1).await,
         false,
@@ -162,9 +317,9 @@ pub(super) async fn advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "a refused advance_counter changes nothing (pending)",
     );
 
-    let others = enroll(
+    let others = enroll_one(
         store,
-        &credential(&ids.user("advance-other"), TOTP, "app", T0),
+        &credential(&ids.user("advance-other"), TOTP, &app.id, T0),
         Some(10),
     )
     .await;
@@ -257,7 +412,7 @@ pub(super) async fn advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
 
     // From 0, 1 is greater.
-    let zero = credential(&user, PASSKEY, "zero", T0);
+    let zero = credential(&user, PASSKEY, &ids.id("advance-counter", "zero"), T0);
     enroll(store, &zero, Some(0)).await;
     check(
         advance(store, zero.key(), 0, None, T0).await,
@@ -273,21 +428,31 @@ pub(super) async fn advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
 
 pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("replace-payload");
-    let pending = credential(&user, PASSKEY, "pending", T0);
+    let pending = credential(&user, PASSKEY, &ids.id("replace-payload", "pending"), T0);
     check(
-        replace(store, pending.key(), &pending.payload, "new").await,
+        replace(store, pending.key(), &pending.payload, "new", None).await,
         false,
         "replace_payload of an absent credential",
     );
+    check(
+        replace(store, pending.key(), &pending.payload, "new", Some(T0)).await,
+        false,
+        "replace_payload with a use of an absent credential",
+    );
+    check(
+        stored(store, pending.key()).await,
+        None,
+        "a refused replace_payload creates nothing",
+    );
     let pending = enroll(store, &pending, None).await;
-    let others = enroll(
+    let others = enroll_one(
         store,
-        &credential(&ids.user("replace-payload-other"), PASSKEY, "pending", T0),
+        &credential(&ids.user("replace-payload-other"), PASSKEY, &pending.id, T0),
         None,
     )
     .await;
     check(
-        replace(store, pending.key(), &pending.payload, "new-p").await,
+        replace(store, pending.key(), &pending.payload, "new-p", None).await,
         true,
         "replace_payload of a pending credential with its stored payload",
     );
@@ -299,17 +464,34 @@ pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         }),
         "replace_payload replaces only the payload (pending)",
     );
+    for used_at in [None, Some(T0 + 1)] {
+        check(
+            replace(store, pending.key(), &pending.payload, "newer-p", used_at).await,
+            false,
+            &format!("replace_payload with a stale payload (use {used_at:?})"),
+        );
+    }
     check(
-        replace(store, pending.key(), &pending.payload, "newer-p").await,
-        false,
-        "replace_payload with a stale payload",
+        stored(store, pending.key()).await,
+        Some(Credential {
+            payload: "new-p".to_owned(),
+            ..pending.clone()
+        }),
+        "a refused replace_payload keeps the payload and the last use",
     );
     check(
-        stored(store, pending.key())
-            .await
-            .map(|stored| stored.payload),
-        Some("new-p".to_owned()),
-        "a refused replace_payload keeps the payload",
+        replace(store, pending.key(), "new-p", "newer-p", Some(T0 + 2)).await,
+        true,
+        "replace_payload with a use of a pending credential",
+    );
+    check(
+        stored(store, pending.key()).await,
+        Some(Credential {
+            payload: "newer-p".to_owned(),
+            last_used_at: Some(T0 + 2),
+            ..pending.clone()
+        }),
+        "replace_payload with a use: payload and last use set, still pending",
     );
     check(
         replace(
@@ -318,8 +500,9 @@ pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
                 kind: TOTP,
                 ..pending.key()
             },
-            "new-p",
+            "newer-p",
             "x",
+            Some(T0 + 3),
         )
         .await,
         false,
@@ -331,7 +514,12 @@ pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "replace_payload leaves another user's credential of the same kind and id",
     );
 
-    let active = enroll(store, &credential(&user, TOTP, "active", T0), Some(3)).await;
+    let active = enroll(
+        store,
+        &credential(&user, TOTP, &ids.id("replace-payload", "active"), T0),
+        Some(3),
+    )
+    .await;
     check(
         advance(store, active.key(), 4, None, T0 + 4).await,
         true,
@@ -341,7 +529,7 @@ pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         panic!("conformance: credential: an active credential is absent");
     };
     check(
-        replace(store, active.key(), &active.payload, "new-a").await,
+        replace(store, active.key(), &active.payload, "new-a", None).await,
         true,
         "replace_payload of an active credential",
     );
@@ -349,15 +537,45 @@ pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         stored(store, active.key()).await,
         Some(Credential {
             payload: "new-a".to_owned(),
+            ..used.clone()
+        }),
+        "replace_payload without a use replaces only the payload (active: counter and last use \
+         kept)",
+    );
+    check(
+        replace(store, active.key(), "new-a", "newer-a", Some(T0 + 9)).await,
+        true,
+        "replace_payload with a use of an active credential",
+    );
+    check(
+        stored(store, active.key()).await,
+        Some(Credential {
+            payload: "newer-a".to_owned(),
+            last_used_at: Some(T0 + 9),
+            ..used.clone()
+        }),
+        "replace_payload with a use: payload and last use set, counter and status kept",
+    );
+    // An unchanged payload records the use alone.
+    check(
+        replace(store, active.key(), "newer-a", "newer-a", Some(T0 + 12)).await,
+        true,
+        "replace_payload of the stored payload by itself, with a use",
+    );
+    check(
+        stored(store, active.key()).await,
+        Some(Credential {
+            payload: "newer-a".to_owned(),
+            last_used_at: Some(T0 + 12),
             ..used
         }),
-        "replace_payload replaces only the payload (active: counter and last use kept)",
+        "replace_payload of the stored payload by itself: only the last use set",
     );
 }
 
 pub(super) async fn labels<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("labels");
-    let phone = credential(&user, PASSKEY, "phone", T0);
+    let phone = credential(&user, PASSKEY, &ids.id("labels", "phone"), T0);
     check(
         expect(
             store.set_label(phone.key(), Some("Phone")).await,
@@ -372,9 +590,9 @@ pub(super) async fn labels<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "a refused set_label creates nothing",
     );
     let phone = enroll(store, &phone, None).await;
-    let others = enroll(
+    let others = enroll_one(
         store,
-        &credential(&ids.user("labels-other"), PASSKEY, "phone", T0),
+        &credential(&ids.user("labels-other"), PASSKEY, &phone.id, T0),
         None,
     )
     .await;
@@ -393,7 +611,12 @@ pub(super) async fn labels<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
             &format!("the credential after set_label({label:?}): only the label changed"),
         );
     }
-    let active = enroll(store, &credential(&user, TOTP, "app", T0), Some(2)).await;
+    let active = enroll(
+        store,
+        &credential(&user, TOTP, &ids.id("labels", "app"), T0),
+        Some(2),
+    )
+    .await;
     check(
         expect(store.set_label(active.key(), None).await, "set_label"),
         true,
@@ -416,18 +639,25 @@ pub(super) async fn labels<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
 
 pub(super) async fn deletion<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("delete-credential");
-    let app = enroll(store, &credential(&user, TOTP, "app", T0), Some(1)).await;
-    let pending = enroll(store, &credential(&user, PASSKEY, "pending", T0 + 1), None).await;
+    let [app_id, pending_id, active_id] =
+        ["app", "pending", "active"].map(|name| ids.id("delete-credential", name));
+    let app = enroll(store, &credential(&user, TOTP, &app_id, T0), Some(1)).await;
+    let pending = enroll(
+        store,
+        &credential(&user, PASSKEY, &pending_id, T0 + 1),
+        None,
+    )
+    .await;
     let active = enroll(
         store,
-        &credential(&user, PASSKEY, "active", T0 + 2),
+        &credential(&user, PASSKEY, &active_id, T0 + 2),
         Some(1),
     )
     .await;
-    let same_id = enroll(store, &credential(&user, PHONE, "app", T0 + 3), None).await;
-    let others = enroll(
+    let same_id = enroll(store, &credential(&user, PHONE, &app_id, T0 + 3), None).await;
+    let others = enroll_one(
         store,
-        &credential(&ids.user("delete-credential-other"), TOTP, "app", T0),
+        &credential(&ids.user("delete-credential-other"), TOTP, &app_id, T0),
         Some(1),
     )
     .await;
@@ -437,7 +667,11 @@ pub(super) async fn deletion<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
 
     check(
-        delete(store, &credential(&user, TOTP, "absent", T0)).await,
+        delete(
+            store,
+            &credential(&user, TOTP, &ids.id("delete-credential", "absent"), T0),
+        )
+        .await,
         false,
         "delete_credential of an absent credential",
     );
@@ -463,7 +697,7 @@ pub(super) async fn deletion<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
     check(
         listed(store, &user).await,
-        pairs(&[(PASSKEY, "active"), (PHONE, "app")]),
+        pairs(&[(PASSKEY, active_id.as_str()), (PHONE, &app_id)]),
         "delete_credential removes only that credential",
     );
     check(

@@ -1,4 +1,5 @@
-//! Enrollment: `put_pending` under both rules, and `activate` with and without a code set.
+//! Enrollment: `put_pending` under both rules (`Many` ids unique across users), and `activate`
+//! with and without a code set.
 
 use std::sync::Arc;
 
@@ -144,11 +145,12 @@ pub(super) async fn one_per_user<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
 
 pub(super) async fn many<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("many");
-    let other = ids.user("many-other");
     let rule = Enrollment::Many;
-    let key1 = credential(&user, PASSKEY, "key-1", T0);
-    let key2 = credential(&user, PASSKEY, "key-2", T0 + 1);
-    let key3 = credential(&user, PASSKEY, "key-3", T0 + 2);
+    // Ids of a kind enrolled with `Many` are unique across users: fresh ones for each run.
+    let [id1, id2, id3] = ["key-1", "key-2", "key-3"].map(|name| ids.id("many", name));
+    let key1 = credential(&user, PASSKEY, &id1, T0);
+    let key2 = credential(&user, PASSKEY, &id2, T0 + 1);
+    let key3 = credential(&user, PASSKEY, &id3, T0 + 2);
 
     check(
         put(store, &marked_active(&key1), rule).await,
@@ -177,7 +179,7 @@ pub(super) async fn many<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
     check(
         listed(store, &user).await,
-        pairs(&[(PASSKEY, "key-1"), (PASSKEY, "key-2"), (PASSKEY, "key-3")]),
+        pairs(&[(PASSKEY, id1.as_str()), (PASSKEY, &id2), (PASSKEY, &id3)]),
         "put_pending (many) replaces nothing",
     );
 
@@ -208,28 +210,155 @@ pub(super) async fn many<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "the pending credential after a refused duplicate",
     );
 
-    // Ids are unique per user and kind only.
-    let other_kind = credential(&user, PHONE, "key-1", T0 + 3);
+    // Ids are unique per kind only.
+    let other_kind = credential(&user, PHONE, &id1, T0 + 3);
     check(
         put(store, &other_kind, rule).await,
         true,
         "put_pending (many) of the same id under another kind",
-    );
-    let others = credential(&other, PASSKEY, "key-1", T0);
-    check(
-        put(store, &others, rule).await,
-        true,
-        "put_pending (many) of the same id for another user",
     );
     check(
         stored(store, other_kind.key()).await,
         Some(other_kind.clone()),
         "the credential of the same id under another kind",
     );
+}
+
+/// `Many` keeps an id with one user of the kind, whoever stored it; `OnePerUser` lets every user
+/// hold the same id.
+pub(super) async fn across_users<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let first = ids.user("across-users-1");
+    let second = ids.user("across-users-2");
+    let id = ids.id("across-users", "key");
+    let firsts = credential(&first, PASSKEY, &id, T0);
+    let seconds = Credential {
+        payload: "the second user's".to_owned(),
+        ..credential(&second, PASSKEY, &id, T0 + 1)
+    };
+
     check(
-        stored(store, others.key()).await,
-        Some(others.clone()),
-        "the credential of the same id of another user",
+        put(store, &firsts, Enrollment::Many).await,
+        true,
+        "put_pending (many) of a new id",
+    );
+    check(
+        put(store, &seconds, Enrollment::Many).await,
+        false,
+        "put_pending (many) of an id another user holds pending",
+    );
+    check(
+        listed(store, &second).await,
+        Vec::new(),
+        "a put_pending (many) refused for another user's id stores nothing",
+    );
+    check(
+        stored(store, firsts.key()).await,
+        Some(firsts.clone()),
+        "the holder's credential after another user's refused put_pending (many)",
+    );
+    check(
+        expect(store.activate(firsts.key(), 1, None).await, "activate"),
+        true,
+        "activate",
+    );
+    check(
+        put(store, &seconds, Enrollment::Many).await,
+        false,
+        "put_pending (many) of an id another user holds active",
+    );
+    check(
+        ignoring_last_use(stored(store, firsts.key()).await),
+        Some(activated(&firsts, 1)),
+        "the holder's active credential after another user's refused put_pending (many)",
+    );
+
+    // The id is held per kind: under another kind it is free.
+    let other_kind = credential(&second, PHONE, &id, T0 + 2);
+    check(
+        put(store, &other_kind, Enrollment::Many).await,
+        true,
+        "put_pending (many) of another user's id under another kind",
+    );
+
+    // Deleted, the id is free again.
+    check(
+        expect(
+            store.delete_credential(firsts.key()).await,
+            "delete_credential",
+        ),
+        true,
+        "delete_credential",
+    );
+    check(
+        put(store, &seconds, Enrollment::Many).await,
+        true,
+        "put_pending (many) of an id once its holder's credential is deleted",
+    );
+    check(
+        listed(store, &second).await,
+        pairs(&[(PASSKEY, id.as_str()), (PHONE, &id)]),
+        "the second user's credentials, the freed id among them",
+    );
+
+    // Any credential of the kind with the id refuses `Many`, whatever rule stored it; `OnePerUser`
+    // does not look at other users.
+    let kind = ids.kind("across-users-mixed");
+    let by_one = credential(&ids.user("across-users-3"), &kind, "one", T0);
+    check(
+        put(store, &by_one, Enrollment::OnePerUser).await,
+        true,
+        "put_pending (one per user)",
+    );
+    let refused = credential(&ids.user("across-users-4"), &kind, "one", T0);
+    check(
+        put(store, &refused, Enrollment::Many).await,
+        false,
+        "put_pending (many) of an id another user holds, stored under one per user",
+    );
+    check(
+        stored(store, refused.key()).await,
+        None,
+        "a put_pending (many) refused for an id held under one per user stores nothing",
+    );
+    let by_many = credential(&ids.user("across-users-5"), &kind, "many", T0);
+    check(
+        put(store, &by_many, Enrollment::Many).await,
+        true,
+        "put_pending (many) of a new id",
+    );
+    let alongside = credential(&ids.user("across-users-6"), &kind, "many", T0);
+    check(
+        put(store, &alongside, Enrollment::OnePerUser).await,
+        true,
+        "put_pending (one per user) of an id another user holds: other users are not looked at",
+    );
+
+    // One per user: every user may hold the same id (TOTP's is `totp`), pending or active.
+    let apps: Vec<Credential> = ["across-users-totp-1", "across-users-totp-2"]
+        .into_iter()
+        .map(|name| credential(&ids.user(name), TOTP, "totp", T0))
+        .collect();
+    for app in &apps {
+        check(
+            put(store, app, Enrollment::OnePerUser).await,
+            true,
+            "put_pending (one per user) of the id every user of the kind has",
+        );
+    }
+    check(
+        expect(store.activate(apps[0].key(), 4, None).await, "activate"),
+        true,
+        "activate",
+    );
+    check(
+        ignoring_last_use(stored(store, apps[0].key()).await),
+        Some(activated(&apps[0], 4)),
+        "one user's credential of a shared id, activated",
+    );
+    check(
+        stored(store, apps[1].key()).await,
+        Some(apps[1].clone()),
+        "another user's pending credential of the same shared id",
     );
 }
 
@@ -292,7 +421,7 @@ pub(super) async fn activation<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     // Activation at counter 0 of a credential put with a higher one stores 0.
     let zero = Credential {
         counter: 7,
-        ..credential(&user, PASSKEY, "zero", T0)
+        ..credential(&user, PASSKEY, &ids.id("activation", "zero"), T0)
     };
     expect(
         store.put_pending(zero.clone(), Enrollment::Many).await,
@@ -373,7 +502,7 @@ pub(super) async fn activation_codes<S: FactorStore>(store: &Arc<S>, ids: &Ids) 
     );
 
     // Without a code set, codes are untouched.
-    let key = credential(&user, PASSKEY, "key", T0);
+    let key = credential(&user, PASSKEY, &ids.id("activation-codes", "key"), T0);
     expect(
         store.put_pending(key.clone(), Enrollment::Many).await,
         "put_pending",

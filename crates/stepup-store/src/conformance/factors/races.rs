@@ -36,7 +36,7 @@ async fn enroll_active<S: FactorStore>(store: &Arc<S>, credential: &Credential, 
 pub(super) async fn concurrent_put_pending<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     // Many: the same id, each with its own payload.
     let user = ids.user("concurrent-put-many");
-    let key = credential(&user, PASSKEY, "key", T0);
+    let key = credential(&user, PASSKEY, &ids.id("concurrent-put-many", "key"), T0);
     let results = race(store, |store, index| {
         let credential = Credential {
             payload: format!("payload-{index}"),
@@ -86,6 +86,48 @@ pub(super) async fn concurrent_put_pending<S: FactorStore>(store: &Arc<S>, ids: 
         vec![(TOTP, CredentialStatus::Pending)],
         "after concurrent put_pending (one per user), one pending credential of the kind is left",
     );
+}
+
+/// 100 users put the same (kind, id) with `Many`: one holds it, the others store nothing.
+pub(super) async fn concurrent_put_pending_across_users<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let id = ids.id("concurrent-put-across", "key");
+    let user = |index: usize| ids.user(&format!("concurrent-put-across-{index}"));
+    let results = race(store, |store, index| {
+        let credential = Credential {
+            payload: format!("payload-{index}"),
+            ..credential(&user(index), PASSKEY, &id, T0 + offset(index))
+        };
+        async move {
+            expect(
+                store.put_pending(credential, Enrollment::Many).await,
+                "put_pending",
+            )
+        }
+    })
+    .await;
+    check(
+        winners(&results),
+        1,
+        "concurrent put_pending (many) of one id by different users: number of winners",
+    );
+    let winner = winner(&results);
+    check(
+        expect(
+            store.credential_by_id(PASSKEY, &id).await,
+            "credential_by_id",
+        )
+        .map(|stored| (stored.user, stored.payload)),
+        Some((user(winner), format!("payload-{winner}"))),
+        "the credential of the id after concurrent put_pending (many) by different users is the \
+         winner's",
+    );
+    for index in (0..RACERS).filter(|index| *index != winner) {
+        check(
+            expect(store.credentials(&user(index)).await, "credentials").len(),
+            0,
+            "a user who lost concurrent put_pending (many) of an id holds nothing",
+        );
+    }
 }
 
 pub(super) async fn concurrent_activate<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
@@ -143,7 +185,7 @@ pub(super) async fn concurrent_activate<S: FactorStore>(store: &Arc<S>, ids: &Id
 
 pub(super) async fn concurrent_advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("concurrent-advance");
-    let app = credential(&user, TOTP, "app", T0);
+    let app = credential(&user, TOTP, &ids.id("concurrent-advance", "app"), T0);
     enroll_active(store, &app, 500).await;
     let results = race(store, |store, index| {
         let app = app.clone();
@@ -175,14 +217,18 @@ pub(super) async fn concurrent_advance_counter<S: FactorStore>(store: &Arc<S>, i
 
 pub(super) async fn concurrent_replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("concurrent-replace");
-    let key = credential(&user, PASSKEY, "key", T0);
+    let key = credential(&user, PASSKEY, &ids.id("concurrent-replace", "key"), T0);
     enroll_active(store, &key, 1).await;
+    // Half record a use, half do not.
+    let used_at = |index: usize| index.is_multiple_of(2).then(|| T0 + 1 + offset(index));
     let results = race(store, |store, index| {
         let key = key.clone();
         async move {
             let new = format!("new-{index}");
             expect(
-                store.replace_payload(key.key(), &key.payload, &new).await,
+                store
+                    .replace_payload(key.key(), &key.payload, &new, used_at(index))
+                    .await,
                 "replace_payload",
             )
         }
@@ -193,10 +239,13 @@ pub(super) async fn concurrent_replace_payload<S: FactorStore>(store: &Arc<S>, i
         1,
         "concurrent replace_payload of one payload: number of winners",
     );
+    let winner = winner(&results);
     check(
-        stored(store, key.key()).await.map(|stored| stored.payload),
-        Some(format!("new-{}", winner(&results))),
-        "the payload after concurrent replace_payload is the winner's",
+        stored(store, key.key())
+            .await
+            .map(|stored| (stored.payload, stored.last_used_at)),
+        Some((format!("new-{winner}"), used_at(winner))),
+        "the payload and last use after concurrent replace_payload are the winner's",
     );
 }
 

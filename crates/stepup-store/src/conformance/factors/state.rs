@@ -148,7 +148,10 @@ pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Id
         );
         expect(
             store
-                .put_pending(credential(someone, PASSKEY, "key", T0), Enrollment::Many)
+                .put_pending(
+                    credential(someone, PASSKEY, &ids.id("delete-user", someone), T0),
+                    Enrollment::Many,
+                )
                 .await,
             "put_pending",
         );
@@ -221,9 +224,30 @@ pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Id
     );
 
     check(
+        expect(
+            store
+                .credential_by_id(PASSKEY, &ids.id("delete-user", &user))
+                .await,
+            "credential_by_id",
+        ),
+        None,
+        "credential_by_id of a credential removed by delete_user_factors",
+    );
+    check(
         expect(store.credentials(&other).await, "credentials").len(),
         2,
         "delete_user_factors leaves another user's credentials",
+    );
+    check(
+        expect(
+            store
+                .credential_by_id(PASSKEY, &ids.id("delete-user", &other))
+                .await,
+            "credential_by_id",
+        )
+        .map(|found| found.user),
+        Some(other.clone()),
+        "credential_by_id of another user's credential after delete_user_factors",
     );
     check(
         count(store, &other, BACKUP).await,
