@@ -247,3 +247,18 @@ async fn the_database_file_is_readable_by_its_owner_only() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_is_a_json_405() {
+    let demo = Demo::start().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/oauth/authorize"),
+        (reqwest::Method::PUT, "/api/register"),
+        (reqwest::Method::POST, "/api/me"),
+    ] {
+        let response = demo.request(method, path, None).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{path}");
+    }
+}
