@@ -212,6 +212,19 @@ async fn drive(
     (sender, latencies)
 }
 
+async fn status_of(sender: &mut Sender, path: &str, bearer: Option<&HeaderValue>) -> StatusCode {
+    let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
+    if let Some(bearer) = bearer {
+        request = request.header(header::AUTHORIZATION, bearer);
+    }
+    let request = request.body(Full::new(Bytes::new())).unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
 /// One round of `route` on every connection: (requests, wall time, latencies).
 async fn round(
     senders: &mut Vec<Sender>,
@@ -283,6 +296,23 @@ async fn requests(settings: &Settings) {
     let mut senders = Vec::new();
     for _ in 0..settings.connections {
         senders.push(connect(addr).await);
+    }
+
+    // The protected routes do protect: no token, and a password-only token, are refused.
+    let password_only = issuer
+        .issue(&Grant::new("user-pwd").acr("pwd").amr(["pwd"]))
+        .unwrap()
+        .access_token;
+    let password_only = HeaderValue::from_str(&format!("Bearer {password_only}")).unwrap();
+    for path in [Route::Mfa.path(), Route::MfaFull.path()] {
+        for bearer in [None, Some(&password_only)] {
+            let status = status_of(&mut senders[0], path, bearer).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+        assert_eq!(
+            status_of(&mut senders[0], path, Some(&bearers[0])).await,
+            StatusCode::OK
+        );
     }
 
     // Warm-up: connections, allocator, the verifier's cache.
