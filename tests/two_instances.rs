@@ -76,9 +76,13 @@ async fn start(url: &str, schema: &str, redis: Option<&str>, clock: &ManualClock
         None => None,
     };
     let client = app::demo_client("demo", "http://localhost:3000/callback");
+    // The outboxes go to a directory of the test's, never the working tree.
+    let outbox_dir = std::env::temp_dir().join(schema);
+    std::fs::create_dir_all(&outbox_dir).unwrap();
     let backends = app::Backends {
         database: app::Database::Postgres(store),
         redis,
+        outbox_dir: Some(outbox_dir),
     };
     let router = app::router(backends, &secrets(), client, shared)
         .await

@@ -129,6 +129,9 @@ pub(crate) fn relying_party(
 pub(crate) struct Backends {
     pub(crate) database: Database,
     pub(crate) redis: Option<stepup_store_redis::RedisStore>,
+    /// Where the SMS and mail outboxes go when their variables are unset (default: beside the
+    /// SQLite file, or the working directory for PostgreSQL).
+    pub(crate) outbox_dir: Option<std::path::PathBuf>,
 }
 
 impl From<Database> for Backends {
@@ -136,6 +139,7 @@ impl From<Database> for Backends {
         Self {
             database,
             redis: None,
+            outbox_dir: None,
         }
     }
 }
@@ -175,14 +179,22 @@ pub(crate) async fn router_with_sms(
     public_url: &str,
     sms: Option<stepup::mfa::SmsProvider>,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let Backends { database, redis } = backends.into();
-    let sms = sms.unwrap_or_else(|| {
-        stepup::mfa::SmsProvider::sender(SmsOutbox::new(
+    let Backends {
+        database,
+        redis,
+        outbox_dir,
+    } = backends.into();
+    let (sms_outbox, mail_outbox) = match &outbox_dir {
+        Some(dir) => (dir.join("demo.sms.jsonl"), dir.join("demo.mail.jsonl")),
+        None => (
             default_sms_outbox(&database),
-            clock.clone(),
-        ))
+            default_mail_outbox(&database),
+        ),
+    };
+    let sms = sms.unwrap_or_else(|| {
+        stepup::mfa::SmsProvider::sender(SmsOutbox::new(sms_outbox, clock.clone()))
     });
-    let mailer = demo_mailer(&database, clock.clone())?;
+    let mailer = demo_mailer(mail_outbox, clock.clone())?;
     let (table, builder) = match database {
         Database::Sqlite(store) => (
             UserTable::Sqlite(store.pool().clone()),
@@ -589,7 +601,7 @@ pub(crate) fn default_mail_outbox(database: &Database) -> std::path::PathBuf {
 /// `stepup demo <no-reply@localhost>`), else one JSON line `{"to","subject","body","at"}` per mail
 /// appended to `STEPUP_MAIL_OUTBOX` (default [`default_mail_outbox`]).
 fn demo_mailer(
-    database: &Database,
+    default_outbox: std::path::PathBuf,
     clock: SharedClock,
 ) -> Result<std::sync::Arc<dyn stepup_mail::Mailer>, Box<dyn std::error::Error + Send + Sync>> {
     let setting = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
@@ -603,7 +615,7 @@ fn demo_mailer(
     }
     let path = setting("STEPUP_MAIL_OUTBOX")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| default_mail_outbox(database));
+        .unwrap_or(default_outbox);
     tracing::info!(path = %path.display(), "no STEPUP_SMTP_URL: mail is written to the outbox file");
     Ok(std::sync::Arc::new(
         stepup_mail::JsonLinesOutbox::new(path).with_clock(clock),

@@ -62,7 +62,11 @@ async fn main() -> Result<(), BoxError> {
         &format!("http://localhost:{}", addr.port()),
     );
     let router = app::router_with_sms(
-        app::Backends { database, redis },
+        app::Backends {
+            database,
+            redis,
+            outbox_dir: None,
+        },
         &secrets,
         client,
         Arc::new(SystemClock),
