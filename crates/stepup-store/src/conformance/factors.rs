@@ -4,6 +4,7 @@
 //! streaks, the token mark and per-user deletion, with 100 tasks racing on each atomic call.
 
 mod codes;
+mod compare_and_set;
 mod credentials;
 mod enrollment;
 mod races;
@@ -36,8 +37,8 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
     credentials::listing(&store, &ids).await;
     credentials::of_kind(&store, &ids).await;
     credentials::lookup_by_id(&store, &ids).await;
-    credentials::advance_counter(&store, &ids).await;
-    credentials::replace_payload(&store, &ids).await;
+    compare_and_set::advance_counter(&store, &ids).await;
+    compare_and_set::replace_payload(&store, &ids).await;
     credentials::labels(&store, &ids).await;
     credentials::deletion(&store, &ids).await;
 

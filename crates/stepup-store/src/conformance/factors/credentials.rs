@@ -1,5 +1,5 @@
-//! Credentials once stored: listing, lookup by id, the counter and payload compare-and-sets,
-//! labels, deletion.
+//! Credentials once stored: listing, lookup by id, labels, deletion (the compare-and-sets of
+//! the counter and the payload are in `compare_and_set`).
 //!
 //! Credentials are put with [`Enrollment::Many`], whose ids are unique across users, so their ids
 //! are fresh for each run ([`Ids::id`]); a credential of another user with the same kind and id is
@@ -13,7 +13,7 @@ use crate::{Credential, CredentialRef, Enrollment, FactorStore};
 
 /// Puts `credential` pending (any number per kind, its id held by no user yet) and, with
 /// `counter`, activates it; returns it as stored.
-async fn enroll<S: FactorStore>(
+pub(super) async fn enroll<S: FactorStore>(
     store: &Arc<S>,
     credential: &Credential,
     counter: Option<u64>,
@@ -23,7 +23,7 @@ async fn enroll<S: FactorStore>(
 
 /// [`enroll`] of the only credential of its kind of a user, under [`Enrollment::OnePerUser`]: its
 /// id may be one another user holds.
-async fn enroll_one<S: FactorStore>(
+pub(super) async fn enroll_one<S: FactorStore>(
     store: &Arc<S>,
     credential: &Credential,
     counter: Option<u64>,
@@ -31,7 +31,7 @@ async fn enroll_one<S: FactorStore>(
     enroll_under(store, credential, counter, Enrollment::OnePerUser).await
 }
 
-async fn enroll_under<S: FactorStore>(
+pub(super) async fn enroll_under<S: FactorStore>(
     store: &Arc<S>,
     credential: &Credential,
     counter: Option<u64>,
@@ -61,7 +61,7 @@ async fn enroll_under<S: FactorStore>(
     }
 }
 
-async fn advance<S: FactorStore>(
+pub(super) async fn advance<S: FactorStore>(
     store: &Arc<S>,
     key: CredentialRef<'_>,
     counter: u64,
@@ -74,7 +74,7 @@ async fn advance<S: FactorStore>(
     )
 }
 
-async fn replace<S: FactorStore>(
+pub(super) async fn replace<S: FactorStore>(
     store: &Arc<S>,
     key: CredentialRef<'_>,
     old: &str,
@@ -87,11 +87,15 @@ async fn replace<S: FactorStore>(
     )
 }
 
-async fn by_id<S: FactorStore>(store: &Arc<S>, kind: &str, id: &str) -> Option<Credential> {
+pub(super) async fn by_id<S: FactorStore>(
+    store: &Arc<S>,
+    kind: &str,
+    id: &str,
+) -> Option<Credential> {
     expect(store.credential_by_id(kind, id).await, "credential_by_id")
 }
 
-async fn delete<S: FactorStore>(store: &Arc<S>, credential: &Credential) -> bool {
+pub(super) async fn delete<S: FactorStore>(store: &Arc<S>, credential: &Credential) -> bool {
     expect(
         store.delete_credential(credential.key()).await,
         "delete_credential",
@@ -294,282 +298,6 @@ pub(super) async fn lookup_by_id<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         by_id(store, &kind, "app-2").await.map(|found| found.user),
         Some(first.clone()),
         "credential_by_id of the replacing credential",
-    );
-}
-
-pub(super) async fn advance_counter<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
-    let user = ids.user("advance-counter");
-    let app = credential(&user, TOTP, &ids.id("advance-counter", "app"), T0);
-    check(
-        advance(store, app.key(), 5, None, T0 + 1).await,
-        false,
-        "advance_counter of an absent credential",
-    );
-    let pending = enroll(store, &app, None).await;
-    check(
-        advance(store, app.key(), 5, Some("new"), T0 + 1).await,
-        false,
-        "advance_counter of a pending credential",
-    );
-    check(
-        stored(store, app.key()).await,
-        Some(pending),
-        "a refused advance_counter changes nothing (pending)",
-    );
-
-    let others = enroll_one(
-        store,
-        &credential(&ids.user("advance-other"), TOTP, &app.id, T0),
-        Some(10),
-    )
-    .await;
-    check(
-        expect(store.activate(app.key(), 10, None).await, "activate"),
-        true,
-        "activate",
-    );
-    let base = stored(store, app.key()).await;
-    for (counter, what) in [(10, "the same counter"), (9, "a lower counter")] {
-        check(
-            advance(store, app.key(), counter, Some("new"), T0 + 1).await,
-            false,
-            &format!("advance_counter to {what}"),
-        );
-        check(
-            stored(store, app.key()).await,
-            base.clone(),
-            &format!("advance_counter to {what} changes nothing"),
-        );
-    }
-    let Some(base) = base else {
-        panic!("conformance: credential: an activated credential is absent");
-    };
-
-    check(
-        advance(store, app.key(), 11, None, T0 + 11).await,
-        true,
-        "advance_counter to a greater counter",
-    );
-    check(
-        stored(store, app.key()).await,
-        Some(Credential {
-            counter: 11,
-            last_used_at: Some(T0 + 11),
-            ..base.clone()
-        }),
-        "advance_counter without a payload: counter and last use set, payload kept",
-    );
-    check(
-        advance(store, app.key(), 15, Some("payload-2"), T0 + 15).await,
-        true,
-        "advance_counter skipping ahead, with a payload",
-    );
-    let advanced = Credential {
-        counter: 15,
-        payload: "payload-2".to_owned(),
-        last_used_at: Some(T0 + 15),
-        ..base.clone()
-    };
-    check(
-        stored(store, app.key()).await,
-        Some(advanced.clone()),
-        "advance_counter with a payload: counter, payload and last use set",
-    );
-    for (counter, what) in [
-        (12, "a counter between the last two"),
-        (15, "the new counter"),
-    ] {
-        check(
-            advance(store, app.key(), counter, Some("payload-3"), T0 + 20).await,
-            false,
-            &format!("advance_counter to {what}"),
-        );
-    }
-    check(
-        stored(store, app.key()).await,
-        Some(advanced),
-        "refused advance_counter calls change nothing (active)",
-    );
-    check(
-        advance(
-            store,
-            CredentialRef {
-                kind: PASSKEY,
-                ..app.key()
-            },
-            99,
-            None,
-            T0,
-        )
-        .await,
-        false,
-        "advance_counter of the same id under another kind",
-    );
-    check(
-        stored(store, others.key()).await,
-        Some(others),
-        "advance_counter leaves another user's credential of the same kind and id",
-    );
-
-    // From 0, 1 is greater.
-    let zero = credential(&user, PASSKEY, &ids.id("advance-counter", "zero"), T0);
-    enroll(store, &zero, Some(0)).await;
-    check(
-        advance(store, zero.key(), 0, None, T0).await,
-        false,
-        "advance_counter to 0 from 0",
-    );
-    check(
-        advance(store, zero.key(), 1, None, T0).await,
-        true,
-        "advance_counter to 1 from 0",
-    );
-}
-
-pub(super) async fn replace_payload<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
-    let user = ids.user("replace-payload");
-    let pending = credential(&user, PASSKEY, &ids.id("replace-payload", "pending"), T0);
-    check(
-        replace(store, pending.key(), &pending.payload, "new", None).await,
-        false,
-        "replace_payload of an absent credential",
-    );
-    check(
-        replace(store, pending.key(), &pending.payload, "new", Some(T0)).await,
-        false,
-        "replace_payload with a use of an absent credential",
-    );
-    check(
-        stored(store, pending.key()).await,
-        None,
-        "a refused replace_payload creates nothing",
-    );
-    let pending = enroll(store, &pending, None).await;
-    let others = enroll_one(
-        store,
-        &credential(&ids.user("replace-payload-other"), PASSKEY, &pending.id, T0),
-        None,
-    )
-    .await;
-    check(
-        replace(store, pending.key(), &pending.payload, "new-p", None).await,
-        true,
-        "replace_payload of a pending credential with its stored payload",
-    );
-    check(
-        stored(store, pending.key()).await,
-        Some(Credential {
-            payload: "new-p".to_owned(),
-            ..pending.clone()
-        }),
-        "replace_payload replaces only the payload (pending)",
-    );
-    for used_at in [None, Some(T0 + 1)] {
-        check(
-            replace(store, pending.key(), &pending.payload, "newer-p", used_at).await,
-            false,
-            &format!("replace_payload with a stale payload (use {used_at:?})"),
-        );
-    }
-    check(
-        stored(store, pending.key()).await,
-        Some(Credential {
-            payload: "new-p".to_owned(),
-            ..pending.clone()
-        }),
-        "a refused replace_payload keeps the payload and the last use",
-    );
-    check(
-        replace(store, pending.key(), "new-p", "newer-p", Some(T0 + 2)).await,
-        true,
-        "replace_payload with a use of a pending credential",
-    );
-    check(
-        stored(store, pending.key()).await,
-        Some(Credential {
-            payload: "newer-p".to_owned(),
-            last_used_at: Some(T0 + 2),
-            ..pending.clone()
-        }),
-        "replace_payload with a use: payload and last use set, still pending",
-    );
-    check(
-        replace(
-            store,
-            CredentialRef {
-                kind: TOTP,
-                ..pending.key()
-            },
-            "newer-p",
-            "x",
-            Some(T0 + 3),
-        )
-        .await,
-        false,
-        "replace_payload of the same id under another kind",
-    );
-    check(
-        stored(store, others.key()).await,
-        Some(others),
-        "replace_payload leaves another user's credential of the same kind and id",
-    );
-
-    let active = enroll(
-        store,
-        &credential(&user, TOTP, &ids.id("replace-payload", "active"), T0),
-        Some(3),
-    )
-    .await;
-    check(
-        advance(store, active.key(), 4, None, T0 + 4).await,
-        true,
-        "advance_counter",
-    );
-    let Some(used) = stored(store, active.key()).await else {
-        panic!("conformance: credential: an active credential is absent");
-    };
-    check(
-        replace(store, active.key(), &active.payload, "new-a", None).await,
-        true,
-        "replace_payload of an active credential",
-    );
-    check(
-        stored(store, active.key()).await,
-        Some(Credential {
-            payload: "new-a".to_owned(),
-            ..used.clone()
-        }),
-        "replace_payload without a use replaces only the payload (active: counter and last use \
-         kept)",
-    );
-    check(
-        replace(store, active.key(), "new-a", "newer-a", Some(T0 + 9)).await,
-        true,
-        "replace_payload with a use of an active credential",
-    );
-    check(
-        stored(store, active.key()).await,
-        Some(Credential {
-            payload: "newer-a".to_owned(),
-            last_used_at: Some(T0 + 9),
-            ..used.clone()
-        }),
-        "replace_payload with a use: payload and last use set, counter and status kept",
-    );
-    // An unchanged payload records the use alone.
-    check(
-        replace(store, active.key(), "newer-a", "newer-a", Some(T0 + 12)).await,
-        true,
-        "replace_payload of the stored payload by itself, with a use",
-    );
-    check(
-        stored(store, active.key()).await,
-        Some(Credential {
-            payload: "newer-a".to_owned(),
-            last_used_at: Some(T0 + 12),
-            ..used
-        }),
-        "replace_payload of the stored payload by itself: only the last use set",
     );
 }
 
