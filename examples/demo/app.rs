@@ -23,6 +23,8 @@ use stepup::{
 #[path = "users.rs"]
 mod users;
 use users::UserTable;
+#[path = "web.rs"]
+pub(crate) mod web;
 
 /// How recent the second factor must be to delete an account.
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);
@@ -191,10 +193,15 @@ pub(crate) async fn router_with_sms(
             default_mail_outbox(&database),
         ),
     };
+    let mut outboxes = web::Outboxes::default();
     let sms = sms.unwrap_or_else(|| {
+        outboxes.sms = Some(sms_outbox.clone());
         stepup::mfa::SmsProvider::sender(SmsOutbox::new(sms_outbox, clock.clone()))
     });
-    let mailer = demo_mailer(mail_outbox, clock.clone())?;
+    let (mailer, mail_outbox) = demo_mailer(mail_outbox, clock.clone())?;
+    outboxes.mail = mail_outbox;
+    // The page's development panel shows the outboxes; `STEPUP_DEV_PANEL=off` hides them.
+    let outboxes = outboxes.unless_turned_off(std::env::var("STEPUP_DEV_PANEL").ok().as_deref());
     let (table, builder) = match database {
         Database::Sqlite(store) => (
             UserTable::Sqlite(store.pool().clone()),
@@ -228,6 +235,7 @@ pub(crate) async fn router_with_sms(
         })
         .clock(clock)
         .kdf_pool(kdf)
+        .trusted_proxies(trusted_proxies_from_env()?)
         .relying_party(relying_party(public_url)?)
         .mailer(mailer)
         .sms(sms)
@@ -269,6 +277,7 @@ pub(crate) async fn router_with_sms(
             stepup.mfa().stores().factors.clone(),
         ))
         .merge(stepup.routes())
+        .merge(web::routes(outboxes))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -280,7 +289,7 @@ pub(crate) async fn router_with_sms(
             )
         })
         .layer(stepup.authenticate());
-    Ok(app)
+    Ok(web::with_security_headers(app))
 }
 
 #[derive(Clone)]
@@ -473,6 +482,21 @@ async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {
     Ok(Json(json!({ "status": "ok" })).into_response())
 }
 
+/// The reverse proxies in front of the demo, whose `X-Forwarded-For` names the client:
+/// `STEPUP_TRUSTED_PROXIES`, comma-separated addresses or networks. Unset, none is trusted and
+/// forwarding headers are ignored (the TCP peer is the client).
+fn trusted_proxies_from_env()
+-> Result<stepup::TrustedProxies, Box<dyn std::error::Error + Send + Sync>> {
+    let list = std::env::var("STEPUP_TRUSTED_PROXIES").unwrap_or_default();
+    let networks: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    Ok(stepup::TrustedProxies::parse(&networks)
+        .map_err(|error| format!("STEPUP_TRUSTED_PROXIES: {error}"))?)
+}
+
 fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -599,25 +623,30 @@ pub(crate) fn default_mail_outbox(database: &Database) -> std::path::PathBuf {
 
 /// The demo's mailer: SMTP when `STEPUP_SMTP_URL` is set (sender `STEPUP_MAIL_FROM`, default
 /// `stepup demo <no-reply@localhost>`), else one JSON line `{"to","subject","body","at"}` per mail
-/// appended to `STEPUP_MAIL_OUTBOX` (default [`default_mail_outbox`]).
+/// appended to `STEPUP_MAIL_OUTBOX` (default [`default_mail_outbox`]), whose path comes back too.
+#[allow(clippy::type_complexity)] // Spelled out once, here.
 fn demo_mailer(
     default_outbox: std::path::PathBuf,
     clock: SharedClock,
-) -> Result<std::sync::Arc<dyn stepup_mail::Mailer>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<
+    (
+        std::sync::Arc<dyn stepup_mail::Mailer>,
+        Option<std::path::PathBuf>,
+    ),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let setting = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     if let Some(url) = setting("STEPUP_SMTP_URL") {
         let from = setting("STEPUP_MAIL_FROM")
             .unwrap_or_else(|| "stepup demo <no-reply@localhost>".to_owned());
         tracing::info!("mail goes out through SMTP");
-        return Ok(std::sync::Arc::new(stepup_mail::SmtpMailer::from_url(
-            &url, &from,
-        )?));
+        let smtp = stepup_mail::SmtpMailer::from_url(&url, &from)?;
+        return Ok((std::sync::Arc::new(smtp), None));
     }
     let path = setting("STEPUP_MAIL_OUTBOX")
         .map(std::path::PathBuf::from)
         .unwrap_or(default_outbox);
     tracing::info!(path = %path.display(), "no STEPUP_SMTP_URL: mail is written to the outbox file");
-    Ok(std::sync::Arc::new(
-        stepup_mail::JsonLinesOutbox::new(path).with_clock(clock),
-    ))
+    let outbox = stepup_mail::JsonLinesOutbox::new(path.clone()).with_clock(clock);
+    Ok((std::sync::Arc::new(outbox), Some(path)))
 }

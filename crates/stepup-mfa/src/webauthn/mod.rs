@@ -228,6 +228,12 @@ impl Mfa {
                 Some(exclude).filter(|ids| !ids.is_empty()),
             )
             .map_err(|_| MfaError::Internal("could not start a WebAuthn registration"))?;
+        // webauthn-rs asks for a non-discoverable credential; passwordless login needs a
+        // discoverable one, so prefer it (a security key short of resident slots still
+        // registers, as a second factor only). Verification does not depend on it.
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Preferred);
+        }
         let state = RegistrationState {
             user: user.to_owned(),
             state,

@@ -1,0 +1,566 @@
+//! The demo's web page in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver), with the W3C virtual authenticator standing in for a phone's passkey. One walk
+//! through what a person does: register, sign in, enroll TOTP from the shown secret, sign in with
+//! the code, add a passkey, sign in with it alone, open the passkey-only vault, and delete the
+//! account through the step-up prompt. Screenshots of the main screens land in
+//! `STEPUP_SCREENSHOTS` (default: a `stepup-screenshots` folder in the temporary directory).
+//!
+//! Needs `chromium` and `chromedriver` (`apt-get install chromium chromium-driver`); without them
+//! the test is skipped with a message, except under `CI=true`, where it fails.
+
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod app;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use stepup::mfa::totp::TotpKey;
+use stepup::{Clock, ManualClock, TotpAlgorithm};
+
+const T0: u64 = 1_800_000_000;
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long the page gets to reach each expected state (the browser's pace, not the product's
+/// clock, which is the test's `ManualClock`).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Whether the browser is here; `false` (the reason printed) means skip, except under CI.
+fn browser_installed() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{CHROMIUM} and {CHROMEDRIVER} are missing: CI must run the browser test \
+         (apt-get install chromium chromium-driver)"
+    );
+    eprintln!(
+        "skipping: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+    );
+    false
+}
+
+/// The demo on a free port, reached at `http://localhost:<port>` (its WebAuthn origin).
+async fn start_demo(clock: &ManualClock, dir: &Path) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let url = format!("sqlite://{}", dir.join("demo.db").display());
+    let database = app::Database::open(&url, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let backends = app::Backends {
+        database,
+        redis: None,
+        outbox_dir: Some(dir.to_owned()),
+    };
+    let secrets = app::Secrets {
+        jwt_secret: b"browser test secret, thirty-two bytes or more".to_vec(),
+        seal_key_id: "test".into(),
+        seal_key: vec![7; 32],
+        lookup_key: vec![8; 32],
+    };
+    let client = app::demo_client("demo", &format!("{base}/callback"));
+    let router = app::router_at(backends, &secrets, client, Arc::new(clock.clone()), &base)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await.unwrap()
+    });
+    base
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session, its profile in `profile`.
+async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--no-first-run", "--window-size=1000,1300",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("open a Chromium session")
+}
+
+/// `POST /session/{id}/webauthn/authenticator`: a virtual platform authenticator (CTAP2,
+/// internal transport) with resident keys and user verification, as a phone's passkey.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The page, driven by id, with the checks a person makes by looking.
+struct Page {
+    client: Client,
+    shots: PathBuf,
+}
+
+impl Page {
+    async fn eval(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// Waits until `condition` (a JavaScript expression) is true; the page's error text, if
+    /// any, is in the failure message.
+    async fn until(&self, condition: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if self.eval(&format!("return Boolean({condition});")).await == json!(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let error = self.text("error").await;
+                let notice = self.text("notice").await;
+                panic!("waited for `{condition}`; page error: {error:?}, notice: {notice:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn visible(&self, id: &str) {
+        self.until(&format!(
+            "document.getElementById('{id}').offsetParent !== null"
+        ))
+        .await;
+    }
+
+    async fn text(&self, id: &str) -> String {
+        let script = format!("return document.getElementById('{id}')?.textContent ?? '';");
+        self.eval(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn notice_is(&self, text: &str) {
+        let text = serde_json::to_string(text).unwrap();
+        self.until(&format!(
+            "document.getElementById('notice').textContent === {text}"
+        ))
+        .await;
+    }
+
+    async fn type_into(&self, id: &str, value: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, id: &str) {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Presses the submit button of the form `id`.
+    async fn submit(&self, id: &str) {
+        self.client
+            .find(Locator::Css(&format!("#{id} button[type=submit]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn sign_in_with_password(&self, email: &str, password: &str) {
+        self.type_into("sign-in-email", email).await;
+        self.type_into("sign-in-password", password).await;
+        self.submit("sign-in-form").await;
+    }
+
+    async fn sign_out(&self) {
+        self.click("sign-out").await;
+        self.notice_is("Signed out.").await;
+        self.visible("sign-in-form").await;
+    }
+}
+
+fn code_at(secret: &str, now: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).unwrap();
+    let secret = secret.as_bytes();
+    TotpKey::new(secret, TotpAlgorithm::Sha1, 6, 30, 1, "demo", "browser")
+        .unwrap()
+        .code_at(now)
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("STEPUP_SCREENSHOTS").map_or_else(
+        || std::env::temp_dir().join("stepup-screenshots"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_walks_every_main_flow_in_chromium() {
+    if !browser_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let base = start_demo(&clock, dir.path()).await;
+    let driver = Chromedriver::start().await;
+    let client = browser(&driver, &dir.path().join("profile")).await;
+    client
+        .issue_cmd(AddVirtualAuthenticator)
+        .await
+        .expect("add the virtual authenticator");
+    let page = Page {
+        client,
+        shots: screenshot_dir(),
+    };
+    let (email, password) = ("ada@example.com", "correct horse battery");
+
+    // The page and what it may load.
+    page.client.goto(&format!("{base}/")).await.unwrap();
+    page.until("document.body.dataset.ready === 'true'").await;
+    page.visible("dev-panel").await;
+    let unlabelled = page
+        .eval("return [...document.querySelectorAll('input')].filter(i => i.labels.length === 0).map(i => i.id);")
+        .await;
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    page.screenshot("signed-out").await;
+
+    // Register, then sign in with the password alone (no factor yet: acr pwd).
+    page.type_into("register-email", email).await;
+    page.type_into("register-password", password).await;
+    page.submit("register-form").await;
+    page.notice_is("Account created: sign in below.").await;
+    page.sign_in_with_password(email, password).await;
+    page.visible("signed-in").await;
+    assert_eq!(page.text("session-acr").await, "pwd");
+
+    // Enroll TOTP from the secret shown beside the QR code; the backup codes appear once.
+    page.click("totp-setup").await;
+    page.visible("totp-qr").await;
+    page.until("document.getElementById('totp-qr').complete && document.getElementById('totp-qr').naturalWidth > 0")
+        .await;
+    let secret = page.text("totp-secret").await;
+    assert!(secret.len() >= 26, "a base32 secret of 128 bits or more");
+    page.screenshot("enroll-totp").await;
+    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("totp-confirm-form").await;
+    page.notice_is("Authenticator app enabled.").await;
+    page.visible("backup-codes").await;
+    let codes = page
+        .eval("return document.querySelectorAll('#backup-code-list li').length;")
+        .await;
+    assert_eq!(codes, json!(10));
+    page.screenshot("backup-codes").await;
+    page.click("backup-hide").await;
+    page.sign_out().await;
+
+    // Sign in again: the password now leads to the second-factor step.
+    page.sign_in_with_password(email, password).await;
+    page.visible("mfa-step").await;
+    page.visible("mfa-totp-form").await;
+    let no_passkey_yet = page
+        .eval("return document.getElementById('mfa-webauthn').hidden;")
+        .await;
+    assert_eq!(
+        no_passkey_yet,
+        json!(true),
+        "no passkey is offered before one exists"
+    );
+    page.screenshot("second-factor").await;
+    clock.advance(Duration::from_secs(30));
+    page.type_into("mfa-totp-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("mfa-totp-form").await;
+    page.visible("signed-in").await;
+    assert_eq!(page.text("session-acr").await, "mfa");
+
+    // Add a passkey (the virtual authenticator answers), then sign in with it alone.
+    page.type_into("passkey-label", "virtual phone").await;
+    page.submit("passkey-add-form").await;
+    page.notice_is("Passkey added.").await;
+    page.until("document.getElementById('passkey-list').textContent.includes('virtual phone')")
+        .await;
+    page.screenshot("signed-in").await;
+    page.sign_out().await;
+    page.click("passkey-sign-in").await;
+    page.notice_is("Signed in with a passkey.").await;
+    assert_eq!(page.text("session-acr").await, "phr");
+    assert_eq!(
+        page.text("session-amr").await,
+        "hwk",
+        "no password was checked"
+    );
+
+    // The vault opens to the fresh passkey login.
+    page.click("open-vault").await;
+    page.until("document.getElementById('vault').textContent.includes('opens only to a passkey')")
+        .await;
+
+    // Five minutes on, deleting the account asks for a fresh factor first (RFC 9470), then works.
+    clock.advance(Duration::from_secs(301));
+    page.click("delete-account").await;
+    page.client.accept_alert().await.unwrap();
+    page.visible("mfa-step").await;
+    assert_eq!(
+        page.text("mfa-reason").await,
+        "Confirm it is you with a second factor."
+    );
+    page.type_into("mfa-totp-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("mfa-totp-form").await;
+    page.notice_is("Account deleted.").await;
+    page.visible("sign-in-form").await;
+    page.sign_in_with_password(email, password).await;
+    page.until("document.getElementById('error').textContent === 'invalid username or password'")
+        .await;
+
+    // Nothing came from anywhere but the demo itself.
+    let loaded = page
+        .eval(
+            "return [document.URL, ...performance.getEntriesByType('resource').map(e => e.name)];",
+        )
+        .await;
+    let loaded: Vec<String> = serde_json::from_value(loaded).unwrap();
+    assert!(
+        loaded.len() > 5,
+        "the page's own requests are seen: {loaded:?}"
+    );
+    for url in &loaded {
+        assert!(
+            url.starts_with(&format!("{base}/")),
+            "{url} is not the demo's own"
+        );
+    }
+
+    // At a phone's width nothing needs sideways scrolling.
+    page.client.set_window_size(390, 844).await.unwrap();
+    let overflow = page
+        .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+        .await;
+    assert_eq!(overflow, json!(0), "no horizontal scrolling at 390 px");
+    eprintln!("screenshots in {}", page.shots.display());
+    page.client.close().await.unwrap();
+}
+
+impl Page {
+    /// Refreshes the development outbox until the list `id` holds `needle`; its text.
+    async fn outbox_holding(&self, id: &str, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.click("outbox-refresh").await;
+            let text = self.text(id).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the outbox never showed {needle:?}: {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The newest SMS code in the development outbox (newest first).
+    async fn newest_sms_code(&self) -> String {
+        let text = self.outbox_holding("sms-outbox", "+15551234567").await;
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|word| word.len() == 6)
+            .expect("the SMS holds a 6-digit code")
+            .to_owned()
+    }
+}
+
+/// Starts a browser on a fresh demo; the virtual authenticator is not needed here.
+async fn page_on_new_demo(clock: &ManualClock, dir: &Path) -> (Page, Chromedriver, String) {
+    let base = start_demo(clock, dir).await;
+    let driver = Chromedriver::start().await;
+    let client = browser(&driver, &dir.join("profile")).await;
+    let page = Page {
+        client,
+        shots: screenshot_dir(),
+    };
+    page.client.goto(&format!("{base}/")).await.unwrap();
+    page.until("document.body.dataset.ready === 'true'").await;
+    (page, driver, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
+    if !browser_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let (page, _driver, _base) = page_on_new_demo(&clock, dir.path()).await;
+    let (email, password) = ("grace@example.com", "a long enough password");
+    page.type_into("register-email", email).await;
+    page.type_into("register-password", password).await;
+    page.submit("register-form").await;
+    page.notice_is("Account created: sign in below.").await;
+    page.sign_in_with_password(email, password).await;
+    page.visible("signed-in").await;
+
+    // A phone as the factor, its code read off the development outbox.
+    page.type_into("sms-phone", "+15551234567").await;
+    page.submit("sms-enroll-form").await;
+    page.visible("sms-verify-form").await;
+    let code = page.newest_sms_code().await;
+    page.type_into("sms-code", &code).await;
+    page.submit("sms-verify-form").await;
+    page.notice_is("Phone verified.").await;
+    // The number is shown masked.
+    page.until("document.getElementById('factor-list').textContent.includes('+1*****4567')")
+        .await;
+    page.sign_out().await;
+
+    // Sign in with an SMS code, and remember this browser.
+    clock.advance(Duration::from_secs(31));
+    page.sign_in_with_password(email, password).await;
+    page.visible("mfa-sms-form").await;
+    page.click("mfa-sms-send").await;
+    page.notice_is("Code sent to +1*****4567").await;
+    let second = page.newest_sms_code().await;
+    assert_ne!(second, code, "a new code for the login");
+    page.type_into("mfa-sms-code", &second).await;
+    page.click("mfa-remember").await;
+    page.submit("mfa-sms-form").await;
+    page.visible("signed-in").await;
+    assert_eq!(page.text("session-amr").await, "pwd, sms");
+    page.until("document.getElementById('device-list').textContent.includes('(this one)')")
+        .await;
+    page.sign_out().await;
+
+    // The remembered browser skips the second factor.
+    page.sign_in_with_password(email, password).await;
+    page.visible("signed-in").await;
+    assert_eq!(page.text("session-acr").await, "mfa");
+    page.sign_out().await;
+
+    // Lost the phone: recovery by mail (read off the outbox) plus the password.
+    page.type_into("recovery-email", email).await;
+    page.submit("recovery-request-form").await;
+    page.visible("recovery-confirm-form").await;
+    let mail = page.outbox_holding("mail-outbox", "Recovery code: ").await;
+    let code = mail
+        .split("Recovery code: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    page.type_into("recovery-code", &code).await;
+    page.type_into("recovery-password", password).await;
+    page.submit("recovery-confirm-form").await;
+    page.notice_is("Account recovered: every factor was removed. Enroll a new one.")
+        .await;
+    assert_eq!(page.text("session-acr").await, "pwd");
+    // Every factor and remembered device is gone.
+    page.until("document.getElementById('event-list').textContent.includes('recovery')")
+        .await;
+    assert_eq!(page.text("factor-list").await, "none");
+    assert_eq!(page.text("device-list").await, "none");
+
+    // The token was only ever in the page's memory: nothing stored, and a reload signs out.
+    let stored = page
+        .eval("return localStorage.length + sessionStorage.length + document.cookie.length;")
+        .await;
+    assert_eq!(
+        stored,
+        json!(0),
+        "no token in web storage or readable cookies"
+    );
+    page.client.refresh().await.unwrap();
+    page.until("document.body.dataset.ready === 'true'").await;
+    page.visible("sign-in-form").await;
+    assert_eq!(page.text("whoami").await, "");
+    page.client.close().await.unwrap();
+}
