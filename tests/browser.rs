@@ -371,6 +371,22 @@ async fn a_person_walks_every_main_flow_in_chromium() {
     page.until("document.getElementById('passkey-list').textContent.includes('virtual phone')")
         .await;
     page.screenshot("signed-in").await;
+
+    // The vault wants a passkey: stepup.js meets the phr challenge with a passkey-only prompt.
+    page.click("open-vault").await;
+    page.visible("mfa-step").await;
+    assert_eq!(
+        page.text("mfa-reason").await,
+        "This needs a passkey: confirm with yours."
+    );
+    let codes_offered = page
+        .eval("return !document.getElementById('mfa-totp-form').hidden;")
+        .await;
+    assert_eq!(codes_offered, json!(false), "only a passkey reaches phr");
+    page.click("mfa-passkey").await;
+    page.until("document.getElementById('vault').textContent.includes('opens only to a passkey')")
+        .await;
+    assert_eq!(page.text("session-acr").await, "phr");
     page.sign_out().await;
     page.click("passkey-sign-in").await;
     page.notice_is("Signed in with a passkey.").await;
@@ -381,7 +397,8 @@ async fn a_person_walks_every_main_flow_in_chromium() {
         "no password was checked"
     );
 
-    // The vault opens to the fresh passkey login.
+    // The vault opens to the fresh passkey login, with no prompt.
+    page.eval("document.getElementById('vault').textContent = ''; return null;").await;
     page.click("open-vault").await;
     page.until("document.getElementById('vault').textContent.includes('opens only to a passkey')")
         .await;
@@ -450,10 +467,21 @@ impl Page {
         }
     }
 
-    /// The newest SMS code in the development outbox (newest first).
-    async fn newest_sms_code(&self) -> String {
-        let text = self.outbox_holding("sms-outbox", "+15551234567").await;
-        text.split(|c: char| !c.is_ascii_digit())
+    /// The code of the `count`th SMS, once the development outbox shows it (newest first).
+    async fn sms_code(&self, count: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let script = "return [...document.querySelectorAll('#sms-outbox li')].map(li => li.textContent);";
+        let newest = loop {
+            self.click("outbox-refresh").await;
+            let shown: Vec<String> = serde_json::from_value(self.eval(script).await).unwrap();
+            if shown.len() >= count && shown.iter().all(|sms| sms.contains("+15551234567")) {
+                break shown[0].clone();
+            }
+            assert!(Instant::now() < deadline, "the outbox never showed SMS {count}: {shown:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        newest
+            .split(|c: char| !c.is_ascii_digit())
             .find(|word| word.len() == 6)
             .expect("the SMS holds a 6-digit code")
             .to_owned()
@@ -494,7 +522,7 @@ async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
     page.type_into("sms-phone", "+15551234567").await;
     page.submit("sms-enroll-form").await;
     page.visible("sms-verify-form").await;
-    let code = page.newest_sms_code().await;
+    let code = page.sms_code(1).await;
     page.type_into("sms-code", &code).await;
     page.submit("sms-verify-form").await;
     page.notice_is("Phone verified.").await;
@@ -509,7 +537,7 @@ async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
     page.visible("mfa-sms-form").await;
     page.click("mfa-sms-send").await;
     page.notice_is("Code sent to +1*****4567").await;
-    let second = page.newest_sms_code().await;
+    let second = page.sms_code(2).await;
     assert_ne!(second, code, "a new code for the login");
     page.type_into("mfa-sms-code", &second).await;
     page.click("mfa-remember").await;

@@ -39,6 +39,7 @@ const api = createClient({
       : "Confirm it is you with a second factor.";
     const signedIn = await secondFactor(challenge, why, required.acrValues.includes("phr"));
     accessToken = signedIn.access_token;
+    show("signed-in");
     await showSession();
     return accessToken;
   },
