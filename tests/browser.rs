@@ -398,7 +398,8 @@ async fn a_person_walks_every_main_flow_in_chromium() {
     );
 
     // The vault opens to the fresh passkey login, with no prompt.
-    page.eval("document.getElementById('vault').textContent = ''; return null;").await;
+    page.eval("document.getElementById('vault').textContent = ''; return null;")
+        .await;
     page.click("open-vault").await;
     page.until("document.getElementById('vault').textContent.includes('opens only to a passkey')")
         .await;
@@ -470,14 +471,18 @@ impl Page {
     /// The code of the `count`th SMS, once the development outbox shows it (newest first).
     async fn sms_code(&self, count: usize) -> String {
         let deadline = Instant::now() + PATIENCE;
-        let script = "return [...document.querySelectorAll('#sms-outbox li')].map(li => li.textContent);";
+        let script =
+            "return [...document.querySelectorAll('#sms-outbox li')].map(li => li.textContent);";
         let newest = loop {
             self.click("outbox-refresh").await;
             let shown: Vec<String> = serde_json::from_value(self.eval(script).await).unwrap();
             if shown.len() >= count && shown.iter().all(|sms| sms.contains("+15551234567")) {
                 break shown[0].clone();
             }
-            assert!(Instant::now() < deadline, "the outbox never showed SMS {count}: {shown:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the outbox never showed SMS {count}: {shown:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         newest

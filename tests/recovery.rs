@@ -1,7 +1,8 @@
-//! Account recovery and the admin reset: over HTTP on the demo (SQLite, the mail outbox file),
-//! over HTTP on a small app with a recovery delay and the admin handler (memory store, an
-//! in-memory outbox), and on the engine for the race (memory and SQLite). The clock is always
-//! the test's: nothing sleeps to make time pass.
+//! Account recovery and the admin reset: over HTTP on the demo (SQLite and PostgreSQL, the mail
+//! outbox file; the demo's own admin route), over HTTP on a small app with a recovery delay and
+//! the admin handler (memory store, an in-memory outbox), and on the engine for the race (memory,
+//! SQLite, PostgreSQL, and PostgreSQL with the ephemeral state — where recovery codes live — in
+//! Redis). The clock is always the test's: nothing sleeps to make time pass.
 
 mod demo_support;
 
@@ -28,12 +29,12 @@ const EMAIL: &str = "ada@example.com";
 // ---------------------------------------------------------------------------------------------
 // The demo over HTTP: SQLite, the outbox file.
 
-async fn request_recovery(demo: &Demo, email: &str) -> Answer {
+async fn request_recovery<S>(demo: &Demo<S>, email: &str) -> Answer {
     demo.post("/api/mfa/recovery/request", None, json!({"email": email}))
         .await
 }
 
-async fn confirm(demo: &Demo, token: &str, password: &str) -> Answer {
+async fn confirm<S>(demo: &Demo<S>, token: &str, password: &str) -> Answer {
     demo.post(
         "/api/mfa/recovery/confirm",
         None,
@@ -43,7 +44,7 @@ async fn confirm(demo: &Demo, token: &str, password: &str) -> Answer {
 }
 
 /// Requests a recovery for `email` and returns the code from the outbox (the `nth` mail).
-async fn mailed_code(demo: &Demo, email: &str) -> String {
+async fn mailed_code<S>(demo: &Demo<S>, email: &str) -> String {
     let before = mail_outbox(demo).len();
     let answer = request_recovery(demo, email).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
@@ -66,7 +67,7 @@ async fn mailed_code(demo: &Demo, email: &str) -> String {
 }
 
 /// The `name=value` of the device cookie set by an MFA step with `remember_device`.
-async fn remembered_cookie(demo: &Demo, key: &TotpKey) -> String {
+async fn remembered_cookie<S>(demo: &Demo<S>, key: &TotpKey) -> String {
     let mfa_token = demo.mfa_token(EMAIL).await;
     let response = demo
         .request(reqwest::Method::POST, "/oauth/authorize/mfa", None)
@@ -82,20 +83,28 @@ async fn remembered_cookie(demo: &Demo, key: &TotpKey) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn request_outbox_confirm_and_enroll_again() {
-    let demo = Demo::start().await;
+on_sqlite_and_postgres!(
+    request_outbox_confirm_and_enroll_again,
+    an_unknown_address_gets_the_same_answer_and_no_mail,
+    a_wrong_password_uses_the_code_up,
+    a_code_works_once,
+    a_code_expires_after_an_hour,
+    wrong_codes_use_up_the_address_budget,
+    an_authorization_code_issued_before_a_recovery_fails_after_it,
+);
+
+async fn request_outbox_confirm_and_enroll_again<S>(demo: &Demo<S>) {
     let (old_token, key, backup_codes) = demo.enrolled_user(EMAIL).await;
-    let cookie = remembered_cookie(&demo, &key).await;
+    let cookie = remembered_cookie(demo, &key).await;
     demo.clock.advance(Duration::from_secs(30));
     let old_mfa_token = demo.mfa_token(EMAIL).await;
     let mfa_token = demo.mfa_token(EMAIL).await;
     let mfa_access = demo.mfa_step_with_code(&mfa_token, &key).await.token();
     demo.clock.advance(Duration::from_secs(30));
 
-    let code = mailed_code(&demo, EMAIL).await;
+    let code = mailed_code(demo, EMAIL).await;
     assert!(code.len() >= 43, "256 random bits");
-    let recovered = confirm(&demo, &code, "correct horse").await;
+    let recovered = confirm(demo, &code, "correct horse").await;
     assert_eq!(recovered.status, StatusCode::OK, "{recovered:?}");
     assert_eq!(recovered.body["acr"], "pwd");
     assert_eq!(recovered.cache_control.as_deref(), Some("no-store"));
@@ -164,36 +173,32 @@ async fn request_outbox_confirm_and_enroll_again() {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_address_gets_the_same_answer_and_no_mail() {
-    let demo = Demo::start().await;
+async fn an_unknown_address_gets_the_same_answer_and_no_mail<S>(demo: &Demo<S>) {
     demo.register(EMAIL).await;
-    let known = request_recovery(&demo, EMAIL).await;
-    let unknown = request_recovery(&demo, "nobody@example.com").await;
-    let malformed = request_recovery(&demo, "not an address").await;
+    let known = request_recovery(demo, EMAIL).await;
+    let unknown = request_recovery(demo, "nobody@example.com").await;
+    let malformed = request_recovery(demo, "not an address").await;
     for answer in [&known, &unknown, &malformed] {
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
         assert_eq!(answer.body, known.body);
         assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
     }
-    let mails = mails_at_least(&demo, 1).await;
+    let mails = mails_at_least(demo, 1).await;
     // Give a stray mail every chance to show up before counting.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mails_now = mail_outbox(&demo);
+    let mails_now = mail_outbox(demo);
     assert_eq!(mails_now.len(), 1, "{mails_now:?}");
     assert_eq!(mails[0]["to"], EMAIL);
     assert_eq!(mails[0]["at"], T0);
 }
 
-#[tokio::test]
-async fn a_wrong_password_uses_the_code_up() {
-    let demo = Demo::start().await;
+async fn a_wrong_password_uses_the_code_up<S>(demo: &Demo<S>) {
     let (_, key, _) = demo.enrolled_user(EMAIL).await;
-    let code = mailed_code(&demo, EMAIL).await;
-    confirm(&demo, &code, "wrong horse")
+    let code = mailed_code(demo, EMAIL).await;
+    confirm(demo, &code, "wrong horse")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
-    confirm(&demo, &code, "correct horse")
+    confirm(demo, &code, "correct horse")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
     // Nothing was reset.
@@ -204,52 +209,154 @@ async fn a_wrong_password_uses_the_code_up() {
     );
 }
 
-#[tokio::test]
-async fn a_code_works_once() {
-    let demo = Demo::start().await;
+async fn a_code_works_once<S>(demo: &Demo<S>) {
     demo.enrolled_user(EMAIL).await;
-    let code = mailed_code(&demo, EMAIL).await;
+    let code = mailed_code(demo, EMAIL).await;
     assert_eq!(
-        confirm(&demo, &code, "correct horse").await.status,
+        confirm(demo, &code, "correct horse").await.status,
         StatusCode::OK
     );
-    confirm(&demo, &code, "correct horse")
+    confirm(demo, &code, "correct horse")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
-    confirm(&demo, "made-up", "correct horse")
+    confirm(demo, "made-up", "correct horse")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
 }
 
-#[tokio::test]
-async fn a_code_expires_after_an_hour() {
-    let demo = Demo::start().await;
+async fn a_code_expires_after_an_hour<S>(demo: &Demo<S>) {
     demo.enrolled_user(EMAIL).await;
-    let code = mailed_code(&demo, EMAIL).await;
+    let code = mailed_code(demo, EMAIL).await;
     demo.clock.advance(Duration::from_secs(60 * 60 + 1));
-    confirm(&demo, &code, "correct horse")
+    confirm(demo, &code, "correct horse")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
     // A fresh one works.
-    let code = mailed_code(&demo, EMAIL).await;
+    let code = mailed_code(demo, EMAIL).await;
     assert_eq!(
-        confirm(&demo, &code, "correct horse").await.status,
+        confirm(demo, &code, "correct horse").await.status,
         StatusCode::OK
     );
 }
 
-#[tokio::test]
-async fn wrong_codes_use_up_the_address_budget() {
-    let demo = Demo::start().await;
+async fn wrong_codes_use_up_the_address_budget<S>(demo: &Demo<S>) {
     demo.register(EMAIL).await;
     for _ in 0..30 {
-        confirm(&demo, "a-wrong-recovery-code", "correct horse")
+        confirm(demo, "a-wrong-recovery-code", "correct horse")
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_token");
     }
-    let refused = confirm(&demo, "a-wrong-recovery-code", "correct horse").await;
+    let refused = confirm(demo, "a-wrong-recovery-code", "correct horse").await;
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     assert!(refused.retry_after.is_some());
+}
+
+async fn an_authorization_code_issued_before_a_recovery_fails_after_it<S>(demo: &Demo<S>) {
+    let (_, key, _) = demo.enrolled_user(EMAIL).await;
+    // A PKCE login completes: the client holds a code it has not redeemed yet.
+    let login = demo
+        .post(
+            "/oauth/authorize",
+            None,
+            with_pkce(json!({"username": EMAIL, "password": "correct horse"})),
+        )
+        .await;
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    let early = redirected_code(
+        demo,
+        "/oauth/authorize/mfa",
+        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+    )
+    .await;
+    // The account is recovered, still within the code's minute.
+    demo.clock.advance(Duration::from_secs(5));
+    let code = mailed_code(demo, EMAIL).await;
+    assert_eq!(
+        confirm(demo, &code, "correct horse").await.status,
+        StatusCode::OK
+    );
+    redeem_code(demo, &early)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    // A code issued after the recovery (the password alone now) is good, and so is its token.
+    demo.clock.advance(Duration::from_secs(1));
+    let after = redirected_code(
+        demo,
+        "/oauth/authorize",
+        with_pkce(json!({"username": EMAIL, "password": "correct horse"})),
+    )
+    .await;
+    let token = redeem_code(demo, &after).await.token();
+    let factors = demo.get("/api/mfa/factors", Some(&token)).await;
+    assert_eq!(factors.status, StatusCode::OK, "{factors:?}");
+}
+
+#[tokio::test]
+async fn the_demo_resets_a_user_for_its_admins_after_a_phishing_resistant_login() {
+    let demo = Demo::start().await;
+    let admin = demo.register("root@example.com").await;
+    let (own_token, key, _) = demo.enrolled_user(EMAIL).await;
+    let user = demo.get("/api/me", Some(&own_token)).await.body["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same database, served again with `STEPUP_ADMINS` naming root.
+    let Demo { dir, clock, .. } = demo;
+    let demo = Demo::start_with_admins(dir, clock, std::slice::from_ref(&admin)).await;
+    let path = format!("/api/admin/users/{user}/mfa/reset");
+    let at = |sub: &str, acr: &str, amr: &str| {
+        demo.mint(
+            &Grant::new(sub)
+                .acr(acr)
+                .amr([amr])
+                .auth_time(demo.clock.unix_seconds()),
+        )
+    };
+
+    // An admin at `mfa` gets the phr challenge; a user at `phr` who is no admin gets 403.
+    let refused = demo
+        .post(&path, Some(&at(&admin, "mfa", "otp")), json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    assert!(refused.challenge.unwrap().contains("acr_values=\"phr\""));
+    demo.post(&path, Some(&at(&user, "phr", "hwk")), json!({}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // A phr login of the admin older than five minutes: the challenge again.
+    let stale = at(&admin, "phr", "hwk");
+    demo.clock.advance(Duration::from_secs(301));
+    let refused = demo.post(&path, Some(&stale), json!({})).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    // Nothing was reset so far.
+    let mfa_token = demo.mfa_token(EMAIL).await;
+    assert_eq!(
+        demo.mfa_step_with_code(&mfa_token, &key).await.body["acr"],
+        "mfa"
+    );
+
+    let admin_token = at(&admin, "phr", "hwk");
+    let reset = demo.post(&path, Some(&admin_token), json!({})).await;
+    assert_eq!(reset.status, StatusCode::OK, "{reset:?}");
+    assert_eq!(reset.body["success"], true);
+    demo.post(
+        "/api/admin/users/nobody/mfa/reset",
+        Some(&admin_token),
+        json!({}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    // The user signs in with the password alone; the trail names the admin.
+    demo.clock.advance(Duration::from_secs(1));
+    let token = demo.login(EMAIL).await.token();
+    let events = demo.get("/api/mfa/events", Some(&token)).await;
+    let reset = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "admin_reset")
+        .cloned()
+        .expect("the reset is audited");
+    assert!(reset.to_string().contains(&admin), "{reset}");
 }
 
 #[tokio::test]
@@ -355,6 +462,7 @@ impl App {
             .keyring(Keyring::new("k1", &[7; 32]).unwrap())
             .lookup_key(&[8; 32])
             .passwords(Users)
+            .client(stepup::OAuthClient::new(CLIENT_ID).with_redirect_uri(REDIRECT_URI))
             .mailer(outbox.clone())
             .attempt_policy(attempts)
             .clock(Arc::new(clock.clone()));
@@ -532,6 +640,51 @@ async fn a_delayed_recovery_takes_effect_at_the_first_login_after_its_due_time()
 }
 
 #[tokio::test]
+async fn a_delayed_recovery_applied_at_a_pkce_login_redirects_with_a_working_code() {
+    let app = App::new(Some(DAY), AttemptPolicy::default());
+    app.enroll().await;
+    let code = app.mailed_code().await;
+    assert_eq!(app.confirm(&code).await.0, StatusCode::ACCEPTED);
+    app.clock.advance(DAY + Duration::from_secs(1));
+
+    // The login that applies the recovery ends in the redirect, in the reset's own second…
+    let body = with_pkce(json!({"username": EMAIL, "password": "correct horse"}));
+    let request = http::Request::post("/oauth/authorize")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let query = location.split_once('?').unwrap().1;
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let code = &params.iter().find(|(name, _)| name == "code").unwrap().1;
+    // …and its code, redeemed in that second too, gives a token the reset does not void.
+    let form = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", PKCE_VERIFIER),
+        ("redirect_uri", REDIRECT_URI),
+        ("client_id", CLIENT_ID),
+    ])
+    .unwrap();
+    let request = http::Request::post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let token: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(token["acr"], "pwd", "{token}");
+    let (status, factors) = app
+        .get("/api/mfa/factors", token["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{factors}");
+    assert_eq!(factors["factors"], json!([]));
+}
+
+#[tokio::test]
 async fn a_login_with_the_factor_cancels_a_pending_recovery() {
     let app = App::new(Some(DAY), AttemptPolicy::default());
     let key = app.enroll().await;
@@ -686,6 +839,27 @@ async fn one_of_100_concurrent_confirmations_wins_on_memory() {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryStore::new().with_clock(Arc::new(clock.clone()));
     race(Stores::shared(store), clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_100_concurrent_confirmations_wins_on_postgres() {
+    let clock = ManualClock::at_unix(T0);
+    let Some(pg) = backends::Postgres::start(&clock).await else {
+        return;
+    };
+    race(pg.stores(), clock).await;
+    pg.finish().await;
+}
+
+/// Recovery codes live in the ephemeral store: with it in Redis, the race is Redis's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_100_concurrent_confirmations_wins_on_postgres_and_redis() {
+    let clock = ManualClock::at_unix(T0);
+    let Some((pg, stores)) = backends::postgres_and_redis(&clock).await else {
+        return;
+    };
+    race(stores, clock).await;
+    pg.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

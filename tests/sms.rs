@@ -1,6 +1,6 @@
-//! SMS codes (issue 10): the engine on memory and SQLite with a recording sender, Twilio Verify
-//! against a local fake, and the demo over HTTP with its outbox. Never the network, never a sleep:
-//! the clock is a `ManualClock`.
+//! SMS codes (issue 10): the engine on memory, SQLite and PostgreSQL with a recording sender,
+//! Twilio Verify against a local fake, and the demo over HTTP (SQLite and PostgreSQL) with its
+//! outbox. Never the network, never a sleep: the clock is a `ManualClock`.
 
 mod demo_support;
 mod fake_twilio;
@@ -15,10 +15,11 @@ use demo_support::*;
 use fake_twilio::FakeTwilio;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use stepup::mfa::totp::TotpKey;
 use stepup::mfa::{SmsError, SmsPolicy, SmsProvider, SmsSender, TwilioVerify};
 use stepup::{
-    AttemptPolicy, Keyring, ManualClock, MemoryStore, Method, Mfa, MfaError, Proof, SqliteStore,
-    Stores,
+    AttemptPolicy, Clock, Keyring, ManualClock, MemoryStore, Method, Mfa, MfaError, Proof,
+    SqliteStore, Stores, TotpAlgorithm,
 };
 
 const PHONE: &str = "+15551236789";
@@ -136,7 +137,21 @@ async fn sqlite() -> Harness {
     }
 }
 
-macro_rules! on_memory_and_sqlite {
+/// A harness on a PostgreSQL schema of the test's own; `None` without `DATABASE_URL`.
+async fn postgres() -> Option<(Harness, backends::Postgres)> {
+    let clock = ManualClock::at_unix(T0);
+    let phone = Phone::default();
+    let pg = backends::Postgres::start(&clock).await?;
+    let harness = Harness {
+        mfa: engine(pg.stores(), &clock, SmsProvider::sender(phone.clone())),
+        clock,
+        phone,
+        _dir: None,
+    };
+    Some((harness, pg))
+}
+
+macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod memory {
             $(
@@ -154,10 +169,22 @@ macro_rules! on_memory_and_sqlite {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let Some((harness, pg)) = super::postgres().await else {
+                        return;
+                    };
+                    super::$test(harness).await;
+                    pg.finish().await;
+                }
+            )*
+        }
     };
 }
 
-on_memory_and_sqlite!(
+on_every_backend!(
     enrollment_then_login_with_an_sms_code,
     a_resend_waits_for_the_cooldown,
     sends_are_limited_per_number_per_user_and_per_address,
@@ -168,6 +195,9 @@ on_memory_and_sqlite!(
     a_code_of_one_mfa_token_is_refused_on_another,
     bad_numbers_and_countries_off_the_allow_list_are_refused,
     sms_can_be_refused_as_the_only_factor,
+    removing_the_other_factor_is_refused_while_sms_would_be_left_alone,
+    reseal_moves_the_phone_numbers_to_the_new_key,
+    sms_is_not_offered_without_a_provider,
 );
 
 fn no_cooldown() -> SmsPolicy {
@@ -523,6 +553,142 @@ async fn sms_can_be_refused_as_the_only_factor(h: Harness) {
     assert_eq!(h.phone.count(), 0);
 }
 
+/// The same methods, in any order (the stores list credentials in their own order), backup
+/// codes last.
+fn assert_same_methods(got: Vec<Method>, expected: &[Method]) {
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    assert!(expected.iter().all(|m| got.contains(m)), "{got:?}");
+    assert_eq!(got.last(), expected.last(), "{got:?}");
+}
+
+/// Enrolls an authenticator app for `user` on `mfa`; the clock ends on a fresh time step.
+async fn enroll_totp(h: &Harness, mfa: &Mfa, user: &str) -> TotpKey {
+    let enrollment = mfa
+        .begin_totp_enrollment(user, "user@example.com")
+        .await
+        .unwrap();
+    let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+    let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "t", "u").unwrap();
+    mfa.confirm_totp_enrollment(user, &key.code_at(h.clock.unix_seconds()))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(30));
+    key
+}
+
+async fn removing_the_other_factor_is_refused_while_sms_would_be_left_alone(h: Harness) {
+    let strict = h.with(SmsPolicy {
+        needs_another_factor: true,
+        ..SmsPolicy::default()
+    });
+    enroll_totp(&h, &strict, "quin").await;
+    h.enroll(&strict, "quin").await;
+    // Removing the app would leave SMS alone: refused, nothing removed.
+    assert!(matches!(
+        strict.remove_totp("quin").await,
+        Err(MfaError::SmsWouldBeAlone)
+    ));
+    assert_same_methods(
+        strict.methods("quin").await.unwrap(),
+        &[Method::Totp, Method::Sms, Method::BackupCode],
+    );
+    // SMS itself may go; then the app may go too.
+    assert!(strict.remove_sms("quin").await.unwrap());
+    assert!(strict.remove_totp("quin").await.unwrap());
+    assert!(!strict.is_enrolled("quin").await.unwrap());
+
+    // Where the application allows SMS alone (the default), the app can go.
+    let lenient = h.mfa.clone();
+    enroll_totp(&h, &lenient, "rae").await;
+    h.enroll(&lenient, "rae").await;
+    assert!(lenient.remove_totp("rae").await.unwrap());
+    assert_eq!(
+        lenient.methods("rae").await.unwrap(),
+        vec![Method::Sms, Method::BackupCode]
+    );
+}
+
+async fn reseal_moves_the_phone_numbers_to_the_new_key(h: Harness) {
+    h.enroll(&h.mfa, "sol").await;
+    let stored = |mfa: &Mfa| {
+        let factors = mfa.stores().factors.clone();
+        async move {
+            let credential = factors.credentials_of_kind("sms").await.unwrap().remove(0);
+            let payload: Value = serde_json::from_str(&credential.payload).unwrap();
+            payload["number"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(Keyring::key_id_of(&stored(&h.mfa).await), Ok("k1"));
+    let rotated = Keyring::new("k2", &[9; 32])
+        .unwrap()
+        .with_old_key("k1", &[1; 32])
+        .unwrap();
+    let with = |keyring: Keyring| {
+        Mfa::new(h.mfa.stores().clone(), keyring, LOOKUP_KEY)
+            .unwrap()
+            .with_clock(Arc::new(h.clock.clone()))
+            .with_sms_provider(SmsProvider::sender(h.phone.clone()))
+    };
+    let mfa = with(rotated);
+    assert_eq!(mfa.reseal_secrets().await.unwrap(), 1);
+    assert_eq!(Keyring::key_id_of(&stored(&mfa).await), Ok("k2"));
+    assert_eq!(
+        mfa.reseal_secrets().await.unwrap(),
+        0,
+        "nothing left to move"
+    );
+    // The new key alone opens the number: the old key can be dropped.
+    let new_only = with(Keyring::new("k2", &[9; 32]).unwrap());
+    assert_eq!(
+        new_only.sms_phone("sol").await.unwrap().as_deref(),
+        Some(MASKED)
+    );
+    let token = h.mfa_token(&new_only, "sol").await;
+    new_only.send_sms_challenge(&token, None).await.unwrap();
+    new_only
+        .complete_challenge(&token, Proof::Sms(&h.phone.last_code()))
+        .await
+        .unwrap();
+    // The old key alone no longer does.
+    assert!(h.mfa.sms_phone("sol").await.is_err());
+}
+
+async fn sms_is_not_offered_without_a_provider(h: Harness) {
+    h.enroll(&h.mfa, "tia").await;
+    let without = Mfa::new(
+        h.mfa.stores().clone(),
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        LOOKUP_KEY,
+    )
+    .unwrap()
+    .with_clock(Arc::new(h.clock.clone()));
+    assert!(!without.sms_enabled());
+    // SMS alone: the backup codes remain the way in.
+    assert_eq!(
+        without.methods("tia").await.unwrap(),
+        vec![Method::BackupCode]
+    );
+    let challenge = without
+        .start_challenge("tia", &["pwd"], None)
+        .await
+        .unwrap();
+    assert_eq!(challenge.methods, vec![Method::BackupCode]);
+    assert!(matches!(
+        without.send_sms_challenge(&challenge.mfa_token, None).await,
+        Err(MfaError::SmsNotConfigured)
+    ));
+    // Beside an app: the app and the codes.
+    enroll_totp(&h, &without, "tia").await;
+    assert_same_methods(
+        without.methods("tia").await.unwrap(),
+        &[Method::Totp, Method::BackupCode],
+    );
+    assert_same_methods(
+        h.mfa.methods("tia").await.unwrap(),
+        &[Method::Sms, Method::Totp, Method::BackupCode],
+    );
+}
+
 #[tokio::test]
 async fn the_database_holds_no_number_and_no_code() {
     let h = sqlite().await;
@@ -705,7 +871,7 @@ fn amr_of(token: &str) -> Value {
 }
 
 /// Registers `email`, enrolls `PHONE` over HTTP; returns the password token and backup codes.
-async fn sms_user(demo: &Demo, email: &str) -> (String, Vec<Value>) {
+async fn sms_user<S>(demo: &Demo<S>, email: &str) -> (String, Vec<Value>) {
     demo.register(email).await;
     let token = demo.login(email).await.token();
     let enrolled = demo
@@ -728,12 +894,20 @@ async fn sms_user(demo: &Demo, email: &str) -> (String, Vec<Value>) {
     (token, codes)
 }
 
-#[tokio::test]
-async fn http_enrollment_login_step_up_and_cooldown() {
-    let demo = Demo::start().await;
-    let (password_token, codes) = sms_user(&demo, "sam@example.com").await;
+mod http {
+    use super::*;
+
+    on_sqlite_and_postgres!(
+        http_enrollment_login_step_up_and_cooldown,
+        http_bad_numbers_are_400_and_an_unknown_mfa_token_401,
+        http_sms_with_the_pkce_redirect_and_a_remembered_device,
+    );
+}
+
+async fn http_enrollment_login_step_up_and_cooldown<S>(demo: &Demo<S>) {
+    let (password_token, codes) = sms_user(demo, "sam@example.com").await;
     assert_eq!(codes.len(), 10);
-    let outbox = sms_outbox(&demo);
+    let outbox = sms_outbox(demo);
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0]["to"], PHONE);
     assert_eq!(outbox[0]["at"], T0);
@@ -776,7 +950,7 @@ async fn http_enrollment_login_step_up_and_cooldown() {
     let token = demo
         .mfa_step(
             &mfa_token,
-            json!({"method": "sms", "code": last_sms_code(&demo)}),
+            json!({"method": "sms", "code": last_sms_code(demo)}),
         )
         .await
         .token();
@@ -805,7 +979,7 @@ async fn http_enrollment_login_step_up_and_cooldown() {
     let token = demo
         .mfa_step(
             &mfa_token,
-            json!({"method": "sms", "code": last_sms_code(&demo)}),
+            json!({"method": "sms", "code": last_sms_code(demo)}),
         )
         .await
         .token();
@@ -814,9 +988,7 @@ async fn http_enrollment_login_step_up_and_cooldown() {
     assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
 }
 
-#[tokio::test]
-async fn http_bad_numbers_are_400_and_an_unknown_mfa_token_401() {
-    let demo = Demo::start().await;
+async fn http_bad_numbers_are_400_and_an_unknown_mfa_token_401<S>(demo: &Demo<S>) {
     demo.register("tea@example.com").await;
     let token = demo.login("tea@example.com").await.token();
     for bad in [
@@ -840,7 +1012,163 @@ async fn http_bad_numbers_are_400_and_an_unknown_mfa_token_401() {
         )
         .await;
     answer.assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
-    assert!(sms_outbox(&demo).is_empty());
+    assert!(sms_outbox(demo).is_empty());
+}
+
+async fn http_sms_with_the_pkce_redirect_and_a_remembered_device<S>(demo: &Demo<S>) {
+    sms_user(demo, "val@example.com").await;
+    let send = async |mfa_token: &str| {
+        let sent = demo
+            .post(
+                "/oauth/authorize/mfa/sms/send",
+                None,
+                json!({"mfa_token": mfa_token}),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{sent:?}");
+    };
+    // The PKCE redirect: password, SMS code, then the code for the client.
+    let login = demo
+        .post(
+            "/oauth/authorize",
+            None,
+            with_pkce(json!({"username": "val@example.com", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(login.body["mfa_required"], true, "{login:?}");
+    let mfa_token = login.body["mfa_token"].as_str().unwrap().to_owned();
+    send(&mfa_token).await;
+    let code = redirected_code(
+        demo,
+        "/oauth/authorize/mfa",
+        json!({"mfa_token": mfa_token, "method": "sms", "code": last_sms_code(demo)}),
+    )
+    .await;
+    let exchanged = redeem_code(demo, &code).await;
+    assert_eq!(exchanged.body["acr"], "mfa", "{exchanged:?}");
+    assert_eq!(amr_of(&exchanged.token()), json!(["pwd", "sms"]));
+
+    // Remember this device on an SMS step: the next login skips the step.
+    demo.clock.advance(Duration::from_secs(31));
+    let mfa_token = demo.mfa_token("val@example.com").await;
+    send(&mfa_token).await;
+    let (answer, cookie) = remembered_step(
+        demo,
+        &mfa_token,
+        json!({"method": "sms", "code": last_sms_code(demo)}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let sent = sms_outbox(demo).len();
+    let login = login_with_cookie(demo, "val@example.com", &cookie).await;
+    assert_eq!(login.status, StatusCode::OK, "{login:?}");
+    assert!(login.body.get("mfa_required").is_none(), "{login:?}");
+    assert_eq!(login.body["acr"], "mfa");
+    assert_eq!(
+        sms_outbox(demo).len(),
+        sent,
+        "no SMS for a remembered device"
+    );
+    // Without the cookie the step is asked for again.
+    assert_eq!(
+        demo.login("val@example.com").await.body["mfa_required"],
+        true
+    );
+}
+
+/// One user, `eli`, whose password is `pw`.
+struct OneUser;
+
+#[stepup::store::async_trait]
+impl stepup::PasswordCheck for OneUser {
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<String>, stepup::PasswordCheckFailed> {
+        Ok((username == "eli" && password == "pw").then(|| "eli".to_owned()))
+    }
+
+    async fn account_exists(&self, user: &str) -> Result<bool, stepup::PasswordCheckFailed> {
+        Ok(user == "eli")
+    }
+}
+
+#[tokio::test]
+async fn http_removing_the_last_other_factor_is_a_409_where_sms_needs_company() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let clock = ManualClock::at_unix(T0);
+    let phone = Phone::default();
+    let stepup = stepup::StepUp::builder()
+        .issuer(stepup::JwtIssuer::hs256(JWT_SECRET).unwrap())
+        .store(MemoryStore::new().with_clock(Arc::new(clock.clone())))
+        .keyring(Keyring::new("k1", &[1; 32]).unwrap())
+        .lookup_key(LOOKUP_KEY)
+        .passwords(OneUser)
+        .sms(SmsProvider::sender(phone.clone()))
+        .sms_needs_another_factor(true)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let router = axum::Router::new()
+        .merge(stepup.routes())
+        .layer(stepup.authenticate());
+    let call = async |method: &str, path: &str, token: &str, body: Value| {
+        let request = ::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        )
+    };
+    let mfa = stepup.mfa();
+    let enrollment = mfa.begin_totp_enrollment("eli", "eli").await.unwrap();
+    let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+    let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "t", "u").unwrap();
+    mfa.confirm_totp_enrollment("eli", &key.code_at(T0))
+        .await
+        .unwrap();
+    mfa.begin_sms_enrollment("eli", PHONE, None).await.unwrap();
+    mfa.confirm_sms_enrollment("eli", &phone.last_code())
+        .await
+        .unwrap();
+    let fresh = stepup
+        .issuer()
+        .issue(
+            &stepup::Grant::new("eli")
+                .acr("mfa")
+                .amr(["pwd", "otp"])
+                .auth_time(T0),
+        )
+        .unwrap()
+        .access_token;
+
+    let (status, body) = call("DELETE", "/api/mfa/totp", &fresh, json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "sms_needs_another_factor", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("SMS"));
+    assert!(mfa.methods("eli").await.unwrap().contains(&Method::Totp));
+    // SMS first, then the app: both go.
+    assert_eq!(
+        call("DELETE", "/api/mfa/sms", &fresh, json!({})).await.0,
+        200
+    );
+    assert_eq!(
+        call("DELETE", "/api/mfa/totp", &fresh, json!({})).await.0,
+        200
+    );
+    assert!(!mfa.is_enrolled("eli").await.unwrap());
 }
 
 #[derive(Clone, Default)]

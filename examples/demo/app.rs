@@ -19,9 +19,12 @@ use stepup::{
     PasswordCheckFailed, RequireAcr, RequireMfa, SharedClock, StepUp, TotpConfig,
 };
 
-// Beside this file; the path also holds when the tests include this module.
+// Beside this file; the paths also hold when the tests include this module.
+#[path = "admin.rs"]
+mod admin;
 #[path = "users.rs"]
 mod users;
+pub(crate) use admin::Admins;
 use users::UserTable;
 #[path = "web.rs"]
 pub(crate) mod web;
@@ -172,7 +175,7 @@ pub(crate) async fn router_at(
 
 /// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin), its SMS
 /// delivered by `sms` (`None`: appended to the outbox file beside the database,
-/// `<database>.sms.jsonl`).
+/// `<database>.sms.jsonl`), its administrators those of `STEPUP_ADMINS`.
 pub(crate) async fn router_with_sms(
     backends: impl Into<Backends>,
     secrets: &Secrets,
@@ -180,6 +183,20 @@ pub(crate) async fn router_with_sms(
     clock: SharedClock,
     public_url: &str,
     sms: Option<stepup::mfa::SmsProvider>,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    let admins = Admins::from_env();
+    router_with_admins(backends, secrets, client, clock, public_url, sms, admins).await
+}
+
+/// [`router_with_sms`] with the given administrators.
+pub(crate) async fn router_with_admins(
+    backends: impl Into<Backends>,
+    secrets: &Secrets,
+    client: OAuthClient,
+    clock: SharedClock,
+    public_url: &str,
+    sms: Option<stepup::mfa::SmsProvider>,
+    admins: Admins,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let Backends {
         database,
@@ -277,6 +294,7 @@ pub(crate) async fn router_with_sms(
             stepup.mfa().stores().factors.clone(),
         ))
         .merge(stepup.routes())
+        .merge(admin::routes(&stepup, admins))
         .merge(web::routes(outboxes))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -205,6 +205,11 @@ impl From<MfaError> for ApiError {
                     _ => "the SMS was refused",
                 },
             ),
+            MfaError::SmsWouldBeAlone => Self::new(
+                StatusCode::CONFLICT,
+                "sms_needs_another_factor",
+                "SMS cannot be your only factor: add another authenticator app or passkey first, or remove SMS first",
+            ),
             MfaError::SmsUnavailable => {
                 tracing::warn!("SMS provider unavailable");
                 Self::unavailable()

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use stepup_mfa::PendingAuthorization;
 
 use crate::error::ApiError;
-use crate::respond::token_response;
+use crate::respond::token_response_dated;
 use crate::stepup::StepUp;
 
 /// A registered OAuth client: its id and the redirect URIs it may use, matched exactly.
@@ -146,11 +146,21 @@ pub(crate) async fn token(
         ));
     };
     crate::login::limited_by_address(&stepup, client, async {
-        let authentication = stepup
+        let (authentication, issued_at) = stepup
             .mfa()
-            .redeem_authorization_code(code, client_id, redirect_uri, verifier)
+            .redeem_authorization_code_dated(code, client_id, redirect_uri, verifier)
             .await?;
-        token_response(&stepup, &authentication, "authorization_code", None).await
+        // The token is dated no earlier than its code: a code issued just after a reset, in the
+        // reset's own second (a login a recovery just ended), is dated the next second.
+        let not_before = Some(issued_at);
+        token_response_dated(
+            &stepup,
+            &authentication,
+            "authorization_code",
+            None,
+            not_before,
+        )
+        .await
     })
     .await
 }

@@ -36,7 +36,7 @@ use stepup_tower::ClientAddr;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::login::limited_by_address;
-use crate::respond::{finish, no_store};
+use crate::respond::{no_store, redirect_with_code};
 use crate::stepup::{PasswordCheck, StepUp};
 
 #[derive(Deserialize)]
@@ -147,7 +147,11 @@ pub(crate) async fn recovered(
             amr: vec![amr::PWD.to_owned()],
             auth_time: Some(now),
         };
-        return finish(stepup, Some(pending), authentication, None).await;
+        let code = stepup
+            .mfa()
+            .issue_authorization_code_after_reset(authentication, &pending)
+            .await?;
+        return redirect_with_code(&pending, &code);
     }
     let issuer = stepup
         .issuer()

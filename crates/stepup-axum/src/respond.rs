@@ -1,10 +1,14 @@
 //! How an authentication ends: the token response, or for a pending authorization a `302` to the
 //! client's redirect URI with a code.
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use axum::Json;
 use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use stepup_core::clock::{Clock, SharedClock};
 use stepup_core::token::Grant;
 use stepup_mfa::{AuditEvent, Authentication, PendingAuthorization};
 
@@ -25,7 +29,15 @@ pub(crate) async fn finish(
         .mfa()
         .issue_authorization_code(authentication, &pending)
         .await?;
-    let mut query = vec![("code", code.as_str())];
+    redirect_with_code(&pending, &code)
+}
+
+/// The `302` to the client's redirect URI with `code` (and the client's `state`).
+pub(crate) fn redirect_with_code(
+    pending: &PendingAuthorization,
+    code: &str,
+) -> Result<Response, ApiError> {
+    let mut query = vec![("code", code)];
     if let Some(state) = pending.state.as_deref() {
         query.push(("state", state));
     }
@@ -55,6 +67,19 @@ pub(crate) async fn token_response(
     via: &'static str,
     remaining_codes: Option<usize>,
 ) -> Result<Response, ApiError> {
+    token_response_dated(stepup, authentication, via, remaining_codes, None).await
+}
+
+/// [`token_response`], the token dated no earlier than `not_before` (Unix seconds): the token of
+/// a code issued after a reset in the reset's own second, whose revocation mark voids that
+/// second, is dated as its code.
+pub(crate) async fn token_response_dated(
+    stepup: &StepUp,
+    authentication: &Authentication,
+    via: &'static str,
+    remaining_codes: Option<usize>,
+    not_before: Option<u64>,
+) -> Result<Response, ApiError> {
     let grant = Grant::new(authentication.subject.clone())
         .acr(authentication.acr.clone())
         .amr(authentication.amr.iter().cloned());
@@ -62,10 +87,14 @@ pub(crate) async fn token_response(
         Some(time) => grant.auth_time(time),
         None => grant.without_auth_time(),
     };
-    let token = stepup
-        .issuer()
-        .issue(&grant)
-        .map_err(|_| ApiError::server_error())?;
+    let issuer = match not_before {
+        Some(at) if at > stepup.now() => stepup.issuer().clone().with_clock(Arc::new(AtLeast {
+            clock: stepup.inner.clock.clone(),
+            at: UNIX_EPOCH + Duration::from_secs(at),
+        })),
+        _ => stepup.issuer().clone(),
+    };
+    let token = issuer.issue(&grant).map_err(|_| ApiError::server_error())?;
     let event = AuditEvent::TokenIssued {
         acr: authentication.acr.clone(),
         amr: authentication.amr.clone(),
@@ -89,4 +118,17 @@ pub(crate) fn no_store(mut response: Response) -> Response {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A clock that never reads earlier than `at`.
+#[derive(Debug)]
+struct AtLeast {
+    clock: SharedClock,
+    at: SystemTime,
+}
+
+impl Clock for AtLeast {
+    fn now(&self) -> SystemTime {
+        self.clock.now().max(self.at)
+    }
 }

@@ -52,6 +52,11 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
+    /// When the code was issued: a code issued before the user's revocation mark (a recovery,
+    /// a reset, account deletion) is refused like any token of that time. A stored code without
+    /// it (from an older version) counts as issued at 0, so before any mark.
+    #[serde(default)]
+    issued_at: u64,
 }
 
 impl Mfa {
@@ -62,6 +67,29 @@ impl Mfa {
         authentication: Authentication,
         pending: &PendingAuthorization,
     ) -> Result<String, MfaError> {
+        self.issue_code_dated(authentication, pending, self.now())
+            .await
+    }
+
+    /// Issues the code of a login that a reset of this user (a recovery taking effect) has just
+    /// ended. The reset's revocation mark voids everything of its second, so this code is dated
+    /// the next second, as the token of such a login is.
+    pub async fn issue_authorization_code_after_reset(
+        &self,
+        authentication: Authentication,
+        pending: &PendingAuthorization,
+    ) -> Result<String, MfaError> {
+        let issued_at = self.now().saturating_add(1);
+        self.issue_code_dated(authentication, pending, issued_at)
+            .await
+    }
+
+    async fn issue_code_dated(
+        &self,
+        authentication: Authentication,
+        pending: &PendingAuthorization,
+        issued_at: u64,
+    ) -> Result<String, MfaError> {
         let code = tokens::random_token();
         let subject = authentication.subject.clone();
         let grant = CodeGrant {
@@ -69,6 +97,7 @@ impl Mfa {
             client_id: pending.client_id.clone(),
             redirect_uri: pending.redirect_uri.clone(),
             code_challenge: pending.code_challenge.clone(),
+            issued_at,
         };
         let grant = serde_json::to_vec(&grant)
             .map_err(|_| MfaError::Internal("could not encode an authorization code"))?;
@@ -88,7 +117,9 @@ impl Mfa {
 
     /// Redeems an authorization code. It is consumed on first presentation, right or wrong: a
     /// code is never tried twice. The client, the redirect URI and the PKCE verifier must match
-    /// ([`MfaError::InvalidGrant`] otherwise, audited).
+    /// ([`MfaError::InvalidGrant`] otherwise, audited), and the code must postdate the user's
+    /// revocation mark: a code issued before a recovery, a reset or the account's deletion is
+    /// refused ([`MfaError::InvalidGrant`], audited).
     pub async fn redeem_authorization_code(
         &self,
         code: &str,
@@ -96,6 +127,22 @@ impl Mfa {
         redirect_uri: &str,
         code_verifier: &str,
     ) -> Result<Authentication, MfaError> {
+        let (authentication, _) = self
+            .redeem_authorization_code_dated(code, client_id, redirect_uri, code_verifier)
+            .await?;
+        Ok(authentication)
+    }
+
+    /// [`redeem_authorization_code`](Self::redeem_authorization_code), with when the code was
+    /// issued (Unix seconds): a token minted for it is dated no earlier, so that a code issued
+    /// just after a reset, in the reset's own second, gives a token the reset does not void.
+    pub async fn redeem_authorization_code_dated(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> Result<(Authentication, u64), MfaError> {
         if code.is_empty() || code.len() > 128 {
             return Err(MfaError::InvalidGrant);
         }
@@ -116,7 +163,14 @@ impl Mfa {
                 .await;
             return Err(MfaError::InvalidGrant);
         }
-        Ok(grant.authentication)
+        let subject = &grant.authentication.subject;
+        if self.is_token_revoked(subject, grant.issued_at).await? {
+            self.audit()
+                .record(subject, AuditEvent::AuthorizationCodeRefused {})
+                .await;
+            return Err(MfaError::InvalidGrant);
+        }
+        Ok((grant.authentication, grant.issued_at))
     }
 }
 

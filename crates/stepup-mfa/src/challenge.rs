@@ -94,21 +94,30 @@ pub struct FactorInfo {
 }
 
 impl Mfa {
-    /// The second factors the user can use now: each kind of active credential, then backup
-    /// codes while some are left.
+    /// The second factors the user can use now: each kind of active credential this engine can
+    /// check (SMS only with a provider, passkeys only with a relying party), then backup codes
+    /// while some are left and the user has any active factor.
     pub async fn methods(&self, user: &str) -> Result<Vec<Method>, MfaError> {
         let mut methods = Vec::new();
+        let mut enrolled = false;
         for credential in self.factors().credentials(user).await? {
             if credential.status != CredentialStatus::Active {
                 continue;
             }
-            if let Some(method) = Method::from_credential_kind(&credential.kind)
-                && !methods.contains(&method)
-            {
+            let Some(method) = Method::from_credential_kind(&credential.kind) else {
+                continue;
+            };
+            enrolled = true;
+            let usable = match method {
+                Method::Sms => self.sms_enabled(),
+                Method::Webauthn => self.relying_party().is_some(),
+                _ => true,
+            };
+            if usable && !methods.contains(&method) {
                 methods.push(method);
             }
         }
-        if !methods.is_empty() && self.remaining_backup_codes(user).await? > 0 {
+        if enrolled && self.remaining_backup_codes(user).await? > 0 {
             methods.push(Method::BackupCode);
         }
         Ok(methods)

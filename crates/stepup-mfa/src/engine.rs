@@ -191,6 +191,17 @@ impl Mfa {
         &self.inner.clock
     }
 
+    /// Re-seals every stored secret not sealed under the keyring's current key — TOTP secrets
+    /// and SMS phone numbers — and returns how many moved. After a rotation (the new key
+    /// current, the old one kept with [`Keyring::with_old_key`](crate::Keyring::with_old_key)),
+    /// run this, then drop the old key. Each secret moves by compare-and-set on its payload, so
+    /// a concurrent change is never overwritten (it is left for the next run).
+    pub async fn reseal_secrets(&self) -> Result<usize, MfaError> {
+        let totp = self.reseal_totp_secrets().await?;
+        let phones = self.reseal_phone_numbers().await?;
+        Ok(totp + phones)
+    }
+
     /// Whether the durable store answers and accepts writes (readiness).
     pub async fn ping(&self) -> Result<(), MfaError> {
         Ok(self.inner.stores.factors.ping().await?)

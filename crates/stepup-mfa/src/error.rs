@@ -68,6 +68,11 @@ pub enum MfaError {
         /// Why.
         reason: &'static str,
     },
+    /// Removing this factor would leave SMS as the user's only factor, which the policy refuses
+    /// ([`SmsPolicy::needs_another_factor`](crate::SmsPolicy::needs_another_factor)): add
+    /// another authenticator app or passkey first, or remove SMS first.
+    #[error("SMS cannot be the only factor: add another factor or remove SMS first")]
+    SmsWouldBeAlone,
     /// The SMS provider could not be reached or failed (`503`).
     #[error("the SMS provider is unavailable")]
     SmsUnavailable,

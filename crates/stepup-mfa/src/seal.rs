@@ -1,4 +1,4 @@
-//! Sealed secrets: TOTP secrets are stored encrypted with XChaCha20-Poly1305 under a key id.
+//! Sealed secrets: TOTP secrets and SMS phone numbers are stored encrypted with XChaCha20-Poly1305 under a key id.
 //!
 //! Format: `v1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`. The associated data binds a sealed
 //! secret to its purpose and user, so a ciphertext copied onto another user's row does not open.

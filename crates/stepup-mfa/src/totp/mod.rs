@@ -169,8 +169,12 @@ impl Mfa {
     }
 
     /// Removes the TOTP factor; the backup codes go too when no other factor remains, and
-    /// remembered devices are revoked. `false` when there was none.
+    /// remembered devices are revoked. `false` when there was none. Refused with
+    /// [`MfaError::SmsWouldBeAlone`] when SMS would be left as the only factor and the policy
+    /// forbids that.
     pub async fn remove_totp(&self, user: &str) -> Result<bool, MfaError> {
+        self.check_removal_keeps_sms_company(user, KIND, CREDENTIAL_ID)
+            .await?;
         let existed = self.factors().delete_credential(totp_ref(user)).await?;
         if existed {
             self.audit().record(user, AuditEvent::TotpRemoved {}).await;
@@ -192,7 +196,7 @@ impl Mfa {
     }
 
     /// Re-seals every TOTP secret not sealed under the current key; returns how many moved.
-    pub async fn reseal_secrets(&self) -> Result<usize, MfaError> {
+    pub(crate) async fn reseal_totp_secrets(&self) -> Result<usize, MfaError> {
         let keyring = &self.inner.keyring;
         let mut moved = 0;
         for credential in self.factors().credentials_of_kind(KIND).await? {

@@ -220,7 +220,7 @@ impl Mfa {
             .into_iter()
             .map(|(_, passkey)| passkey.cred_id().clone())
             .collect();
-        let (options, state) = webauthn
+        let (mut options, state) = webauthn
             .start_passkey_registration(
                 self.user_handle(user),
                 name,
@@ -351,8 +351,11 @@ impl Mfa {
     }
 
     /// Removes a credential; the backup codes go too when no other factor remains, and
-    /// remembered devices are revoked. `false` when there was none.
+    /// remembered devices are revoked. `false` when there was none. Refused with
+    /// [`MfaError::SmsWouldBeAlone`] when SMS would be left as the only factor and the policy
+    /// forbids that.
     pub async fn remove_webauthn_credential(&self, user: &str, id: &str) -> Result<bool, MfaError> {
+        self.check_removal_keeps_sms_company(user, KIND, id).await?;
         let existed = self
             .factors()
             .delete_credential(passkey_ref(user, id))

@@ -455,3 +455,91 @@ async fn without_a_relying_party_passkeys_are_not_configured() {
     assert!(RelyingParty::new("example.com", "https://example.net").is_err());
     assert!(RelyingParty::new("localhost", "http://localhost:3000").is_ok());
 }
+
+/// A phone that keeps the texts it gets.
+struct Phone(Arc<std::sync::Mutex<Vec<String>>>);
+
+#[async_trait::async_trait]
+impl crate::SmsSender for Phone {
+    async fn send(&self, _to: &str, body: &str) -> Result<(), crate::SmsError> {
+        self.0.lock().unwrap().push(body.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_last_passkey_beside_sms_stays_where_sms_needs_company() {
+    let (mfa, _, _) = engine();
+    let texts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mfa = mfa
+        .with_sms_provider(crate::SmsProvider::sender(Phone(texts.clone())))
+        .with_sms_policy(crate::SmsPolicy {
+            needs_another_factor: true,
+            ..crate::SmsPolicy::default()
+        });
+    let one = register(&mfa, "ivy", &mut SoftPasskey::new(true)).await;
+    let two = register(&mfa, "ivy", &mut SoftPasskey::new(true)).await;
+    mfa.begin_sms_enrollment("ivy", "+15551236789", None)
+        .await
+        .unwrap();
+    let text = texts.lock().unwrap().last().unwrap().clone();
+    let code = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 6)
+        .unwrap()
+        .to_owned();
+    mfa.confirm_sms_enrollment("ivy", &code).await.unwrap();
+
+    // With two passkeys, one may go; the last one may not while SMS stays.
+    assert!(
+        mfa.remove_webauthn_credential("ivy", &one.credential_id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        mfa.remove_webauthn_credential("ivy", &two.credential_id)
+            .await,
+        Err(MfaError::SmsWouldBeAlone)
+    ));
+    assert!(mfa.is_enrolled("ivy").await.unwrap());
+    // An unknown id is still "no such credential", not a refusal.
+    assert!(!mfa.remove_webauthn_credential("ivy", "nope").await.unwrap());
+    // SMS first, then the passkey.
+    assert!(mfa.remove_sms("ivy").await.unwrap());
+    assert!(
+        mfa.remove_webauthn_credential("ivy", &two.credential_id)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn passkeys_are_not_offered_without_a_relying_party() {
+    let (mfa, clock, store) = engine();
+    register(&mfa, "jay", &mut SoftPasskey::new(true)).await;
+    let without = Mfa::new(
+        Stores::shared(store),
+        Keyring::new("k1", &[7; 32]).unwrap(),
+        &[9; 32],
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock));
+    // The backup codes remain the way in; the challenge offers only them.
+    assert_eq!(
+        without.methods("jay").await.unwrap(),
+        vec![Method::BackupCode]
+    );
+    let challenge = without
+        .start_challenge("jay", &["pwd"], None)
+        .await
+        .unwrap();
+    assert_eq!(challenge.methods, vec![Method::BackupCode]);
+    assert!(matches!(
+        without.begin_webauthn_challenge(&challenge.mfa_token).await,
+        Err(MfaError::WebauthnNotConfigured)
+    ));
+    assert_eq!(
+        mfa.methods("jay").await.unwrap(),
+        vec![Method::Webauthn, Method::BackupCode]
+    );
+}

@@ -1,0 +1,143 @@
+//! The SMS providers ([`SmsSender`], [`SmsVerifier`], [`SmsProvider`]), their errors, and the
+//! sending policy ([`SmsPolicy`]: code lifetime, cooldown, send limits, allow-list).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::MAX_CODE_TTL;
+
+/// Why an SMS provider failed. Holds no number and no code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmsError {
+    /// The number cannot receive SMS (Twilio 60200, 21211, 21614).
+    #[error("the number cannot receive SMS")]
+    InvalidNumber,
+    /// No verification is pending: checked too often (Twilio 60202), expired, approved already or
+    /// never started (20404).
+    #[error("no verification is pending for this number")]
+    VerificationGone,
+    /// Too many codes were sent to this number (Twilio 60203).
+    #[error("too many codes were sent to this number")]
+    TooManySends,
+    /// The provider is rate limiting (Twilio 20429).
+    #[error("the SMS provider is rate limiting")]
+    RateLimited,
+    /// The provider could not be reached or failed.
+    #[error("the SMS provider is unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// A gateway that delivers a text stepup wrote (the code is made and checked by stepup).
+#[async_trait]
+pub trait SmsSender: Send + Sync + 'static {
+    /// Sends `body` to `to` (E.164). Never log `body`: it holds the code.
+    async fn send(&self, to: &str, body: &str) -> Result<(), SmsError>;
+}
+
+/// A provider that makes, sends and checks the code itself (Twilio Verify).
+#[async_trait]
+pub trait SmsVerifier: Send + Sync + 'static {
+    /// Starts (or resends) a verification of `to` by SMS.
+    async fn start(&self, to: &str) -> Result<(), SmsError>;
+    /// Whether `code` is the pending code of `to` (`true`: approved, and used up).
+    async fn check(&self, to: &str, code: &str) -> Result<bool, SmsError>;
+}
+
+/// Who makes the codes.
+#[derive(Clone)]
+pub enum SmsProvider {
+    /// stepup makes the code and this gateway delivers it.
+    Sender(Arc<dyn SmsSender>),
+    /// The provider makes and checks the code.
+    Verifier(Arc<dyn SmsVerifier>),
+}
+
+impl SmsProvider {
+    /// stepup makes the codes; `sender` delivers them.
+    pub fn sender(sender: impl SmsSender) -> Self {
+        Self::Sender(Arc::new(sender))
+    }
+
+    /// `verifier` makes and checks the codes.
+    pub fn verifier(verifier: impl SmsVerifier) -> Self {
+        Self::Verifier(Arc::new(verifier))
+    }
+}
+
+impl fmt::Debug for SmsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sender(_) => "SmsProvider::Sender",
+            Self::Verifier(_) => "SmsProvider::Verifier",
+        })
+    }
+}
+
+/// At most `max` sends per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsLimit {
+    /// Sends allowed per window.
+    pub max: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+const HOUR: Duration = Duration::from_secs(60 * 60);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How codes live and how often they may be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsPolicy {
+    /// How long a code stepup made lives (default and most: [`MAX_CODE_TTL`]).
+    pub code_ttl: Duration,
+    /// The wait between two sends to one user (default 30 s).
+    pub resend_cooldown: Duration,
+    /// Sends per number (default 5 an hour, 10 a day).
+    pub per_number: Vec<SmsLimit>,
+    /// Sends per user (default 5 an hour, 10 a day).
+    pub per_user: Vec<SmsLimit>,
+    /// Sends per client address (default 20 an hour, 50 a day).
+    pub per_address: Vec<SmsLimit>,
+    /// The country calling codes numbers may have, without `+` (`["1", "44"]`); `None`: all.
+    /// Against SMS pumping to premium-rate ranges.
+    pub allowed_country_codes: Option<Vec<String>>,
+    /// Refuse SMS as a user's only factor (default `false`).
+    pub needs_another_factor: bool,
+}
+
+impl Default for SmsPolicy {
+    fn default() -> Self {
+        let limits = |hour, day| {
+            vec![
+                SmsLimit {
+                    max: hour,
+                    window: HOUR,
+                },
+                SmsLimit {
+                    max: day,
+                    window: DAY,
+                },
+            ]
+        };
+        Self {
+            code_ttl: MAX_CODE_TTL,
+            resend_cooldown: Duration::from_secs(30),
+            per_number: limits(5, 10),
+            per_user: limits(5, 10),
+            per_address: limits(20, 50),
+            allowed_country_codes: None,
+            needs_another_factor: false,
+        }
+    }
+}
+
+/// The SMS settings of an engine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SmsSettings {
+    pub(crate) provider: Option<SmsProvider>,
+    pub(crate) policy: SmsPolicy,
+}
