@@ -15,11 +15,23 @@
 //! - mail (recovery codes, notices): `STEPUP_SMTP_URL` (e.g. `smtps://user:password@host:465`)
 //!   and `STEPUP_MAIL_FROM` to send through SMTP; without them each mail is appended as one JSON
 //!   line `{"to","subject","body","at"}` to `STEPUP_MAIL_OUTBOX` (default `<database>.mail.jsonl`);
+//! - `STEPUP_DATABASE_SCHEMA` (optional, PostgreSQL only): keep every table in this schema
+//!   (created if missing) instead of the first of the `search_path`;
+//! - `STEPUP_REDIS_PREFIX` (optional, default `stepup:`): the prefix of every Redis key; instances
+//!   of one deployment share it;
+//! - `STEPUP_TRUSTED_PROXIES` (optional): comma-separated addresses or networks of the reverse
+//!   proxies in front, whose `X-Forwarded-For` names the client (read by `app.rs`);
 //! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
 //!   base64url), `STEPUP_SEAL_KEY_ID` (default `k1`). Any key not given comes from a development key
 //!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
+//!
+//! When a backend is unreachable (see `docs/deployment.md`): without PostgreSQL (or SQLite) the
+//! demo refuses to start, with an error naming the database, because it applies its migrations
+//! before serving; without Redis it starts, answers `503` until Redis is reachable, then serves,
+//! with no restart. A backend going away while serving is `503` too, and service resumes when it
+//! is back (`tests/faults.rs`).
 
-mod app;
+pub(crate) mod app;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +40,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use stepup::{Keyring, SystemClock};
+use stepup::{Keyring, SharedClock, SystemClock};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,42 +52,12 @@ async fn main() -> Result<(), BoxError> {
                 .unwrap_or_else(|_| "info,stepup=debug".into()),
         )
         .init();
-
-    let addr: SocketAddr = env_or("STEPUP_ADDR", "127.0.0.1:3000")
-        .parse()
-        .map_err(|error| format!("STEPUP_ADDR is not an address: {error}"))?;
-    let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
-    let secrets = load_secrets(&database_url)?;
-    let database = app::Database::open(&database_url, Arc::new(SystemClock)).await?;
-    let redis = match std::env::var("STEPUP_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(
-            stepup_store_redis::RedisStore::open_with_clock(&url, Arc::new(SystemClock)).await?,
-        ),
-        _ => None,
-    };
-    let client = app::demo_client(
-        &env_or("STEPUP_CLIENT_ID", "demo"),
-        &env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
-    );
-    let public_url = env_or(
-        "STEPUP_PUBLIC_URL",
-        &format!("http://localhost:{}", addr.port()),
-    );
-    let router = app::router_with_sms(
-        app::Backends {
-            database,
-            redis,
-            outbox_dir: None,
-        },
-        &secrets,
-        client,
-        Arc::new(SystemClock),
-        &public_url,
-        sms_from_env()?,
-    )
-    .await?;
-
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let config = Config::from_env()?;
+    let (listener, router) = start(config, Arc::new(SystemClock))
+        .await
+        .inspect_err(|error| {
+            tracing::error!(%error, "the demo cannot start");
+        })?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);
     // The peer address feeds the per-address rate limits.
     axum::serve(
@@ -87,6 +69,121 @@ async fn main() -> Result<(), BoxError> {
     })
     .await?;
     Ok(())
+}
+
+/// Everything the demo is started with; [`Config::from_env`] reads it from the environment
+/// (the tests build one directly).
+pub(crate) struct Config {
+    /// Where to listen (`STEPUP_ADDR`).
+    pub(crate) addr: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (`STEPUP_DATABASE_URL`).
+    pub(crate) database_url: String,
+    /// The PostgreSQL schema of every table (`STEPUP_DATABASE_SCHEMA`).
+    pub(crate) database_schema: Option<String>,
+    /// Redis for the ephemeral state (`STEPUP_REDIS_URL`).
+    pub(crate) redis_url: Option<String>,
+    /// The prefix of every Redis key (`STEPUP_REDIS_PREFIX`).
+    pub(crate) redis_prefix: Option<String>,
+    /// The registered OAuth client (`STEPUP_CLIENT_ID`).
+    pub(crate) client_id: String,
+    /// Its redirect URI (`STEPUP_REDIRECT_URI`).
+    pub(crate) redirect_uri: String,
+    /// Where browsers reach the demo (`STEPUP_PUBLIC_URL`).
+    pub(crate) public_url: String,
+    /// The keys.
+    pub(crate) secrets: app::Secrets,
+    /// SMS delivery; `None` for the outbox file.
+    pub(crate) sms: Option<stepup::mfa::SmsProvider>,
+    /// Where the outboxes go when their variables are unset (`None`: beside the database).
+    pub(crate) outbox_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The configuration the environment describes (see the module documentation).
+    pub(crate) fn from_env() -> Result<Self, BoxError> {
+        let addr: SocketAddr = env_or("STEPUP_ADDR", "127.0.0.1:3000")
+            .parse()
+            .map_err(|error| format!("STEPUP_ADDR is not an address: {error}"))?;
+        let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
+        let secrets = load_secrets(&database_url)?;
+        let set = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        Ok(Self {
+            addr,
+            database_schema: set("STEPUP_DATABASE_SCHEMA"),
+            redis_url: set("STEPUP_REDIS_URL"),
+            redis_prefix: set("STEPUP_REDIS_PREFIX"),
+            client_id: env_or("STEPUP_CLIENT_ID", "demo"),
+            redirect_uri: env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
+            public_url: env_or(
+                "STEPUP_PUBLIC_URL",
+                &format!("http://localhost:{}", addr.port()),
+            ),
+            database_url,
+            secrets,
+            sms: sms_from_env()?,
+            outbox_dir: None,
+        })
+    }
+}
+
+/// Opens the backends, builds the demo and binds its listener, time read from `clock`.
+///
+/// Fails, naming the database, when the database cannot be reached (the migrations and the
+/// users table are applied before serving). Redis is connected lazily: unreachable, the demo
+/// starts all the same and answers `503` until it is reachable.
+pub(crate) async fn start(
+    config: Config,
+    clock: SharedClock,
+) -> Result<(tokio::net::TcpListener, axum::Router), BoxError> {
+    let is_postgres = config.database_url.starts_with("postgres://")
+        || config.database_url.starts_with("postgresql://");
+    let database = match (&config.database_schema, is_postgres) {
+        (Some(schema), true) => stepup_store_postgres::PostgresStore::open_in_schema(
+            &config.database_url,
+            schema,
+            clock.clone(),
+        )
+        .await
+        .map(app::Database::Postgres),
+        (Some(_), false) => return Err("STEPUP_DATABASE_SCHEMA needs a PostgreSQL database".into()),
+        (None, _) => app::Database::open(&config.database_url, clock.clone()).await,
+    }
+    .map_err(|error| {
+        format!(
+            "the database (STEPUP_DATABASE_URL) cannot be opened, and the demo does not serve \
+             without its migrations applied: {error}"
+        )
+    })?;
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let store = stepup_store_redis::RedisStore::open_lazily(url, clock.clone())
+                .await
+                .map_err(|error| format!("STEPUP_REDIS_URL: {error}"))?;
+            Some(match &config.redis_prefix {
+                Some(prefix) => store.with_prefix(prefix.clone()),
+                None => store,
+            })
+        }
+        None => None,
+    };
+    let router = app::router_with_sms(
+        app::Backends {
+            database,
+            redis,
+            outbox_dir: config.outbox_dir,
+        },
+        &config.secrets,
+        app::demo_client(&config.client_id, &config.redirect_uri),
+        clock,
+        &config.public_url,
+        config.sms,
+    )
+    .await
+    .map_err(|error| format!("the demo cannot be built: {error}"))?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.addr))?;
+    Ok((listener, router))
 }
 
 /// Twilio Verify with `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and `TWILIO_VERIFY_SERVICE_SID`

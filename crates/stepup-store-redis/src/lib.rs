@@ -151,20 +151,31 @@ impl RedisStore {
 
     /// Like [`open`](Self::open), judging expiry by `clock`.
     pub async fn open_with_clock(url: &str, clock: SharedClock) -> StoreResult<Self> {
-        // The parse error never repeats the URL (which may hold a password).
-        let client = redis::Client::open(url).map_err(|error| {
-            StoreError::Unavailable(format!("the Redis URL is not valid: {error}"))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(CONNECTION_RETRIES)
-            .set_min_delay(RETRY_MIN_DELAY)
-            .set_max_delay(RETRY_MAX_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
+        let connection = ConnectionManager::new_with_config(client(url)?, manager_config())
             .await
             .map_err(redis_error)?;
         Self::from_connection(connection, clock).await
+    }
+
+    /// Like [`open_with_clock`](Self::open_with_clock), without reaching the server: only the URL
+    /// is checked now; the connection is made by the first call, and made again by a later call
+    /// for as long as the server cannot be reached.
+    ///
+    /// For a service that must start (and answer `503` from its health check) while Redis is
+    /// down, and recover by itself once Redis is back: until then every call fails as
+    /// [`StoreError::Unavailable`] within the same timeouts as [`open`](Self::open), never
+    /// succeeds. The scripts are loaded into the server by the first call of each (`EVALSHA`,
+    /// then `SCRIPT LOAD` when the server does not know it).
+    ///
+    /// Needs a tokio runtime: it starts the connection manager's background task.
+    pub async fn open_lazily(url: &str, clock: SharedClock) -> StoreResult<Self> {
+        let connection = ConnectionManager::new_lazy_with_config(client(url)?, manager_config())
+            .map_err(redis_error)?;
+        Ok(Self {
+            connection,
+            clock,
+            prefix: Arc::from(DEFAULT_PREFIX),
+        })
     }
 
     /// A store over an existing connection manager (the application's own, or one built with
@@ -246,6 +257,22 @@ impl RedisStore {
     }
 }
 
+/// The client for `url`; the parse error never repeats the URL (which may hold a password).
+fn client(url: &str) -> StoreResult<redis::Client> {
+    redis::Client::open(url)
+        .map_err(|error| StoreError::Unavailable(format!("the Redis URL is not valid: {error}")))
+}
+
+/// The timeouts and retries of the connection managers this crate builds.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(CONNECTION_RETRIES)
+        .set_min_delay(RETRY_MIN_DELAY)
+        .set_max_delay(RETRY_MAX_DELAY)
+}
+
 /// A Redis failure, described without any stored value: a malformed entry (reported by a script)
 /// or a key of another type is corrupt, anything else (unreachable server, refused command,
 /// timeout) unavailable.
@@ -273,6 +300,7 @@ mod tests {
     fn futures_are_send(store: RedisStore, connection: ConnectionManager, clock: SharedClock) {
         assert_send(&RedisStore::open("redis://"));
         assert_send(&RedisStore::open_with_clock("redis://", Arc::clone(&clock)));
+        assert_send(&RedisStore::open_lazily("redis://", Arc::clone(&clock)));
         assert_send(&RedisStore::from_connection(connection, clock));
         assert_send(&store.ping());
     }

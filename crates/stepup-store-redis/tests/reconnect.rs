@@ -108,3 +108,70 @@ async fn a_lost_server_is_unavailable_then_reconnected() {
     tasks.abort_all();
     prefix.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_store_opens_while_the_server_is_down_then_connects_by_itself() {
+    let Some(prefix) = TestPrefix::new() else {
+        return;
+    };
+    let info = redis::Client::open(prefix.url()).expect("REDIS_URL is a Redis URL");
+    let ConnectionAddr::Tcp(host, port) = info.get_connection_info().addr().clone() else {
+        eprintln!("skipping: REDIS_URL is not a plain TCP URL");
+        return;
+    };
+    let upstream = format!("{host}:{port}");
+    // An address nothing listens on yet.
+    let address = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let started = Instant::now();
+    let store = RedisStore::open_lazily(&through(prefix.url(), address), Arc::new(SystemClock))
+        .await
+        .expect("a lazy store opens without the server")
+        .with_prefix(prefix.prefix());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let minute = Duration::from_secs(60);
+    for call in 0..3 {
+        let started = Instant::now();
+        let result = store.insert_if_absent("k", b"v", minute).await;
+        let elapsed = started.elapsed();
+        eprintln!("call {call} while down: {result:?} after {elapsed:?}");
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "expected Unavailable, got {result:?}"
+        );
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    }
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    // The server comes up: the store connects by itself, loads its scripts and serves.
+    let listener = TcpListener::bind(address).await.unwrap();
+    let mut tasks = relay(listener, upstream);
+    let started = Instant::now();
+    let inserted = loop {
+        match store.insert_if_absent("k", b"v", minute).await {
+            Ok(inserted) => break inserted,
+            Err(error) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "not connected: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    eprintln!("connected after {:?}", started.elapsed());
+    assert!(inserted, "nothing was stored while the server was down");
+    assert_eq!(store.take("k").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(store.take("k").await.unwrap(), None);
+    store.ping().await.unwrap();
+
+    tasks.abort_all();
+    prefix.clean_up().await;
+}

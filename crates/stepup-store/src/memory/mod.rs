@@ -5,12 +5,12 @@ mod counters;
 mod devices;
 mod ephemeral;
 mod factors;
+mod values;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use moka::sync::Cache;
 use stepup_core::clock::{SharedClock, SystemClock};
 
 /// The Unix second at which an entry written at `now` with `ttl` expires.
@@ -34,19 +34,20 @@ pub fn expiry_after(now: u64, ttl: Duration) -> u64 {
 }
 
 /// A single-process store: durable state (factors, remembered devices, the audit trail) in maps
-/// behind one mutex, ephemeral values in a moka cache and counters in sharded maps.
+/// behind one mutex, ephemeral values and counters in sharded maps.
 ///
 /// Clones share the same state. Nothing survives the process; use it for tests, development and
 /// single-instance deployments that accept losing enrollments on restart.
 ///
 /// Every check-and-update call holds the durable mutex from the check to the last write, so it is
-/// atomic; ephemeral values are updated in moka compute calls, which run one at a time per key.
+/// atomic; each ephemeral call is one critical section on the shard holding its key.
 ///
 /// Expiry is judged by the injected clock at every read (an entry whose expiry is at or before
-/// the clock's current second counts as absent). moka only reclaims the memory of expired entries,
-/// a little after they expired in real time. The caches have no size bound, so no live entry (a
-/// one-time token's "used" marker, an attempt counter) is ever evicted early; their size is bounded
-/// by the callers' TTLs.
+/// the clock's current second counts as absent). The memory of expired entries is reclaimed as
+/// their shard grows, a minute after they expired by the same clock. The maps have no size bound,
+/// so no live entry (a one-time token's "used" marker, an attempt counter) is ever evicted early;
+/// their size is bounded by the callers' TTLs. A pending `mfa_token` costs about 260 bytes of
+/// memory (`benches/memory.rs`).
 ///
 /// ```
 /// use stepup_store::MemoryStore;
@@ -63,7 +64,7 @@ pub struct MemoryStore {
 
 struct Inner {
     durable: Mutex<Durable>,
-    values: Cache<String, ephemeral::ValueEntry>,
+    values: values::Values,
     counters: counters::Counters,
 }
 
@@ -81,7 +82,7 @@ impl MemoryStore {
         Self {
             inner: Arc::new(Inner {
                 durable: Mutex::new(Durable::default()),
-                values: ephemeral::value_cache(),
+                values: values::Values::new(),
                 counters: counters::Counters::new(),
             }),
             clock: Arc::new(SystemClock),
