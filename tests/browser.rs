@@ -118,6 +118,10 @@ impl Drop for Chromedriver {
     }
 }
 
+/// One browser at a time: two Chromium starts at once on a 2-core machine can miss
+/// chromedriver's session deadline.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A headless Chromium session, its profile in `profile`.
 async fn browser(driver: &Chromedriver, profile: &Path) -> Client {
     let mut capabilities = serde_json::Map::new();
@@ -289,6 +293,7 @@ async fn a_person_walks_every_main_flow_in_chromium() {
     if !browser_installed() {
         return;
     }
+    let _one_browser = ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_unix(T0);
     let base = start_demo(&clock, dir.path()).await;
@@ -512,6 +517,7 @@ async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
     if !browser_installed() {
         return;
     }
+    let _one_browser = ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at_unix(T0);
     let (page, _driver, _base) = page_on_new_demo(&clock, dir.path()).await;
