@@ -9,8 +9,7 @@
 #[path = "../../examples/demo/main.rs"]
 pub mod demo;
 
-#[path = "../../crates/stepup-store-postgres/tests/support/mod.rs"]
-pub mod pg;
+pub use backends_support::pg_support as pg;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,24 +34,10 @@ pub const CLIENT_ID: &str = "demo";
 /// Its redirect URI.
 pub const REDIRECT_URI: &str = "http://localhost:3000/callback";
 
-/// The Redis server to test against; `None` (the reason printed) when `REDIS_URL` is unset.
-///
-/// # Panics
-///
-/// When `REDIS_URL` is unset and `CI` is `true`: CI must fail, never skip.
-pub fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL is not set: CI must run the Redis tests, not skip them"
-            );
-            eprintln!("skipping: REDIS_URL is not set");
-            None
-        }
-    }
-}
+// The same skip-or-fail rule as every backend test (`tests/backends`).
+#[path = "../backends/mod.rs"]
+mod backends_support;
+pub use backends_support::redis_url;
 
 /// Both servers' URLs, or `None` (the reason printed) when either is unset.
 pub fn backends() -> Option<(String, String)> {
