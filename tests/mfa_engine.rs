@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stepup::mfa::totp::TotpKey;
-use stepup::mfa::{Authentication, DeviceSeen, PendingAuthorization};
+use stepup::mfa::{Authentication, DeviceSeen, MAX_CODE_ATTEMPTS, PendingAuthorization};
 use stepup::store::{Credential, FactorStore};
 use stepup::{
     AttemptPolicy, AuditEvent, Clock, Keyring, ManualClock, MemoryStore, Method, Mfa, MfaError,
@@ -190,6 +190,7 @@ on_every_store!(
     the_sixth_wrong_code_is_refused_even_with_fresh_mfa_tokens,
     lockouts_grow_with_each_burst_and_successes_forgive,
     a_burst_of_100_concurrent_guesses_gets_five_tries,
+    one_mfa_token_has_five_proofs_checked_however_many_race,
 );
 
 fn retry_after(result: Result<impl std::fmt::Debug, MfaError>) -> Duration {
@@ -290,6 +291,44 @@ async fn a_burst_of_100_concurrent_guesses_gets_five_tries(harness: Harness) {
         }
     }
     assert_eq!(checked, 5, "only five guesses may be checked");
+}
+
+/// The token's own bound, apart from the per-user one (set out of reach here): its attempts are
+/// counted before each check, so 100 racing wrong codes get five checks between them, not 100.
+async fn one_mfa_token_has_five_proofs_checked_however_many_race(harness: Harness) {
+    let (key, _) = enroll(&harness, "meg").await;
+    let mfa = harness.mfa.clone().with_attempt_policy(AttemptPolicy {
+        max_failures: 1_000_000,
+        lock_after: 1_000_000,
+        ..AttemptPolicy::default()
+    });
+    let challenge = mfa.start_challenge("meg", &["pwd"], None).await.unwrap();
+    let wrong = wrong_code(&key, harness.clock.unix_seconds());
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (mfa, token, code) = (mfa.clone(), challenge.mfa_token.clone(), wrong.clone());
+            tokio::spawn(async move { mfa.complete_challenge(&token, Proof::Totp(&code)).await })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(MfaError::InvalidCode) => checked += 1,
+            Err(MfaError::InvalidMfaToken) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        checked, MAX_CODE_ATTEMPTS,
+        "only five proofs may be checked on one token"
+    );
+    // Dead: even the right code is refused now.
+    let good = key.code_at(harness.clock.unix_seconds());
+    assert!(matches!(
+        mfa.complete_challenge(&challenge.mfa_token, Proof::Totp(&good))
+            .await,
+        Err(MfaError::InvalidMfaToken)
+    ));
 }
 
 async fn enrollment_is_pending_until_a_valid_code(harness: Harness) {

@@ -206,6 +206,17 @@ impl Mfa {
         }
         let key = challenge_key(mfa_token);
         let ticket = self.challenge_subject(mfa_token).await?;
+        // The attempt is counted before the proof is checked, so that racing requests cannot
+        // have more than MAX_CODE_ATTEMPTS proofs checked on one token between them.
+        let attempts_key = attempts_key(mfa_token);
+        let attempt = self
+            .ephemeral()
+            .increment(&attempts_key, CHALLENGE_TTL)
+            .await?;
+        if attempt > MAX_CODE_ATTEMPTS {
+            self.kill_challenge(mfa_token).await?;
+            return Err(MfaError::InvalidMfaToken);
+        }
 
         let method = proof.method();
         let outcome = match proof {
@@ -229,17 +240,16 @@ impl Mfa {
         let (remaining_backup_codes, phishing_resistant) = match outcome {
             Ok(reached) => reached,
             Err(MfaError::InvalidCode) => {
-                let attempts_key = format!("{key}:attempts");
-                let attempts = self
-                    .ephemeral()
-                    .increment(&attempts_key, CHALLENGE_TTL)
-                    .await?;
-                if attempts >= MAX_CODE_ATTEMPTS {
-                    self.ephemeral().remove(&key).await?;
+                if attempt >= MAX_CODE_ATTEMPTS {
+                    self.kill_challenge(mfa_token).await?;
                 }
                 return Err(MfaError::InvalidCode);
             }
-            Err(other) => return Err(other),
+            Err(other) => {
+                // Not a wrong code (a factor not enrolled, a store down): the attempt is given back.
+                self.ephemeral().decrement(&attempts_key).await?;
+                return Err(other);
+            }
         };
         if self.ephemeral().take(&key).await?.is_none() {
             return Err(MfaError::InvalidMfaToken);
@@ -262,6 +272,14 @@ impl Mfa {
         })
     }
 
+    /// Refuses every later use of `mfa_token`: its wrong codes are spent.
+    async fn kill_challenge(&self, mfa_token: &str) -> Result<(), MfaError> {
+        self.ephemeral()
+            .insert_if_absent(&dead_key(mfa_token), b"1", CHALLENGE_TTL)
+            .await?;
+        Ok(())
+    }
+
     /// The user a live `mfa_token` stands for, without using it up.
     pub(crate) async fn challenge_subject(&self, mfa_token: &str) -> Result<Ticket, MfaError> {
         if mfa_token.is_empty() || mfa_token.len() > 128 {
@@ -272,6 +290,9 @@ impl Mfa {
             .get(&challenge_key(mfa_token))
             .await?
             .ok_or(MfaError::InvalidMfaToken)?;
+        if self.ephemeral().get(&dead_key(mfa_token)).await?.is_some() {
+            return Err(MfaError::InvalidMfaToken);
+        }
         let ticket: Ticket = serde_json::from_slice(&ticket)
             .map_err(|_| MfaError::Internal("a stored challenge is corrupt"))?;
         if self.is_token_revoked(&ticket.sub, ticket.issued_at).await? {
@@ -284,4 +305,16 @@ impl Mfa {
 /// Where an `mfa_token` lives: only its SHA-256, so the store never holds the token itself.
 fn challenge_key(token: &str) -> String {
     format!("mfa_token:{}", tokens::digest(token))
+}
+
+/// The count of proofs tried on an `mfa_token`.
+fn attempts_key(token: &str) -> String {
+    format!("{}:attempts", challenge_key(token))
+}
+
+/// Set when an `mfa_token` has had its last wrong code. The token is marked dead rather than
+/// removed, so that a request already holding the right proof still consumes it exactly once
+/// while wrong ones race it (removing it would refuse that request too).
+fn dead_key(token: &str) -> String {
+    format!("{}:dead", challenge_key(token))
 }
