@@ -196,6 +196,8 @@ on_every_backend!(
     bad_numbers_and_countries_off_the_allow_list_are_refused,
     sms_can_be_refused_as_the_only_factor,
     removing_the_other_factor_is_refused_while_sms_would_be_left_alone,
+    a_number_begun_beside_a_factor_since_removed_is_not_confirmed,
+    racing_factor_changes_never_leave_sms_alone,
     reseal_moves_the_phone_numbers_to_the_new_key,
     sms_is_not_offered_without_a_provider,
 );
@@ -606,6 +608,94 @@ async fn removing_the_other_factor_is_refused_while_sms_would_be_left_alone(h: H
         lenient.methods("rae").await.unwrap(),
         vec![Method::Sms, Method::BackupCode]
     );
+}
+
+fn strict() -> SmsPolicy {
+    SmsPolicy {
+        needs_another_factor: true,
+        ..SmsPolicy::default()
+    }
+}
+
+async fn a_number_begun_beside_a_factor_since_removed_is_not_confirmed(h: Harness) {
+    let strict = h.with(strict());
+    enroll_totp(&h, &strict, "uma").await;
+    strict
+        .begin_sms_enrollment("uma", PHONE, None)
+        .await
+        .unwrap();
+    let code = h.phone.last_code();
+    // The number is only pending, so the app may go; then the number cannot be confirmed alone.
+    assert!(strict.remove_totp("uma").await.unwrap());
+    assert!(matches!(
+        strict.confirm_sms_enrollment("uma", &code).await,
+        Err(MfaError::SmsRefused {
+            reason: "sms_needs_another_factor"
+        })
+    ));
+    assert!(!strict.is_enrolled("uma").await.unwrap());
+}
+
+/// Confirming a number and removing the only other factor, at once, for many users: the check
+/// each makes of the other factors holds while it writes (one factor change per user at a time),
+/// so SMS is never left alone, whichever wins.
+async fn racing_factor_changes_never_leave_sms_alone(h: Harness) {
+    let strict = h.with(SmsPolicy {
+        per_number: Vec::new(),
+        ..strict()
+    });
+    let users: Vec<String> = (0..20).map(|i| format!("race-{i}")).collect();
+    let mut pending = Vec::new();
+    for user in &users {
+        enroll_totp(&h, &strict, user).await;
+        strict
+            .begin_sms_enrollment(user, PHONE, None)
+            .await
+            .unwrap();
+        pending.push((user.clone(), h.phone.last_code()));
+    }
+    let tasks: Vec<_> = pending
+        .into_iter()
+        .map(|(user, code)| {
+            let (confirmer, remover) = (strict.clone(), strict.clone());
+            let (u1, u2) = (user.clone(), user.clone());
+            tokio::spawn(async move {
+                tokio::join!(
+                    tokio::spawn(async move { confirmer.confirm_sms_enrollment(&u1, &code).await }),
+                    tokio::spawn(async move { remover.remove_totp(&u2).await }),
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (confirmed, removed) = task.await.unwrap();
+        let (confirmed, removed) = (confirmed.unwrap(), removed.unwrap());
+        assert!(
+            !(confirmed.is_ok() && matches!(removed, Ok(true))),
+            "both won: {confirmed:?} {removed:?}"
+        );
+        for refused in [confirmed.as_ref().err(), removed.as_ref().err()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                matches!(
+                    refused,
+                    MfaError::FactorChangeInProgress
+                        | MfaError::SmsWouldBeAlone
+                        | MfaError::SmsRefused { .. }
+                ),
+                "{refused:?}"
+            );
+        }
+    }
+    for user in &users {
+        let methods = strict.methods(user).await.unwrap();
+        assert!(
+            !methods.contains(&Method::Sms) || methods.contains(&Method::Totp),
+            "{user}: SMS alone: {methods:?}"
+        );
+    }
 }
 
 async fn reseal_moves_the_phone_numbers_to_the_new_key(h: Harness) {

@@ -378,7 +378,12 @@ async fn single_use_artefacts_stay_single_use_across_the_processes() {
     let counts = tally(&statuses);
     eprintln!("one authorization code raced: {counts:?}");
     assert_eq!(counts.get(&200), Some(&1), "{counts:?}");
-    assert_eq!(counts.get(&400), Some(&9), "{counts:?}");
+    // The others are refused: the code is used (400), or this address has spent its failure
+    // budget, shared by both processes, on the races above (429).
+    assert!(
+        counts.keys().all(|status| [200, 400, 429].contains(status)),
+        "{counts:?}"
+    );
     Arc::into_inner(cluster).unwrap().finish().await;
 }
 

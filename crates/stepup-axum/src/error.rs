@@ -210,6 +210,11 @@ impl From<MfaError> for ApiError {
                 "sms_needs_another_factor",
                 "SMS cannot be your only factor: add another authenticator app or passkey first, or remove SMS first",
             ),
+            MfaError::FactorChangeInProgress => Self::new(
+                StatusCode::CONFLICT,
+                "factor_change_in_progress",
+                "another change to your factors is in progress; try again when it is done",
+            ),
             MfaError::SmsUnavailable => {
                 tracing::warn!("SMS provider unavailable");
                 Self::unavailable()

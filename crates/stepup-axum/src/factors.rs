@@ -44,19 +44,27 @@ pub(crate) async fn verify_setup(
     JsonBody(body): JsonBody<CodeBody>,
 ) -> Result<Response, ApiError> {
     stepup.check_enrollment(&caller).await?;
-    let codes = stepup
+    let confirmed = stepup
         .mfa()
         .confirm_totp_enrollment(caller.subject(), &body.code)
-        .await
-        .map_err(|error| match error {
-            // Enrolling is not a login: a wrong code here is bad input.
-            MfaError::InvalidCode => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_mfa_code",
-                "the code is invalid",
-            ),
-            other => other.into(),
-        })?;
+        .await;
+    enrollment_confirmed(confirmed)
+}
+
+/// The answer to a confirmed enrollment (TOTP, SMS): the backup codes, shown once (none when the
+/// user had a factor already).
+pub(crate) fn enrollment_confirmed(
+    confirmed: Result<Vec<String>, MfaError>,
+) -> Result<Response, ApiError> {
+    let codes = confirmed.map_err(|error| match error {
+        // Enrolling is not a login: a wrong code here is bad input.
+        MfaError::InvalidCode => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_mfa_code",
+            "the code is invalid",
+        ),
+        other => other.into(),
+    })?;
     let body = json!({ "success": true, "enabled": true, "backup_codes": codes });
     Ok(no_store(Json(body).into_response()))
 }

@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use stepup_mfa::MfaError;
 use stepup_tower::ClientAddr;
 
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::factors::enrollment_confirmed;
 use crate::json::JsonBody;
 use crate::login::{address_key, limited_by_address};
 use crate::respond::no_store;
@@ -59,21 +59,11 @@ pub(crate) async fn verify(
     JsonBody(body): JsonBody<Verify>,
 ) -> Result<Response, ApiError> {
     stepup.check_enrollment(&caller).await?;
-    let codes = stepup
+    let confirmed = stepup
         .mfa()
         .confirm_sms_enrollment(caller.subject(), &body.code)
-        .await
-        .map_err(|error| match error {
-            // Enrolling is not a login: a wrong code here is bad input.
-            MfaError::InvalidCode => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_mfa_code",
-                "the code is invalid",
-            ),
-            other => other.into(),
-        })?;
-    let body = json!({ "success": true, "enabled": true, "backup_codes": codes });
-    Ok(no_store(Json(body).into_response()))
+        .await;
+    enrollment_confirmed(confirmed)
 }
 
 /// `DELETE /api/mfa/sms` (fresh MFA).

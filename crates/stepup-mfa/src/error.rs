@@ -73,6 +73,9 @@ pub enum MfaError {
     /// another authenticator app or passkey first, or remove SMS first.
     #[error("SMS cannot be the only factor: add another factor or remove SMS first")]
     SmsWouldBeAlone,
+    /// Another change to the user's factors is running (`409`); try again when it is done.
+    #[error("another change to this user's factors is in progress")]
+    FactorChangeInProgress,
     /// The SMS provider could not be reached or failed (`503`).
     #[error("the SMS provider is unavailable")]
     SmsUnavailable,

@@ -1,8 +1,9 @@
 //! The second-factor engine of stepup: [`Mfa`], the one gateway to stepup's state, with one
-//! module per factor ([`totp`], [`backup`]) behind one shape ([`Method`], [`Proof`]), and one per
-//! concern: the MFA step ([`challenge`]), remembered [`devices`], [`authorization`] codes, the
-//! [`account`]'s end, the [`audit`] trail, guessing [`limits`], sealed secrets ([`seal`]) and the
-//! slow-hash pool ([`kdf`]).
+//! module per factor ([`totp`], [`webauthn`], [`sms`], [`backup`]) behind one shape ([`Method`],
+//! [`Proof`]), and one per concern: the MFA step ([`challenge`]), remembered [`devices`],
+//! [`authorization`] codes, [`recovery`], the [`account`]'s end, the [`audit`] trail, guessing
+//! [`limits`], one [`factor_change`] at a time, sealed secrets ([`seal`]) and the slow-hash pool
+//! ([`kdf`]).
 //!
 //! ```
 //! use stepup_mfa::backup::BackupCodes;
@@ -20,6 +21,7 @@ pub mod challenge;
 pub mod devices;
 mod engine;
 mod error;
+pub mod factor_change;
 pub mod kdf;
 pub mod limits;
 mod method;

@@ -143,31 +143,41 @@ impl Mfa {
         user: &str,
         code: &str,
     ) -> Result<Vec<String>, MfaError> {
-        let credential = match self.factors().credential(sms_ref(user)).await? {
-            None => return Err(MfaError::NoPendingEnrollment),
-            Some(credential) if credential.status == CredentialStatus::Active => {
-                return Err(MfaError::AlreadyEnrolled);
+        self.one_factor_change(user, async {
+            let credential = match self.factors().credential(sms_ref(user)).await? {
+                None => return Err(MfaError::NoPendingEnrollment),
+                Some(credential) if credential.status == CredentialStatus::Active => {
+                    return Err(MfaError::AlreadyEnrolled);
+                }
+                Some(credential) => credential,
+            };
+            // Checked again here, not only when the number was given: the other factor may have
+            // been removed since.
+            if self.inner.sms.policy.needs_another_factor
+                && !self.has_unrestricted_factor(user).await?
+            {
+                return Err(self.refuse_sms(user, "sms_needs_another_factor").await);
             }
-            Some(credential) => credential,
-        };
-        let number = self.open_number(&credential)?;
-        let binding = self.enrollment_binding(&number);
-        self.limited(
-            user,
-            None,
-            "sms_setup",
-            self.check_sms_code(user, &number, &binding, code),
-        )
-        .await?;
-        let (codes, set) = self.first_factor_backup_codes(user).await?;
-        if !self.factors().activate(sms_ref(user), 0, set).await? {
-            return Err(MfaError::NoPendingEnrollment);
-        }
-        let event = AuditEvent::SmsEnrolled {
-            backup_codes: codes.len(),
-        };
-        self.audit().record(user, event).await;
-        Ok(codes)
+            let number = self.open_number(&credential)?;
+            let binding = self.enrollment_binding(&number);
+            self.limited(
+                user,
+                None,
+                "sms_setup",
+                self.check_sms_code(user, &number, &binding, code),
+            )
+            .await?;
+            let (codes, set) = self.first_factor_backup_codes(user).await?;
+            if !self.factors().activate(sms_ref(user), 0, set).await? {
+                return Err(MfaError::NoPendingEnrollment);
+            }
+            let event = AuditEvent::SmsEnrolled {
+                backup_codes: codes.len(),
+            };
+            self.audit().record(user, event).await;
+            Ok(codes)
+        })
+        .await
     }
 
     /// Sends a code for the MFA step of `mfa_token` to the user's number; answer it with
@@ -224,22 +234,25 @@ impl Mfa {
     /// Removes the SMS factor and its codes; the backup codes go too when no other factor
     /// remains, and remembered devices are revoked. `false` when there was none.
     pub async fn remove_sms(&self, user: &str) -> Result<bool, MfaError> {
-        let existed = self.factors().delete_credential(sms_ref(user)).await?;
-        let empty = |kind: &str| CodeSet {
-            kind: kind.to_owned(),
-            codes: Vec::new(),
-        };
-        self.factors().replace_codes(user, empty(CODE_KIND)).await?;
-        if existed {
-            self.audit().record(user, AuditEvent::SmsRemoved {}).await;
-        }
-        if !self.is_enrolled(user).await? {
-            self.factors()
-                .replace_codes(user, empty(crate::backup::KIND))
-                .await?;
-        }
-        self.revoke_devices(user).await?;
-        Ok(existed)
+        self.one_factor_change(user, async {
+            let existed = self.factors().delete_credential(sms_ref(user)).await?;
+            let empty = |kind: &str| CodeSet {
+                kind: kind.to_owned(),
+                codes: Vec::new(),
+            };
+            self.factors().replace_codes(user, empty(CODE_KIND)).await?;
+            if existed {
+                self.audit().record(user, AuditEvent::SmsRemoved {}).await;
+            }
+            if !self.is_enrolled(user).await? {
+                self.factors()
+                    .replace_codes(user, empty(crate::backup::KIND))
+                    .await?;
+            }
+            self.revoke_devices(user).await?;
+            Ok(existed)
+        })
+        .await
     }
 
     /// Refuses to remove the credential `(kind, id)` of `user` when the policy says SMS needs

@@ -109,30 +109,33 @@ impl Mfa {
         user: &str,
         code: &str,
     ) -> Result<Vec<String>, MfaError> {
-        let credential = match self.factors().credential(totp_ref(user)).await? {
-            None => return Err(MfaError::NoPendingEnrollment),
-            Some(credential) if credential.status == CredentialStatus::Active => {
-                return Err(MfaError::AlreadyEnrolled);
+        self.one_factor_change(user, async {
+            let credential = match self.factors().credential(totp_ref(user)).await? {
+                None => return Err(MfaError::NoPendingEnrollment),
+                Some(credential) if credential.status == CredentialStatus::Active => {
+                    return Err(MfaError::AlreadyEnrolled);
+                }
+                Some(credential) => credential,
+            };
+            let key = self.totp_key(&credential)?;
+            let step = self
+                .limited(user, None, "totp_setup", async {
+                    key.matching_step(code, self.now())
+                        .ok_or(MfaError::InvalidCode)
+                })
+                .await?;
+            let (codes, set) = self.first_factor_backup_codes(user).await?;
+            // Activation and the backup codes land together or not at all.
+            if !self.factors().activate(totp_ref(user), step, set).await? {
+                return Err(MfaError::NoPendingEnrollment);
             }
-            Some(credential) => credential,
-        };
-        let key = self.totp_key(&credential)?;
-        let step = self
-            .limited(user, None, "totp_setup", async {
-                key.matching_step(code, self.now())
-                    .ok_or(MfaError::InvalidCode)
-            })
-            .await?;
-        let (codes, set) = self.first_factor_backup_codes(user).await?;
-        // Activation and the backup codes land together or not at all.
-        if !self.factors().activate(totp_ref(user), step, set).await? {
-            return Err(MfaError::NoPendingEnrollment);
-        }
-        let event = AuditEvent::TotpEnrolled {
-            backup_codes: codes.len(),
-        };
-        self.audit().record(user, event).await;
-        Ok(codes)
+            let event = AuditEvent::TotpEnrolled {
+                backup_codes: codes.len(),
+            };
+            self.audit().record(user, event).await;
+            Ok(codes)
+        })
+        .await
     }
 
     /// Checks a TOTP code of an active enrollment; a time step is accepted at most once. Counts
@@ -173,26 +176,29 @@ impl Mfa {
     /// [`MfaError::SmsWouldBeAlone`] when SMS would be left as the only factor and the policy
     /// forbids that.
     pub async fn remove_totp(&self, user: &str) -> Result<bool, MfaError> {
-        self.check_removal_keeps_sms_company(user, KIND, CREDENTIAL_ID)
-            .await?;
-        let existed = self.factors().delete_credential(totp_ref(user)).await?;
-        if existed {
-            self.audit().record(user, AuditEvent::TotpRemoved {}).await;
-        }
-        if !self.is_enrolled(user).await? {
-            self.factors()
-                .replace_codes(
-                    user,
-                    CodeSet {
-                        kind: crate::backup::KIND.to_owned(),
-                        codes: Vec::new(),
-                    },
-                )
+        self.one_factor_change(user, async {
+            self.check_removal_keeps_sms_company(user, KIND, CREDENTIAL_ID)
                 .await?;
-        }
-        // Devices remembered on the strength of that factor go with it.
-        self.revoke_devices(user).await?;
-        Ok(existed)
+            let existed = self.factors().delete_credential(totp_ref(user)).await?;
+            if existed {
+                self.audit().record(user, AuditEvent::TotpRemoved {}).await;
+            }
+            if !self.is_enrolled(user).await? {
+                self.factors()
+                    .replace_codes(
+                        user,
+                        CodeSet {
+                            kind: crate::backup::KIND.to_owned(),
+                            codes: Vec::new(),
+                        },
+                    )
+                    .await?;
+            }
+            // Devices remembered on the strength of that factor go with it.
+            self.revoke_devices(user).await?;
+            Ok(existed)
+        })
+        .await
     }
 
     /// Re-seals every TOTP secret not sealed under the current key; returns how many moved.

@@ -248,7 +248,8 @@ impl Mfa {
 
     /// Finishes a registration with the authenticator's answer: the credential is stored (active
     /// at once: the attestation is its first proof), with the backup codes when it is the user's
-    /// first factor. The ceremony is used up whatever the outcome.
+    /// first factor. The ceremony is used up whatever the outcome (unless another change to the
+    /// user's factors is running: [`MfaError::FactorChangeInProgress`], and it can be tried again).
     pub async fn finish_webauthn_registration(
         &self,
         user: &str,
@@ -256,61 +257,64 @@ impl Mfa {
         credential: &RegisterPublicKeyCredential,
         label: Option<&str>,
     ) -> Result<WebauthnEnrolled, MfaError> {
-        let webauthn = self.webauthn()?;
-        let label = label.map(validate_label).transpose()?;
-        let state: RegistrationState = self
-            .take_ceremony(&registration_key(registration_token))
-            .await?
-            .ok_or(MfaError::InvalidCeremony)?;
-        if state.user != user {
-            return Err(MfaError::InvalidCeremony);
-        }
-        let passkey = self
-            .limited(user, None, "webauthn_setup", async {
-                webauthn
-                    .finish_passkey_registration(credential, &state.state)
-                    .map_err(|_| MfaError::InvalidCode)
+        self.one_factor_change(user, async {
+            let webauthn = self.webauthn()?;
+            let label = label.map(validate_label).transpose()?;
+            let state: RegistrationState = self
+                .take_ceremony(&registration_key(registration_token))
+                .await?
+                .ok_or(MfaError::InvalidCeremony)?;
+            if state.user != user {
+                return Err(MfaError::InvalidCeremony);
+            }
+            let passkey = self
+                .limited(user, None, "webauthn_setup", async {
+                    webauthn
+                        .finish_passkey_registration(credential, &state.state)
+                        .map_err(|_| MfaError::InvalidCode)
+                })
+                .await?;
+            let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
+            let credential = Credential {
+                user: user.to_owned(),
+                kind: KIND.to_owned(),
+                id: id.clone(),
+                status: CredentialStatus::Pending,
+                label,
+                payload: encode_passkey(&passkey)?,
+                counter: 0,
+                created_at: self.now(),
+                last_used_at: None,
+            };
+            // A credential id belongs to one account only: the store refuses, in the same atomic
+            // step as the insert, an id any user holds.
+            if !self
+                .factors()
+                .put_pending(credential, Enrollment::Many)
+                .await?
+            {
+                return Err(MfaError::CredentialExists);
+            }
+            let (codes, set): (Vec<String>, Option<CodeSet>) =
+                self.first_factor_backup_codes(user).await?;
+            if !self
+                .factors()
+                .activate(passkey_ref(user, &id), 0, set)
+                .await?
+            {
+                return Err(MfaError::InvalidCeremony);
+            }
+            let event = AuditEvent::WebauthnEnrolled {
+                credential_id: id.clone(),
+                backup_codes: codes.len(),
+            };
+            self.audit().record(user, event).await;
+            Ok(WebauthnEnrolled {
+                credential_id: id,
+                backup_codes: codes,
             })
-            .await?;
-        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
-        let credential = Credential {
-            user: user.to_owned(),
-            kind: KIND.to_owned(),
-            id: id.clone(),
-            status: CredentialStatus::Pending,
-            label,
-            payload: encode_passkey(&passkey)?,
-            counter: 0,
-            created_at: self.now(),
-            last_used_at: None,
-        };
-        // A credential id belongs to one account only: the store refuses, in the same atomic
-        // step as the insert, an id any user holds.
-        if !self
-            .factors()
-            .put_pending(credential, Enrollment::Many)
-            .await?
-        {
-            return Err(MfaError::CredentialExists);
-        }
-        let (codes, set): (Vec<String>, Option<CodeSet>) =
-            self.first_factor_backup_codes(user).await?;
-        if !self
-            .factors()
-            .activate(passkey_ref(user, &id), 0, set)
-            .await?
-        {
-            return Err(MfaError::InvalidCeremony);
-        }
-        let event = AuditEvent::WebauthnEnrolled {
-            credential_id: id.clone(),
-            backup_codes: codes.len(),
-        };
-        self.audit().record(user, event).await;
-        Ok(WebauthnEnrolled {
-            credential_id: id,
-            backup_codes: codes,
         })
+        .await
     }
 
     /// The user's WebAuthn credentials, without keys, oldest first.
@@ -355,31 +359,34 @@ impl Mfa {
     /// [`MfaError::SmsWouldBeAlone`] when SMS would be left as the only factor and the policy
     /// forbids that.
     pub async fn remove_webauthn_credential(&self, user: &str, id: &str) -> Result<bool, MfaError> {
-        self.check_removal_keeps_sms_company(user, KIND, id).await?;
-        let existed = self
-            .factors()
-            .delete_credential(passkey_ref(user, id))
-            .await?;
-        if !existed {
-            return Ok(false);
-        }
-        let event = AuditEvent::WebauthnRemoved {
-            credential_id: id.to_owned(),
-        };
-        self.audit().record(user, event).await;
-        if !self.is_enrolled(user).await? {
-            self.factors()
-                .replace_codes(
-                    user,
-                    CodeSet {
-                        kind: crate::backup::KIND.to_owned(),
-                        codes: Vec::new(),
-                    },
-                )
+        self.one_factor_change(user, async {
+            self.check_removal_keeps_sms_company(user, KIND, id).await?;
+            let existed = self
+                .factors()
+                .delete_credential(passkey_ref(user, id))
                 .await?;
-        }
-        self.revoke_devices(user).await?;
-        Ok(true)
+            if !existed {
+                return Ok(false);
+            }
+            let event = AuditEvent::WebauthnRemoved {
+                credential_id: id.to_owned(),
+            };
+            self.audit().record(user, event).await;
+            if !self.is_enrolled(user).await? {
+                self.factors()
+                    .replace_codes(
+                        user,
+                        CodeSet {
+                            kind: crate::backup::KIND.to_owned(),
+                            codes: Vec::new(),
+                        },
+                    )
+                    .await?;
+            }
+            self.revoke_devices(user).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Starts the WebAuthn answer to an MFA step: request options for the user's credentials.
