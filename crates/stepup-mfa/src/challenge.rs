@@ -15,7 +15,8 @@ use crate::{Method, Mfa, MfaError, Proof};
 
 /// How long an `mfa_token` lives.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
-/// Wrong codes an `mfa_token` survives; the next one kills it.
+/// Proofs checked on one `mfa_token` at most, however many race: it survives four wrong ones and
+/// the fifth kills it.
 pub const MAX_CODE_ATTEMPTS: u64 = 5;
 
 /// A started MFA login: the token the client sends back with the second factor.
