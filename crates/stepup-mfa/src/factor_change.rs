@@ -1,13 +1,17 @@
-//! One change to a user's factors at a time. Activating or removing a factor checks the user's
-//! other factors first (SMS never left alone, backup codes given with the first factor and taken
-//! with the last); those checks hold only if no other change runs between the check and the
-//! write. Each such change holds a per-user lease in the ephemeral store, shared by every
-//! instance; a second change meanwhile is refused ([`MfaError::FactorChangeInProgress`], `409`)
-//! rather than queued, and the client tries again. The lease expires by itself if its holder
-//! dies, so it never locks a user out for longer than [`FACTOR_CHANGE_LEASE`].
+//! Changes to a user's factors: one at a time, and what follows a removal.
+//!
+//! Activating or removing a factor checks the user's other factors first (SMS never left alone,
+//! backup codes given with the first factor and taken with the last); those checks hold only if
+//! no other change runs between the check and the write. Each such change holds a per-user lease
+//! in the ephemeral store, shared by every instance; a second change meanwhile is refused
+//! ([`MfaError::FactorChangeInProgress`], `409`) rather than queued, and the client tries again.
+//! The lease expires by itself if its holder dies, so it never locks a user out for longer than
+//! [`FACTOR_CHANGE_LEASE`].
 
 use std::future::Future;
 use std::time::Duration;
+
+use stepup_store::CodeSet;
 
 use crate::{Mfa, MfaError};
 
@@ -36,5 +40,19 @@ impl Mfa {
             tracing::warn!(%error, "a factor-change lease could not be released; it will expire");
         }
         outcome
+    }
+
+    /// What follows the removal of any factor: the backup codes go when no factor remains, and
+    /// devices remembered on the strength of a factor are revoked.
+    pub(crate) async fn after_factor_removed(&self, user: &str) -> Result<(), MfaError> {
+        if !self.is_enrolled(user).await? {
+            let no_codes = CodeSet {
+                kind: crate::backup::KIND.to_owned(),
+                codes: Vec::new(),
+            };
+            self.factors().replace_codes(user, no_codes).await?;
+        }
+        self.revoke_devices(user).await?;
+        Ok(())
     }
 }

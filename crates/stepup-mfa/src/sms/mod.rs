@@ -236,20 +236,15 @@ impl Mfa {
     pub async fn remove_sms(&self, user: &str) -> Result<bool, MfaError> {
         self.one_factor_change(user, async {
             let existed = self.factors().delete_credential(sms_ref(user)).await?;
-            let empty = |kind: &str| CodeSet {
-                kind: kind.to_owned(),
+            let no_codes = CodeSet {
+                kind: CODE_KIND.to_owned(),
                 codes: Vec::new(),
             };
-            self.factors().replace_codes(user, empty(CODE_KIND)).await?;
+            self.factors().replace_codes(user, no_codes).await?;
             if existed {
                 self.audit().record(user, AuditEvent::SmsRemoved {}).await;
             }
-            if !self.is_enrolled(user).await? {
-                self.factors()
-                    .replace_codes(user, empty(crate::backup::KIND))
-                    .await?;
-            }
-            self.revoke_devices(user).await?;
+            self.after_factor_removed(user).await?;
             Ok(existed)
         })
         .await

@@ -11,7 +11,7 @@ mod key;
 pub use key::{InvalidTotp, SECRET_LEN, TotpAlgorithm, TotpConfig, TotpKey};
 
 use serde::{Deserialize, Serialize};
-use stepup_store::{CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment};
+use stepup_store::{Credential, CredentialRef, CredentialStatus, Enrollment};
 
 use crate::audit::AuditEvent;
 use crate::{Method, Mfa, MfaError};
@@ -183,19 +183,7 @@ impl Mfa {
             if existed {
                 self.audit().record(user, AuditEvent::TotpRemoved {}).await;
             }
-            if !self.is_enrolled(user).await? {
-                self.factors()
-                    .replace_codes(
-                        user,
-                        CodeSet {
-                            kind: crate::backup::KIND.to_owned(),
-                            codes: Vec::new(),
-                        },
-                    )
-                    .await?;
-            }
-            // Devices remembered on the strength of that factor go with it.
-            self.revoke_devices(user).await?;
+            self.after_factor_removed(user).await?;
             Ok(existed)
         })
         .await

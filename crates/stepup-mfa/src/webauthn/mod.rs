@@ -372,18 +372,7 @@ impl Mfa {
                 credential_id: id.to_owned(),
             };
             self.audit().record(user, event).await;
-            if !self.is_enrolled(user).await? {
-                self.factors()
-                    .replace_codes(
-                        user,
-                        CodeSet {
-                            kind: crate::backup::KIND.to_owned(),
-                            codes: Vec::new(),
-                        },
-                    )
-                    .await?;
-            }
-            self.revoke_devices(user).await?;
+            self.after_factor_removed(user).await?;
             Ok(true)
         })
         .await
