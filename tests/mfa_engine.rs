@@ -191,6 +191,7 @@ on_every_store!(
     lockouts_grow_with_each_burst_and_successes_forgive,
     a_burst_of_100_concurrent_guesses_gets_five_tries,
     one_mfa_token_has_five_proofs_checked_however_many_race,
+    refusals_that_check_no_code_do_not_use_up_the_mfa_token,
 );
 
 fn retry_after(result: Result<impl std::fmt::Debug, MfaError>) -> Duration {
@@ -329,6 +330,36 @@ async fn one_mfa_token_has_five_proofs_checked_however_many_race(harness: Harnes
             .await,
         Err(MfaError::InvalidMfaToken)
     ));
+}
+
+/// An attempt is counted before its proof is checked and given back when no code was checked
+/// (here: a factor the user does not have), so such refusals never kill the token. (The per-user
+/// limit, which counts them, is set out of reach: this is the token's own bound.)
+async fn refusals_that_check_no_code_do_not_use_up_the_mfa_token(harness: Harness) {
+    let (key, _) = enroll(&harness, "ned").await;
+    let mfa = &harness.mfa.clone().with_attempt_policy(AttemptPolicy {
+        max_failures: 1_000_000,
+        lock_after: 1_000_000,
+        ..AttemptPolicy::default()
+    });
+    let challenge = mfa.start_challenge("ned", &["pwd"], None).await.unwrap();
+    for _ in 0..2 * MAX_CODE_ATTEMPTS {
+        match mfa
+            .complete_challenge(&challenge.mfa_token, Proof::Sms("123456"))
+            .await
+        {
+            Err(MfaError::InvalidCode | MfaError::InvalidMfaToken) | Ok(_) => {
+                panic!("an SMS proof of a user without SMS was checked")
+            }
+            Err(_) => {}
+        }
+    }
+    let good = key.code_at(harness.clock.unix_seconds());
+    let done = mfa
+        .complete_challenge(&challenge.mfa_token, Proof::Totp(&good))
+        .await
+        .unwrap();
+    assert_eq!(done.subject, "ned");
 }
 
 async fn enrollment_is_pending_until_a_valid_code(harness: Harness) {

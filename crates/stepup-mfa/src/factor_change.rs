@@ -6,7 +6,9 @@
 //! in the ephemeral store, shared by every instance; a second change meanwhile is refused
 //! ([`MfaError::FactorChangeInProgress`], `409`) rather than queued, and the client tries again.
 //! The lease expires by itself if its holder dies, so it never locks a user out for longer than
-//! [`FACTOR_CHANGE_LEASE`].
+//! [`FACTOR_CHANGE_LEASE`]. A change is a handful of store calls, each bounded by the store's
+//! timeouts; only one stalled past the lease (a store hung mid-statement) would let a second
+//! change run beside it, and release that one's lease when it ends.
 
 use std::future::Future;
 use std::time::Duration;

@@ -330,9 +330,9 @@ impl Mfa {
         }
     }
 
-    /// Audits a refused send and returns the error answering it.
+    /// Audits a refused SMS (a send, or the factor itself) and returns the error answering it.
     async fn refuse_sms(&self, user: &str, reason: &'static str) -> MfaError {
-        tracing::info!(target: "stepup::sms", reason, "an SMS send was refused");
+        tracing::info!(target: "stepup::sms", reason, "SMS was refused");
         self.audit()
             .record(user, AuditEvent::SmsRefused { reason })
             .await;
