@@ -27,6 +27,9 @@ pub struct DeviceRecord {
     pub address: Option<String>,
     /// The `User-Agent` of the last use, if known.
     pub user_agent: Option<String>,
+    /// The user's generation when the device was remembered: once it has moved on (a reset), the
+    /// device vouches for nothing.
+    pub generation: u64,
 }
 
 /// Remembered devices (durable).

@@ -18,21 +18,25 @@
 
 use crate::{StoreResult, async_trait};
 
-/// Whether a credential is waiting for its first proof or in use.
+/// Whether a credential is waiting for its first proof, in use, or no longer trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialStatus {
     /// Made, not yet confirmed: it proves nothing.
     Pending,
     /// Confirmed: it can complete a login.
     Active,
+    /// No longer trusted (a suspected clone): listed so its owner sees it, never accepted, until
+    /// it is removed and enrolled again.
+    Disabled,
 }
 
 impl CredentialStatus {
-    /// The stored name: `pending` or `active`.
+    /// The stored name: `pending`, `active` or `disabled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Active => "active",
+            Self::Disabled => "disabled",
         }
     }
 
@@ -41,9 +45,37 @@ impl CredentialStatus {
         match name {
             "pending" => Some(Self::Pending),
             "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
             _ => None,
         }
     }
+}
+
+/// A user's generation: a number every reset of the user (a recovery, an administrator's reset,
+/// the account's deletion) moves forward. Whatever carries an older generation than the user's
+/// current one (a credential, a remembered device, a token) is void, whenever it was written:
+/// a write that raced a reset and landed after it is void all the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Generation {
+    /// 0 for a user never reset.
+    pub value: u64,
+    /// When it last moved (Unix seconds); `None` for a user never reset. A token that carries no
+    /// generation (one from another issuer) is void when issued at or before this second.
+    pub changed_at: Option<u64>,
+}
+
+/// One move of a user's generation, in the order the store made them: the feed an instance
+/// replays to keep its copy of every user's generation current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationChange {
+    /// The position of this change in the store's feed: strictly increasing, and a change becomes
+    /// visible only after every change of a lower position (readers may resume after the last
+    /// position they saw).
+    pub seq: u64,
+    /// The user.
+    pub user: String,
+    /// The user's generation after the change.
+    pub generation: Generation,
 }
 
 /// One credential of one factor of one user (an authenticator app, a passkey, a phone).
@@ -68,6 +100,9 @@ pub struct Credential {
     pub created_at: u64,
     /// When it last proved a login (Unix seconds).
     pub last_used_at: Option<u64>,
+    /// The user's [`Generation::value`] when it was made: once the user's generation has moved
+    /// on, the credential is stale and proves nothing.
+    pub generation: u64,
 }
 
 impl Credential {
@@ -98,9 +133,10 @@ pub struct CredentialRef<'a> {
 /// [`Many`](Self::Many) kind held by one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enrollment {
-    /// At most one per user (an authenticator app): an earlier pending credential of the user and
-    /// kind is replaced, and the call is refused while the user has an active one of the kind.
-    /// Other users are not looked at: every user may hold the same id (TOTP's is `totp`).
+    /// At most one per user (an authenticator app): the call is refused while the user has an
+    /// active credential of the kind of the same [`generation`](Credential::generation); every
+    /// other credential of the user and kind (pending ones, and those of another generation) is
+    /// replaced. Other users are not looked at: every user may hold the same id (TOTP's is `totp`).
     OnePerUser,
     /// Any number per user (passkeys), each id held by one user only: refused when a credential
     /// of the kind with this id is already stored, pending or active, for ANY user (the caller's
@@ -141,8 +177,9 @@ pub struct CodeSet {
 pub trait FactorStore: Send + Sync + 'static {
     /// Stores `credential` (its `status` is ignored: it is stored pending) under `rule`. Returns
     /// `false`, changing nothing, when the rule refuses it: [`Enrollment::OnePerUser`] while the
-    /// user has an active credential of the kind, [`Enrollment::Many`] while any user holds a
-    /// credential of the kind with this id. The check and the write are one atomic step.
+    /// user has an active credential of the kind and generation, [`Enrollment::Many`] while any
+    /// user holds a credential of the kind with this id. The check and the write are one atomic
+    /// step.
     async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool>;
 
     /// Turns the pending credential active with `counter` as its counter and, in the same atomic
@@ -205,6 +242,10 @@ pub trait FactorStore: Send + Sync + 'static {
         used_at: Option<u64>,
     ) -> StoreResult<bool>;
 
+    /// Active → [`CredentialStatus::Disabled`]; `false`, changing nothing, when the credential is
+    /// absent or not active.
+    async fn disable_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool>;
+
     /// Sets (or with `None` clears) the label; `false` if there is no such credential.
     async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool>;
 
@@ -233,15 +274,25 @@ pub trait FactorStore: Send + Sync + 'static {
     /// Ends the streak (a success, a recovery, an admin unlock).
     async fn clear_failures(&self, user: &str, kind: &str) -> StoreResult<()>;
 
-    /// Marks every token issued to the user before `at` (Unix seconds) as void. The mark only
-    /// moves forward: an earlier `at` than the stored one changes nothing.
-    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()>;
+    /// The user's current generation (`value` 0, `changed_at` `None` for a user never reset).
+    async fn generation(&self, user: &str) -> StoreResult<Generation>;
 
-    /// The user's mark, if any: tokens issued before it are void.
-    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>>;
+    /// Moves the user's generation forward by one, `changed_at` = `at`, and appends the change to
+    /// the feed ([`generation_changes`](Self::generation_changes)); returns the new generation.
+    /// Atomic: 100 concurrent calls from 0 end at 100, each with its own value and feed position.
+    async fn advance_generation(&self, user: &str, at: u64) -> StoreResult<Generation>;
+
+    /// The changes of every user's generation after feed position `after` (0: from the start),
+    /// oldest first, at most `limit`. A user whose generation moved several times may appear once,
+    /// with the latest: only the latest generation of each user matters.
+    async fn generation_changes(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<GenerationChange>>;
 
     /// Removes every credential, code and failure streak of the user (account deletion,
-    /// recovery). The token mark stays: it must outlive the factors it protects.
+    /// recovery). The generation stays: it must outlive the factors it protects.
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()>;
 
     /// Whether the store answers and accepts writes (readiness).

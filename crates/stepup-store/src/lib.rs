@@ -6,7 +6,7 @@
 //!
 //! - [`FactorStore`]: durable per-user factor state, the same shape for every factor: credentials
 //!   keyed by (user, kind, id) with an opaque payload, single-use code sets, failure streaks and
-//!   the "tokens issued before T are void" mark.
+//!   each user's generation (moved forward by every reset).
 //! - [`EphemeralStore`]: short-lived state with expiry: `mfa_token`s, authorization codes,
 //!   challenges, attempt counters.
 //! - [`DeviceStore`]: remembered devices (durable, with expiry).
@@ -37,6 +37,7 @@ pub use devices::{DeviceRecord, DeviceStore};
 pub use ephemeral::EphemeralStore;
 pub use factors::{
     CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore,
+    Generation, GenerationChange,
 };
 pub use memory::{MemoryStore, expiry_after};
 
