@@ -21,6 +21,7 @@ struct Inner {
     scope: Option<String>,
     token_id: Option<String>,
     issued_at: Option<u64>,
+    generation: Option<u64>,
     expires_at: u64,
     verified_at: u64,
     leeway: u64,
@@ -39,6 +40,7 @@ impl AuthContext {
                 scope: None,
                 token_id: None,
                 issued_at: None,
+                generation: None,
                 expires_at: 0,
                 verified_at: 0,
                 leeway: 0,
@@ -47,10 +49,16 @@ impl AuthContext {
         }
     }
 
-    /// The `iat` claim (Unix seconds), if the token has one: tokens issued before a user's
-    /// revocation mark (account deletion, recovery, factor reset) are void.
+    /// The `iat` claim (Unix seconds), if the token has one.
     pub fn issued_at(&self) -> Option<u64> {
         self.inner.issued_at
+    }
+
+    /// The user's generation the token was issued under (claim `gen`, stepup's own tokens): a
+    /// reset (account deletion, recovery, admin reset) moves the user's generation on and voids
+    /// every token of an older one. A token without it (another issuer's) is judged by `iat`.
+    pub fn generation(&self) -> Option<u64> {
+        self.inner.generation
     }
 
     /// The `sub` claim: the user's identifier.
@@ -183,6 +191,12 @@ impl AuthContextBuilder {
     /// Sets `iat`.
     pub fn issued_at(mut self, issued_at: u64) -> Self {
         self.inner.issued_at = Some(issued_at);
+        self
+    }
+
+    /// Sets the generation (claim `gen`).
+    pub fn generation(mut self, generation: u64) -> Self {
+        self.inner.generation = Some(generation);
         self
     }
 

@@ -22,6 +22,12 @@ pub fn error_object(code: &str, description: &str) -> Map<String, Value> {
     body
 }
 
+/// The code of every `503` stepup answers: a store, provider or pool could not answer, so it
+/// fails closed.
+pub const UNAVAILABLE_CODE: &str = "temporarily_unavailable";
+/// The description of every `503` stepup answers.
+pub const UNAVAILABLE_DESCRIPTION: &str = "the service cannot answer this now; try again shortly";
+
 /// The error body as JSON text.
 pub fn error_body(code: &str, description: &str) -> String {
     Value::Object(error_object(code, description)).to_string()

@@ -16,12 +16,14 @@
 //! ```
 
 pub mod acr;
+pub mod client;
 pub mod clock;
 mod context;
 mod error;
 pub mod error_body;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod policy;
 mod rejection;
 pub mod token;
 pub mod tokens;

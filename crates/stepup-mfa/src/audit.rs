@@ -7,68 +7,56 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
-use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use stepup_core::clock::SharedClock;
 use stepup_store::{AuditRecord, AuditStore, StoreError};
 
-use crate::Method;
 
 /// Something that happened to a user's authentication. [`kind`](Self::kind) is the stable name
-/// stored and logged; the fields are the detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+/// stored and logged (`totp_enrolled`, `mfa_failed`, …); [`detail`](Self::detail) the rest.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AuditEvent {
-    /// A TOTP enrollment was started (pending until confirmed).
-    TotpEnrollmentStarted {},
-    /// A TOTP enrollment was confirmed; `backup_codes` were issued with it (0 if the user
-    /// already had some).
-    TotpEnrolled {
-        /// Backup codes issued.
-        backup_codes: usize,
+    /// An enrollment was started (pending until finished): `{kind}_enrollment_started`.
+    EnrollmentStarted {
+        /// The factor's kind.
+        kind: String,
     },
-    /// The TOTP factor was removed.
-    TotpRemoved {},
-    /// A WebAuthn credential (passkey or security key) was registered; `backup_codes` were
-    /// issued with it (0 if the user already had a factor).
-    WebauthnEnrolled {
-        /// The credential id (base64url; public, not a secret).
+    /// A credential was enrolled; `backup_codes` were issued with it (0 if the user already had
+    /// a factor): `{kind}_enrolled`.
+    Enrolled {
+        /// The factor's kind.
+        kind: String,
+        /// How a notice names it ("an authenticator app").
+        noun: &'static str,
+        /// The credential's id (public, not a secret).
         credential_id: String,
         /// Backup codes issued.
         backup_codes: usize,
     },
-    /// A WebAuthn credential was removed.
-    WebauthnRemoved {
-        /// The credential id.
+    /// A credential was removed: `{kind}_removed`.
+    Removed {
+        /// The factor's kind.
+        kind: String,
+        /// How a notice names it.
+        noun: &'static str,
+        /// The credential's id.
         credential_id: String,
     },
-    /// An assertion's signature counter did not move forward: the authenticator may have been
-    /// cloned. The assertion was refused.
-    WebauthnCloneSuspected {
-        /// The credential id.
-        credential_id: String,
-    },
-    /// An SMS enrollment was started (pending until confirmed).
-    SmsEnrollmentStarted {},
-    /// A phone number was confirmed as an SMS factor; `backup_codes` were issued with it.
-    SmsEnrolled {
-        /// Backup codes issued.
-        backup_codes: usize,
-    },
-    /// The SMS factor was removed.
-    SmsRemoved {},
-    /// An SMS code was sent (`purpose`: `enrollment` or `login`); never the number or code.
-    SmsSent {
-        /// What for.
-        purpose: &'static str,
-    },
-    /// An SMS send was refused: `cooldown`, `number_limit`, `user_limit`, `address_limit`,
-    /// `country_not_allowed` or `sms_needs_another_factor`.
-    SmsRefused {
-        /// Why.
-        reason: &'static str,
+    /// Something a factor tells of itself: `{kind}_{name}` (`sms_sent`, `sms_refused`,
+    /// `webauthn_clone_suspected`), with a detail holding no secret, code or destination.
+    Factor {
+        /// The factor's kind.
+        kind: String,
+        /// What happened.
+        name: &'static str,
+        /// The detail.
+        detail: Value,
+        /// Whether the user is told ([`Notifier`]).
+        notify: bool,
     },
     /// A backup code was used.
     BackupCodeUsed {
@@ -80,15 +68,16 @@ pub enum AuditEvent {
         /// Codes in the new set.
         count: usize,
     },
-    /// A second factor completed an MFA step.
+    /// A second factor completed an MFA step (or a passwordless login).
     MfaSucceeded {
-        /// The factor used.
-        method: Method,
+        /// The factor's kind.
+        method: String,
     },
-    /// A code or assertion was wrong (`method` is the factor, or `totp_setup` while enrolling).
+    /// A code or assertion was wrong (`method`: the factor's kind, or `{kind}_setup` while
+    /// enrolling, `recovery` for a recovery's password).
     MfaFailed {
         /// The factor tried.
-        method: &'static str,
+        method: String,
     },
     /// The per-user attempt limit started a lockout.
     Lockout {
@@ -97,8 +86,8 @@ pub enum AuditEvent {
     },
     /// A factor failed so many times in a row that it is locked until recovery or reset.
     FactorLocked {
-        /// The locked factor.
-        method: Method,
+        /// The locked factor's kind.
+        method: String,
         /// The consecutive failures.
         failures: u64,
     },
@@ -128,7 +117,7 @@ pub enum AuditEvent {
         acr: String,
         /// Its `amr`.
         amr: Vec<String>,
-        /// `direct` or `authorization_code`.
+        /// `direct`, `authorization_code` or `recovery`.
         via: &'static str,
     },
     /// An authorization code was issued to a client.
@@ -136,9 +125,10 @@ pub enum AuditEvent {
         /// The client.
         client_id: String,
     },
-    /// An authorization code was presented with the wrong client, redirect URI or verifier.
+    /// An authorization code was presented with the wrong client, redirect URI or verifier, or
+    /// after a reset.
     AuthorizationCodeRefused {},
-    /// Every factor of the user was removed (account deletion, recovery, admin reset).
+    /// Every factor of the user was removed (recovery, admin reset).
     FactorsReset {},
     /// A recovery code was mailed to the user's address.
     RecoveryRequested {},
@@ -164,20 +154,23 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// A factor's own event `{kind}_{name}`, not notified.
+    pub fn factor(kind: &str, name: &'static str, detail: Value) -> Self {
+        Self::Factor {
+            kind: kind.to_owned(),
+            name,
+            detail,
+            notify: false,
+        }
+    }
+
     /// The stable name of the event, as stored and logged.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::TotpEnrollmentStarted {} => "totp_enrollment_started",
-            Self::TotpEnrolled { .. } => "totp_enrolled",
-            Self::TotpRemoved {} => "totp_removed",
-            Self::WebauthnEnrolled { .. } => "webauthn_enrolled",
-            Self::WebauthnRemoved { .. } => "webauthn_removed",
-            Self::WebauthnCloneSuspected { .. } => "webauthn_clone_suspected",
-            Self::SmsEnrollmentStarted {} => "sms_enrollment_started",
-            Self::SmsEnrolled { .. } => "sms_enrolled",
-            Self::SmsRemoved {} => "sms_removed",
-            Self::SmsSent { .. } => "sms_sent",
-            Self::SmsRefused { .. } => "sms_refused",
+    pub fn kind(&self) -> Cow<'static, str> {
+        let fixed = match self {
+            Self::EnrollmentStarted { kind } => return format!("{kind}_enrollment_started").into(),
+            Self::Enrolled { kind, .. } => return format!("{kind}_enrolled").into(),
+            Self::Removed { kind, .. } => return format!("{kind}_removed").into(),
+            Self::Factor { kind, name, .. } => return format!("{kind}_{name}").into(),
             Self::BackupCodeUsed { .. } => "backup_code_used",
             Self::BackupCodesRegenerated { .. } => "backup_codes_regenerated",
             Self::MfaSucceeded { .. } => "mfa_succeeded",
@@ -199,38 +192,68 @@ impl AuditEvent {
             Self::AdminReset { .. } => "admin_reset",
             Self::PasswordFailed {} => "password_failed",
             Self::AccountDeleted {} => "account_deleted",
-        }
+        };
+        Cow::Borrowed(fixed)
     }
 
     /// The detail as a JSON object (`{}` when there is none).
     pub fn detail(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()))
+        match self {
+            Self::EnrollmentStarted { .. }
+            | Self::AuthorizationCodeRefused {}
+            | Self::FactorsReset {}
+            | Self::RecoveryRequested {}
+            | Self::RecoveryCancelled {}
+            | Self::RecoveryCompleted {}
+            | Self::PasswordFailed {}
+            | Self::AccountDeleted {} => json!({}),
+            Self::Enrolled {
+                credential_id,
+                backup_codes,
+                ..
+            } => json!({ "credential_id": credential_id, "backup_codes": backup_codes }),
+            Self::Removed { credential_id, .. } => json!({ "credential_id": credential_id }),
+            Self::Factor { detail, .. } => detail.clone(),
+            Self::BackupCodeUsed { remaining } => json!({ "remaining": remaining }),
+            Self::BackupCodesRegenerated { count } => json!({ "count": count }),
+            Self::MfaSucceeded { method } | Self::MfaFailed { method } => {
+                json!({ "method": method })
+            }
+            Self::Lockout { seconds } => json!({ "seconds": seconds }),
+            Self::FactorLocked { method, failures } => {
+                json!({ "method": method, "failures": failures })
+            }
+            Self::DeviceRemembered { device_id }
+            | Self::DeviceUsed { device_id }
+            | Self::DeviceRevoked { device_id } => json!({ "device_id": device_id }),
+            Self::DevicesRevoked { count } => json!({ "count": count }),
+            Self::TokenIssued { acr, amr, via } => json!({ "acr": acr, "amr": amr, "via": via }),
+            Self::AuthorizationCodeIssued { client_id } => json!({ "client_id": client_id }),
+            Self::RecoveryPending { due_at } => json!({ "due_at": due_at }),
+            Self::AdminReset { admin } => json!({ "admin": admin }),
+        }
     }
 
     /// Whether the event changes what can log the user in: the [`Notifier`] hears about these.
     pub fn is_factor_change(&self) -> bool {
-        matches!(
-            self,
-            Self::TotpEnrolled { .. }
-                | Self::TotpRemoved {}
-                | Self::WebauthnEnrolled { .. }
-                | Self::WebauthnRemoved { .. }
-                | Self::WebauthnCloneSuspected { .. }
-                | Self::SmsEnrolled { .. }
-                | Self::SmsRemoved {}
-                | Self::BackupCodesRegenerated { .. }
-                | Self::FactorLocked { .. }
-                | Self::DeviceRemembered { .. }
-                | Self::DeviceRevoked { .. }
-                | Self::DevicesRevoked { .. }
-                | Self::FactorsReset {}
-                | Self::RecoveryRequested {}
-                | Self::RecoveryPending { .. }
-                | Self::RecoveryCancelled {}
-                | Self::RecoveryCompleted {}
-                | Self::AdminReset { .. }
-                | Self::AccountDeleted {}
-        )
+        match self {
+            Self::Factor { notify, .. } => *notify,
+            Self::Enrolled { .. }
+            | Self::Removed { .. }
+            | Self::BackupCodesRegenerated { .. }
+            | Self::FactorLocked { .. }
+            | Self::DeviceRemembered { .. }
+            | Self::DeviceRevoked { .. }
+            | Self::DevicesRevoked { .. }
+            | Self::FactorsReset {}
+            | Self::RecoveryRequested {}
+            | Self::RecoveryPending { .. }
+            | Self::RecoveryCancelled {}
+            | Self::RecoveryCompleted {}
+            | Self::AdminReset { .. }
+            | Self::AccountDeleted {} => true,
+            _ => false,
+        }
     }
 }
 
@@ -273,16 +296,16 @@ impl Audit {
     pub async fn record(&self, user: &str, event: AuditEvent) {
         let kind = event.kind();
         let detail = event.detail();
-        tracing::info!(target: "stepup::audit", event = kind, user, detail = %detail);
+        tracing::info!(target: "stepup::audit", event = %kind, user, detail = %detail);
         let record = AuditRecord {
             id: stepup_core::tokens::random_id(),
             user: user.to_owned(),
-            kind: kind.to_owned(),
+            kind: kind.clone().into_owned(),
             at: self.clock.unix_seconds(),
             detail: detail.to_string(),
         };
         if let Err(error) = self.store.append_audit(record).await {
-            tracing::error!(target: "stepup::audit", %error, event = kind, "audit event not stored");
+            tracing::error!(target: "stepup::audit", %error, event = %kind, "audit event not stored");
         }
         if event.is_factor_change()
             && let Some(notifier) = &self.notifier

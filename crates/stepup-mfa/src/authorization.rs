@@ -12,7 +12,9 @@ use stepup_core::tokens;
 use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
-use crate::{Mfa, MfaError};
+use crate::error::{InvalidGrant, MfaError};
+use crate::factor::ClientInfo;
+use crate::Mfa;
 
 /// How long an authorization code lives.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
@@ -29,6 +31,10 @@ pub struct Authentication {
     /// When the user authenticated; `None` for a remembered-device login, where no
     /// authentication event vouches for now.
     pub auth_time: Option<u64>,
+    /// The user's generation the authentication was made under: a token or code for it is void
+    /// once a reset moves the generation on.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// The validated OAuth parameters of an authorization request, waiting for the user's
@@ -52,11 +58,6 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
-    /// When the code was issued: a code issued before the user's revocation mark (a recovery,
-    /// a reset, account deletion) is refused like any token of that time. A stored code without
-    /// it (from an older version) counts as issued at 0, so before any mark.
-    #[serde(default)]
-    issued_at: u64,
 }
 
 impl Mfa {
@@ -67,29 +68,6 @@ impl Mfa {
         authentication: Authentication,
         pending: &PendingAuthorization,
     ) -> Result<String, MfaError> {
-        self.issue_code_dated(authentication, pending, self.now())
-            .await
-    }
-
-    /// Issues the code of a login that a reset of this user (a recovery taking effect) has just
-    /// ended. The reset's revocation mark voids everything of its second, so this code is dated
-    /// the next second, as the token of such a login is.
-    pub async fn issue_authorization_code_after_reset(
-        &self,
-        authentication: Authentication,
-        pending: &PendingAuthorization,
-    ) -> Result<String, MfaError> {
-        let issued_at = self.now().saturating_add(1);
-        self.issue_code_dated(authentication, pending, issued_at)
-            .await
-    }
-
-    async fn issue_code_dated(
-        &self,
-        authentication: Authentication,
-        pending: &PendingAuthorization,
-        issued_at: u64,
-    ) -> Result<String, MfaError> {
         let code = tokens::random_token();
         let subject = authentication.subject.clone();
         let grant = CodeGrant {
@@ -97,16 +75,14 @@ impl Mfa {
             client_id: pending.client_id.clone(),
             redirect_uri: pending.redirect_uri.clone(),
             code_challenge: pending.code_challenge.clone(),
-            issued_at,
         };
-        let grant = serde_json::to_vec(&grant)
-            .map_err(|_| MfaError::Internal("could not encode an authorization code"))?;
+        let grant = serde_json::to_vec(&grant).map_err(MfaError::internal)?;
         if !self
             .ephemeral()
             .insert_if_absent(&code_key(&code), &grant, CODE_TTL)
             .await?
         {
-            return Err(MfaError::Internal("authorization code collision"));
+            return Err(MfaError::internal("authorization code collision"));
         }
         let event = AuditEvent::AuthorizationCodeIssued {
             client_id: pending.client_id.clone(),
@@ -117,60 +93,44 @@ impl Mfa {
 
     /// Redeems an authorization code. It is consumed on first presentation, right or wrong: a
     /// code is never tried twice. The client, the redirect URI and the PKCE verifier must match
-    /// ([`MfaError::InvalidGrant`] otherwise, audited), and the code must postdate the user's
-    /// revocation mark: a code issued before a recovery, a reset or the account's deletion is
-    /// refused ([`MfaError::InvalidGrant`], audited).
+    /// ([`InvalidGrant`] otherwise, audited), and the code must be of the user's current
+    /// generation: a code issued before a recovery, a reset or the account's deletion is refused
+    /// ([`InvalidGrant`], audited). Counted against the client address's failure budget when it
+    /// fails.
     pub async fn redeem_authorization_code(
         &self,
         code: &str,
         client_id: &str,
         redirect_uri: &str,
         code_verifier: &str,
+        client: &ClientInfo,
     ) -> Result<Authentication, MfaError> {
-        let (authentication, _) = self
-            .redeem_authorization_code_dated(code, client_id, redirect_uri, code_verifier)
-            .await?;
-        Ok(authentication)
-    }
-
-    /// [`redeem_authorization_code`](Self::redeem_authorization_code), with when the code was
-    /// issued (Unix seconds): a token minted for it is dated no earlier, so that a code issued
-    /// just after a reset, in the reset's own second, gives a token the reset does not void.
-    pub async fn redeem_authorization_code_dated(
-        &self,
-        code: &str,
-        client_id: &str,
-        redirect_uri: &str,
-        code_verifier: &str,
-    ) -> Result<(Authentication, u64), MfaError> {
-        if code.is_empty() || code.len() > 128 {
-            return Err(MfaError::InvalidGrant);
-        }
-        let grant = self
-            .ephemeral()
-            .take(&code_key(code))
-            .await?
-            .ok_or(MfaError::InvalidGrant)?;
-        let grant: CodeGrant = serde_json::from_slice(&grant)
-            .map_err(|_| MfaError::Internal("a stored authorization code is corrupt"))?;
-        let verifier_ok = verifier_matches(code_verifier, &grant.code_challenge);
-        if grant.client_id != client_id || grant.redirect_uri != redirect_uri || !verifier_ok {
-            self.audit()
-                .record(
-                    &grant.authentication.subject,
-                    AuditEvent::AuthorizationCodeRefused {},
-                )
-                .await;
-            return Err(MfaError::InvalidGrant);
-        }
-        let subject = &grant.authentication.subject;
-        if self.is_token_revoked(subject, grant.issued_at).await? {
-            self.audit()
-                .record(subject, AuditEvent::AuthorizationCodeRefused {})
-                .await;
-            return Err(MfaError::InvalidGrant);
-        }
-        Ok((grant.authentication, grant.issued_at))
+        self.limited_by_address(client, async {
+            if code.is_empty() || code.len() > 128 {
+                return Err(InvalidGrant.into());
+            }
+            let grant = self
+                .ephemeral()
+                .take(&code_key(code))
+                .await?
+                .ok_or(InvalidGrant)?;
+            let grant: CodeGrant = serde_json::from_slice(&grant).map_err(MfaError::internal)?;
+            let subject = &grant.authentication.subject;
+            let verifier_ok = verifier_matches(code_verifier, &grant.code_challenge);
+            let current = self.current_generation(subject).await?.value;
+            if grant.client_id != client_id
+                || grant.redirect_uri != redirect_uri
+                || !verifier_ok
+                || grant.authentication.generation != current
+            {
+                self.audit()
+                    .record(subject, AuditEvent::AuthorizationCodeRefused {})
+                    .await;
+                return Err(InvalidGrant.into());
+            }
+            Ok(grant.authentication)
+        })
+        .await
     }
 }
 

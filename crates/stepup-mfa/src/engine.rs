@@ -1,22 +1,23 @@
 //! [`Mfa`]: the engine, the one gateway to stepup's state. Every read or write of factors,
-//! ceremonies, remembered devices, authorization codes and the audit trail goes through it; the
-//! factor modules ([`totp`](crate::totp), [`backup`](crate::backup), [`webauthn`](crate::webauthn)) and the concerns
-//! ([`challenge`](crate::challenge), [`devices`](crate::devices),
-//! [`authorization`](crate::authorization), [`account`](crate::account)) add its methods.
+//! ceremonies, remembered devices, authorization codes and the audit trail goes through it: the
+//! factors reach the state through their [`FactorContext`](crate::factor::FactorContext), the
+//! adapters (the axum routes, the tower layers' policies) through its methods.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
-use stepup_store::{AuditStore, DeviceStore, EphemeralStore, FactorStore, Store};
+use stepup_store::{AuditStore, DeviceStore, EphemeralStore, FactorStore, Generation, Store};
 
+use crate::accounts::{NoAccounts, PasswordCheck};
 use crate::audit::Audit;
-use crate::backup::BackupCodes;
+use crate::backup::{BackupCodes, BackupCodesFactor};
+use crate::factor::{Factor, Registry};
 use crate::kdf::KdfPool;
 use crate::limits::{AddressPolicy, AttemptPolicy};
 use crate::seal::Keyring;
-use crate::totp::TotpConfig;
-use crate::webauthn::RelyingParty;
 use crate::{MfaError, Notifier};
 
 /// The stores the engine works on. One backend can serve all four ([`Stores::shared`]); a
@@ -44,6 +45,12 @@ impl Stores {
             audit: store,
         }
     }
+
+    /// These stores with the ephemeral state in `ephemeral` (e.g. Redis).
+    pub fn with_ephemeral(mut self, ephemeral: impl EphemeralStore) -> Self {
+        self.ephemeral = Arc::new(ephemeral);
+        self
+    }
 }
 
 impl fmt::Debug for Stores {
@@ -63,6 +70,7 @@ impl fmt::Debug for Stores {
 ///     Keyring::new("k1", &Keyring::generate_key())?,
 ///     &Keyring::generate_key(),
 /// )?;
+/// assert!(mfa.kinds().any(|kind| kind == "backup_code"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -75,53 +83,80 @@ pub(crate) struct Inner {
     pub(crate) stores: Stores,
     pub(crate) keyring: Keyring,
     pub(crate) backup: BackupCodes,
-    pub(crate) totp: TotpConfig,
     pub(crate) clock: SharedClock,
     pub(crate) attempts: AttemptPolicy,
     pub(crate) passwords: AttemptPolicy,
     pub(crate) addresses: AddressPolicy,
+    pub(crate) grouping: AddressGrouping,
     pub(crate) audit: Audit,
     pub(crate) kdf: KdfPool,
-    pub(crate) relying_party: Option<RelyingParty>,
+    pub(crate) factors: Registry,
+    pub(crate) accounts: Arc<dyn PasswordCheck>,
+    pub(crate) restricted_alone: bool,
+    pub(crate) login: crate::login::LoginSettings,
     pub(crate) recovery: crate::recovery::RecoverySettings,
-    pub(crate) sms: crate::sms::SmsSettings,
 }
 
 impl Mfa {
     /// An engine over `stores`, sealing with `keyring` and keying code lookups with
-    /// `lookup_key` (≥ 32 bytes; keep it as secret and as stable as the sealing keys).
+    /// `lookup_key` (≥ 32 bytes; keep it as secret and as stable as the sealing keys). It knows
+    /// backup codes; register the factors users enroll with [`with_factor`](Self::with_factor).
     pub fn new(stores: Stores, keyring: Keyring, lookup_key: &[u8]) -> Result<Self, MfaError> {
-        let backup = BackupCodes::new(lookup_key).map_err(MfaError::Internal)?;
+        let backup = BackupCodes::new(lookup_key).map_err(MfaError::internal)?;
         let clock: SharedClock = Arc::new(SystemClock);
         let audit = Audit::new(stores.audit.clone(), clock.clone());
+        let mut factors = Registry::default();
+        factors.register(Arc::new(BackupCodesFactor));
         Ok(Self {
             inner: Arc::new(Inner {
                 stores,
                 keyring,
                 backup,
-                totp: TotpConfig::default(),
                 clock,
                 attempts: AttemptPolicy::default(),
                 passwords: AttemptPolicy::passwords(),
                 addresses: AddressPolicy::default(),
+                grouping: AddressGrouping::default(),
                 audit,
                 kdf: KdfPool::default(),
-                relying_party: None,
+                factors,
+                accounts: Arc::new(NoAccounts),
+                restricted_alone: true,
+                login: Default::default(),
                 recovery: Default::default(),
-                sms: Default::default(),
             }),
         })
     }
 
-    /// Sets the TOTP parameters of new enrollments.
-    pub fn with_totp_config(self, config: TotpConfig) -> Self {
-        self.map(|inner| inner.totp = config)
+    /// Registers `factor` (replacing a registered one of the same kind).
+    pub fn with_factor(self, factor: impl Factor) -> Self {
+        self.map(|inner| inner.factors.register(Arc::new(factor)))
+    }
+
+    /// The application's accounts: the password check of the login, whether an account still
+    /// exists, its mail address and name.
+    pub fn with_accounts(self, accounts: impl PasswordCheck) -> Self {
+        self.with_shared_accounts(Arc::new(accounts))
+    }
+
+    /// [`with_accounts`](Self::with_accounts), shared.
+    pub fn with_shared_accounts(self, accounts: Arc<dyn PasswordCheck>) -> Self {
+        self.map(|inner| inner.accounts = accounts)
+    }
+
+    /// Whether a restricted factor (SMS, email) may be a user's only factor (default `true`;
+    /// NIST SP 800-63B advises offering it beside an unrestricted one).
+    pub fn with_restricted_factor_alone(self, allowed: bool) -> Self {
+        self.map(|inner| inner.restricted_alone = allowed)
     }
 
     /// Sets the clock of codes, challenges, limits and audit events.
     pub fn with_clock(self, clock: SharedClock) -> Self {
         self.map(|inner| {
             inner.audit = inner.audit.clone().with_clock(clock.clone());
+            if let Some(issuer) = inner.login.issuer.take() {
+                inner.login.issuer = Some(issuer.with_clock(clock.clone()));
+            }
             inner.clock = clock;
         })
     }
@@ -146,20 +181,24 @@ impl Mfa {
         self.map(|inner| inner.addresses = policy)
     }
 
+    /// How every per-address limit groups clients (default: IPv6 by /64).
+    pub fn with_address_grouping(self, grouping: AddressGrouping) -> Self {
+        self.map(|inner| inner.grouping = grouping)
+    }
+
     /// Sets the pool every slow hash runs in (default: as many slots as cores).
     pub fn with_kdf_pool(self, pool: KdfPool) -> Self {
         self.map(|inner| inner.kdf = pool)
     }
 
-    /// Enables passkeys and security keys (WebAuthn) for `relying_party`; without it every
-    /// WebAuthn operation fails with [`MfaError::WebauthnNotConfigured`].
-    pub fn with_relying_party(self, relying_party: RelyingParty) -> Self {
-        self.map(|inner| inner.relying_party = Some(relying_party))
+    /// The kinds of the registered factors, in registration order.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.inner.factors.iter().map(|factor| factor.kind())
     }
 
-    /// The WebAuthn relying party, if passkeys are configured.
-    pub fn relying_party(&self) -> Option<&RelyingParty> {
-        self.inner.relying_party.as_ref()
+    /// The registered factor of `kind`.
+    pub fn factor(&self, kind: &str) -> Option<&Arc<dyn Factor>> {
+        self.inner.factors.find(kind)
     }
 
     /// The slow-hash pool: run the application's password hashing in it too, so a flood of
@@ -168,22 +207,9 @@ impl Mfa {
         &self.inner.kdf
     }
 
-    /// Runs a slow hash in the pool.
-    pub(crate) async fn run_kdf<T: Send + 'static>(
-        &self,
-        hash: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, MfaError> {
-        self.inner.kdf.run(hash).await.map_err(|_| MfaError::Busy)
-    }
-
     /// The audit trail, for events the application records itself.
     pub fn audit(&self) -> &Audit {
         &self.inner.audit
-    }
-
-    /// The stores, for layers that only read (the remembered-device cookie, rate limits).
-    pub fn stores(&self) -> &Stores {
-        &self.inner.stores
     }
 
     /// The clock.
@@ -191,20 +217,49 @@ impl Mfa {
         &self.inner.clock
     }
 
-    /// Re-seals every stored secret not sealed under the keyring's current key — TOTP secrets
-    /// and SMS phone numbers — and returns how many moved. After a rotation (the new key
+    /// How per-address limits group clients.
+    pub fn address_grouping(&self) -> AddressGrouping {
+        self.inner.grouping
+    }
+
+    /// Whether the durable store answers and accepts writes, and the ephemeral one answers
+    /// (readiness).
+    pub async fn ping(&self) -> Result<(), MfaError> {
+        self.factors().ping().await?;
+        self.ephemeral().get("ping").await?;
+        Ok(())
+    }
+
+    /// Re-seals every stored secret not sealed under the keyring's current key (each factor
+    /// says what its payload seals) and returns how many moved. After a rotation (the new key
     /// current, the old one kept with [`Keyring::with_old_key`](crate::Keyring::with_old_key)),
     /// run this, then drop the old key. Each secret moves by compare-and-set on its payload, so
     /// a concurrent change is never overwritten (it is left for the next run).
     pub async fn reseal_secrets(&self) -> Result<usize, MfaError> {
-        let totp = self.reseal_totp_secrets().await?;
-        let phones = self.reseal_phone_numbers().await?;
-        Ok(totp + phones)
-    }
-
-    /// Whether the durable store answers and accepts writes (readiness).
-    pub async fn ping(&self) -> Result<(), MfaError> {
-        Ok(self.inner.stores.factors.ping().await?)
+        let mut moved = 0;
+        let client = crate::factor::ClientInfo::default();
+        for factor in self.inner.factors.iter() {
+            for credential in self.factors().credentials_of_kind(factor.kind()).await? {
+                let cx = crate::factor::FactorContext::new(
+                    self,
+                    factor.kind(),
+                    &credential.user,
+                    credential.generation,
+                    &client,
+                );
+                let Some(resealed) = factor.reseal(&cx, &credential)? else {
+                    continue;
+                };
+                if self
+                    .factors()
+                    .replace_payload(credential.key(), &credential.payload, &resealed, None)
+                    .await?
+                {
+                    moved += 1;
+                }
+            }
+        }
+        Ok(moved)
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -217,6 +272,35 @@ impl Mfa {
 
     pub(crate) fn ephemeral(&self) -> &dyn EphemeralStore {
         self.inner.stores.ephemeral.as_ref()
+    }
+
+    pub(crate) fn devices_store(&self) -> &dyn DeviceStore {
+        self.inner.stores.devices.as_ref()
+    }
+
+    pub(crate) fn accounts(&self) -> &dyn PasswordCheck {
+        self.inner.accounts.as_ref()
+    }
+
+    /// The key `client` is limited under, by the one grouping rule.
+    pub(crate) fn address_key(&self, client: Option<IpAddr>) -> String {
+        self.inner.grouping.key(client)
+    }
+
+    /// The user's generation now.
+    pub(crate) async fn current_generation(&self, user: &str) -> Result<Generation, MfaError> {
+        Ok(self.factors().generation(user).await?)
+    }
+
+    pub(crate) async fn account_label(&self, user: &str) -> String {
+        self.accounts()
+            .account_label(user)
+            .await
+            .unwrap_or_else(|| user.to_owned())
+    }
+
+    pub(crate) async fn account_email(&self, user: &str) -> Result<Option<String>, MfaError> {
+        Ok(self.accounts().email_of(user).await?)
     }
 
     pub(crate) fn map(self, change: impl FnOnce(&mut Inner)) -> Self {
@@ -232,7 +316,7 @@ impl fmt::Debug for Mfa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mfa")
             .field("keyring", &self.inner.keyring)
-            .field("totp", &self.inner.totp)
+            .field("factors", &self.kinds().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

@@ -1,9 +1,21 @@
-//! The second-factor engine of stepup: [`Mfa`], the one gateway to stepup's state, with one
-//! module per factor ([`totp`], [`webauthn`], [`sms`], [`backup`]) behind one shape ([`Method`],
-//! [`Proof`]), and one per concern: the MFA step ([`challenge`]), remembered [`devices`],
-//! [`authorization`] codes, [`recovery`], the [`account`]'s end, the [`audit`] trail, guessing
-//! [`limits`], one [`factor_change`] at a time, sealed secrets ([`seal`]) and the slow-hash pool
-//! ([`kdf`]).
+//! The engine of stepup: [`Mfa`], the one gateway to stepup's state.
+//!
+//! - **Factors** are units ([`factor::Factor`]), registered on the engine: [`totp`],
+//!   [`webauthn`], [`sms`] and [`email`] (each behind its cargo feature), [`backup`] codes on
+//!   every engine, and any the application writes. A factor implements only what is its own;
+//!   the engine owns the rest.
+//! - **The lifecycle** of every factor ([`lifecycle`]): enrollment started and finished, listing,
+//!   renaming, removal, one change per user at a time, backup codes with the first factor,
+//!   restricted factors never alone, audit.
+//! - **The login** ([`login`]): the password step, remembered [`devices`], the MFA step
+//!   ([`challenge`]), passwordless sign-in, the level reached, tokens and [`authorization`] codes.
+//! - **The limits** ([`limits`]): per user, per factor (the 100-failure lock), per account's
+//!   password, per claimed credential, per client address.
+//! - **Resets** ([`account`], [`recovery`]): the user's generation voids everything made before.
+//! - **The layers' policies** ([`policies`]): the engine answers `RejectRevoked`,
+//!   `RememberedDevices` and `RateLimit`.
+//! - The [`audit`] trail, sealed secrets ([`seal`]), the bounded slow-hash pool ([`kdf`]), the
+//!   shared machinery of codes sent to a destination ([`delivery`]).
 //!
 //! ```
 //! use stepup_mfa::backup::BackupCodes;
@@ -14,41 +26,46 @@
 //! ```
 
 pub mod account;
+mod accounts;
 pub mod audit;
 pub mod authorization;
 pub mod backup;
 pub mod challenge;
+pub mod delivery;
 pub mod devices;
+#[cfg(feature = "email")]
+pub mod email;
 mod engine;
-mod error;
-pub mod factor_change;
+pub mod error;
+pub mod factor;
 pub mod kdf;
+pub mod lifecycle;
 pub mod limits;
-mod method;
+pub mod login;
+pub mod policies;
 pub mod recovery;
 pub mod seal;
+#[cfg(feature = "sms")]
 pub mod sms;
+#[cfg(feature = "totp")]
 pub mod totp;
+#[cfg(feature = "webauthn")]
 pub mod webauthn;
 
+pub use accounts::{PasswordCheck, PasswordCheckFailed};
 pub use audit::{Audit, AuditEvent, Notifier};
 pub use authorization::{Authentication, CODE_TTL, PendingAuthorization};
-pub use challenge::{
-    CHALLENGE_TTL, CompletedChallenge, FactorInfo, FactorSummary, MAX_CODE_ATTEMPTS, MfaChallenge,
-};
-pub use devices::{DeviceSeen, RememberedDevice};
+pub use challenge::{CHALLENGE_TTL, CompletedChallenge, MAX_CODE_ATTEMPTS, MfaChallenge};
+pub use devices::RememberedDevice;
 pub use engine::{Mfa, Stores};
-pub use error::MfaError;
+pub use error::{
+    InvalidCode, InvalidMfaToken, MfaError, Refusal,
+};
+pub use factor::{ClientInfo, Factor};
 pub use kdf::{KdfBusy, KdfPool};
-pub use limits::{AddressAttempt, AddressPolicy, AttemptPolicy};
-pub use method::{Method, Proof};
+pub use lifecycle::{Enrolled, FactorInfo, FactorSummary};
+pub use limits::{AddressPolicy, AttemptPolicy};
+pub use login::{Conclusion, Login, LoginStep, PasswordLogin};
 pub use recovery::{RECOVERY_CODE_TTL, RecoveryOutcome};
 pub use seal::Keyring;
-pub use sms::{
-    PhoneNumber, SmsError, SmsLimit, SmsPolicy, SmsProvider, SmsSender, SmsSent, SmsVerifier,
-    TwilioVerify,
-};
-pub use totp::{TotpAlgorithm, TotpConfig, TotpEnrollment};
-pub use webauthn::{
-    PasskeyInfo, PasskeyLogin, PasskeySignIn, RelyingParty, WebauthnEnrolled, WebauthnRegistration,
-};
+pub use stepup_store::Credential;

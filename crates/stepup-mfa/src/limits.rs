@@ -10,9 +10,15 @@
 //!   many addresses they come from ([`AttemptPolicy::passwords`]: 10 per 15 minutes, then a
 //!   lockout growing to at most an hour, so an attacker cannot lock the owner out for long; a
 //!   remembered device of the owner still signs in during it).
+//! - **per claimed credential**: a sign-in that names its credential before proving anything (a
+//!   passkey's assertion) counts its failures per credential, never against the user it names:
+//!   a stranger cannot spend the owner's budget.
 //! - **per client address**: failed logins (wrong passwords, wrong codes, bad `mfa_token`s) are
 //!   limited per window ([`AddressPolicy`]). An attempt is counted before it is checked and given
 //!   back when it succeeds, so successful logins never use up an office's shared address.
+//!   Addresses are grouped by the engine's one
+//!   [`AddressGrouping`](stepup_core::client::AddressGrouping) (IPv6 by prefix), like every
+//!   per-address limit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +27,9 @@ use stepup_core::clock::SharedClock;
 use stepup_store::EphemeralStore;
 
 use crate::audit::AuditEvent;
-use crate::{Method, Mfa, MfaError};
+use crate::error::{FactorLocked, MfaError};
+use crate::factor::ClientInfo;
+use crate::Mfa;
 
 /// How many failed verifications a user gets, and how long the lockouts last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,14 +90,6 @@ impl Default for AddressPolicy {
     }
 }
 
-/// A login attempt counted against a client address: [`Mfa::settle_address_attempt`] gives it
-/// back unless it failed.
-#[derive(Debug)]
-#[must_use = "settle the attempt, or a success counts as a failure"]
-pub struct AddressAttempt {
-    key: Option<String>,
-}
-
 /// How long bursts are remembered for the doubling.
 const BURST_MEMORY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -102,7 +102,7 @@ struct Refused {
 impl Refused {
     fn limited(retry_after: Duration, lockout_started: bool) -> Self {
         Self {
-            error: MfaError::RateLimited { retry_after },
+            error: MfaError::rate_limited(retry_after),
             lockout_started,
         }
     }
@@ -193,33 +193,32 @@ impl Mfa {
     /// Runs one verification under every limit: refused while the factor is locked or the user
     /// is locked out; counted before it runs; on success the user's count and the factor's streak
     /// are cleared; a wrong code is audited and lengthens the streak, locking the factor at
-    /// [`AttemptPolicy::lock_after`]. `method` is `None` for a factor not yet enrolled (its
+    /// [`AttemptPolicy::lock_after`]. `kind` is `None` for a factor not yet enrolled (its
     /// failures count per user, not toward a lock).
     pub(crate) async fn limited<T>(
         &self,
         user: &str,
-        method: Option<Method>,
-        audit_name: &'static str,
+        kind: Option<&str>,
+        audit_name: &str,
         verification: impl Future<Output = Result<T, MfaError>>,
     ) -> Result<T, MfaError> {
         let policy = self.inner.attempts;
-        let streak = match method {
-            Some(method) => self.factors().failures(user, method.store_kind()).await?,
+        let streak = match kind {
+            Some(kind) => self.factors().failures(user, kind).await?,
             None => 0,
         };
-        if let Some(method) = method
+        if let Some(kind) = kind
             && streak >= policy.lock_after
         {
-            return Err(MfaError::FactorLocked { method });
+            return Err(FactorLocked {
+                kind: kind.to_owned(),
+            }
+            .into());
         }
-        let limiter = AttemptLimiter {
-            ephemeral: self.inner.stores.ephemeral.clone(),
-            clock: self.inner.clock.clone(),
-            policy,
-        };
+        let limiter = self.limiter(policy);
         if let Err(refused) = limiter.admit(user).await {
             if refused.lockout_started
-                && let MfaError::RateLimited { retry_after } = &refused.error
+                && let Some(retry_after) = refused.error.retry_after()
             {
                 let seconds = retry_after.as_secs();
                 self.audit()
@@ -233,24 +232,24 @@ impl Mfa {
             Ok(_) => {
                 limiter.forgive(user).await?;
                 // Only a streak that exists needs ending: a success usually writes nothing more.
-                if let Some(method) = method
+                if let Some(kind) = kind
                     && streak > 0
                 {
-                    self.factors()
-                        .clear_failures(user, method.store_kind())
-                        .await?;
+                    self.factors().clear_failures(user, kind).await?;
                 }
             }
-            Err(MfaError::InvalidCode) => {
-                let event = AuditEvent::MfaFailed { method: audit_name };
+            Err(MfaError::InvalidCode(_)) => {
+                let event = AuditEvent::MfaFailed {
+                    method: audit_name.to_owned(),
+                };
                 self.audit().record(user, event).await;
-                if let Some(method) = method {
-                    let failures = self
-                        .factors()
-                        .record_failure(user, method.store_kind())
-                        .await?;
+                if let Some(kind) = kind {
+                    let failures = self.factors().record_failure(user, kind).await?;
                     if failures == policy.lock_after {
-                        let event = AuditEvent::FactorLocked { method, failures };
+                        let event = AuditEvent::FactorLocked {
+                            method: kind.to_owned(),
+                            failures,
+                        };
                         self.audit().record(user, event).await;
                     }
                 }
@@ -260,49 +259,64 @@ impl Mfa {
         outcome
     }
 
-    /// Counts a login attempt from `address` before it is checked; refused with
-    /// [`MfaError::RateLimited`] once the address has used up its failures for the window.
-    /// `None` (no known address) is never limited here.
-    pub async fn admit_address(&self, address: Option<&str>) -> Result<AddressAttempt, MfaError> {
-        let Some(address) = address else {
-            return Ok(AddressAttempt { key: None });
-        };
-        let policy = self.inner.addresses;
-        let key = format!("address_failures:{address}");
-        let count = self.ephemeral().increment(&key, policy.window).await?;
-        if count > policy.max_failures {
-            // A refused attempt is not a failure of its own.
-            self.ephemeral().decrement(&key).await?;
-            return Err(MfaError::RateLimited {
-                retry_after: policy.window,
-            });
+    /// Runs a sign-in attempt that names a credential before anything proves who is there
+    /// (`claimed`, e.g. a passkey's id): failures count per claimed credential under the user
+    /// attempt policy, never against the user it names, so a stranger cannot spend the owner's
+    /// budget or lock the owner's factors.
+    pub(crate) async fn limited_claim<T>(
+        &self,
+        claimed: &str,
+        attempt: impl Future<Output = Result<T, MfaError>>,
+    ) -> Result<T, MfaError> {
+        let limiter = self.limiter(self.inner.attempts);
+        let key = format!("claim:{}", stepup_core::tokens::digest(claimed));
+        limiter.admit(&key).await.map_err(|refused| refused.error)?;
+        let outcome = attempt.await;
+        if outcome.is_ok() {
+            limiter.forgive(&key).await?;
         }
-        Ok(AddressAttempt { key: Some(key) })
+        outcome
     }
 
-    /// Settles an attempt: a failure (a wrong password, code or `mfa_token`) stays counted;
-    /// anything else is given back.
-    pub async fn settle_address_attempt(
-        &self,
-        attempt: AddressAttempt,
-        failed: bool,
-    ) -> Result<(), MfaError> {
-        if let (Some(key), false) = (attempt.key, failed) {
-            self.ephemeral().decrement(&key).await?;
+    /// Refuses with [`FactorLocked`] while factor `kind` of `user` is locked.
+    pub(crate) async fn refuse_locked(&self, user: &str, kind: &str) -> Result<(), MfaError> {
+        if self.is_locked(user, kind).await? {
+            return Err(FactorLocked {
+                kind: kind.to_owned(),
+            }
+            .into());
         }
         Ok(())
     }
 
+    /// Runs a login step under the client address's failure budget: refused with `429` once it
+    /// is used up; a wrong guess ([`MfaError::is_failed_guess`]) stays counted, anything else is
+    /// given back, so successful logins never use up an office's shared address.
+    pub(crate) async fn limited_by_address<T>(
+        &self,
+        client: &ClientInfo,
+        step: impl Future<Output = Result<T, MfaError>>,
+    ) -> Result<T, MfaError> {
+        let policy = self.inner.addresses;
+        let key = format!("address_failures:{}", self.address_key(client.address));
+        let count = self.ephemeral().increment(&key, policy.window).await?;
+        if count > policy.max_failures {
+            // A refused attempt is not a failure of its own.
+            self.ephemeral().decrement(&key).await?;
+            return Err(MfaError::rate_limited(policy.window));
+        }
+        let outcome = step.await;
+        let failed = outcome.as_ref().err().is_some_and(MfaError::is_failed_guess);
+        if !failed {
+            self.ephemeral().decrement(&key).await?;
+        }
+        outcome
+    }
+
     /// Counts a password attempt for `username` (case-insensitive) before it is checked;
-    /// refused with [`MfaError::RateLimited`] while the account is locked out. A success must
-    /// be reported with [`password_succeeded`](Self::password_succeeded).
-    pub async fn admit_password(&self, username: &str) -> Result<(), MfaError> {
-        let limiter = AttemptLimiter {
-            ephemeral: self.inner.stores.ephemeral.clone(),
-            clock: self.inner.clock.clone(),
-            policy: self.inner.passwords,
-        };
-        match limiter.admit(&password_key(username)).await {
+    /// refused with [`MfaError::RateLimited`] while the account is locked out.
+    pub(crate) async fn admit_password(&self, username: &str) -> Result<(), MfaError> {
+        match self.limiter(self.inner.passwords).admit(&password_key(username)).await {
             Ok(()) => Ok(()),
             Err(refused) => {
                 if refused.lockout_started {
@@ -314,13 +328,10 @@ impl Mfa {
     }
 
     /// The password of `username` was right: its failures no longer count.
-    pub async fn password_succeeded(&self, username: &str) -> Result<(), MfaError> {
-        let limiter = AttemptLimiter {
-            ephemeral: self.inner.stores.ephemeral.clone(),
-            clock: self.inner.clock.clone(),
-            policy: self.inner.passwords,
-        };
-        limiter.forgive(&password_key(username)).await
+    pub(crate) async fn password_succeeded(&self, username: &str) -> Result<(), MfaError> {
+        self.limiter(self.inner.passwords)
+            .forgive(&password_key(username))
+            .await
     }
 
     /// Lifts the user's lockout and forgets the failures of the window (an admin reset).
@@ -330,10 +341,18 @@ impl Mfa {
         Ok(())
     }
 
-    /// Whether factor `method` of `user` is locked by consecutive failures.
-    pub async fn is_locked(&self, user: &str, method: Method) -> Result<bool, MfaError> {
-        let failures = self.factors().failures(user, method.store_kind()).await?;
+    /// Whether factor `kind` of `user` is locked by consecutive failures.
+    pub async fn is_locked(&self, user: &str, kind: &str) -> Result<bool, MfaError> {
+        let failures = self.factors().failures(user, kind).await?;
         Ok(failures >= self.inner.attempts.lock_after)
+    }
+
+    fn limiter(&self, policy: AttemptPolicy) -> AttemptLimiter {
+        AttemptLimiter {
+            ephemeral: self.inner.stores.ephemeral.clone(),
+            clock: self.inner.clock.clone(),
+            policy,
+        }
     }
 }
 

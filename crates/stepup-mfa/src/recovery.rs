@@ -2,22 +2,23 @@
 //!
 //! **Self-service** (NIST SP 800-63B rev 4 §4.2: one recovery code plus the password):
 //!
-//! 1. [`Mfa::request_recovery`] mails a single-use recovery code (256 random bits) to the user's
-//!    address. The store keeps only its SHA-256, in the ephemeral store, for at most
-//!    [`RECOVERY_CODE_TTL`]. Requests are limited per address ([`REQUESTS_PER_HOUR`]); one over the
-//!    limit is silently not mailed. For an address that belongs to no account, the caller runs
-//!    [`Mfa::recovery_decoy`] instead: the same store work, no mail.
-//! 2. [`Mfa::confirm_recovery`] takes the code (single use: it is gone after the first
-//!    presentation, right or wrong), then checks the password through the caller's closure, under
-//!    the per-user attempt limit. Then every second factor, backup code and failure streak is
-//!    removed, every remembered device revoked, and every token and `mfa_token` issued until now
-//!    voided ([`Mfa::revoke_tokens`]): the user signs in with the password alone and enrolls again.
+//! 1. [`Mfa::start_recovery`] mails a single-use recovery code (256 random bits) to the address
+//!    the application keeps for the account. The store keeps only its SHA-256, in the ephemeral
+//!    store, for at most [`RECOVERY_CODE_TTL`]. Requests are limited per address
+//!    ([`REQUESTS_PER_HOUR`]); one over the limit is silently not mailed. Every request does the
+//!    same work, whether the address belongs to an account, is over its limit, or neither, so the
+//!    answer and its timing say nothing.
+//! 2. [`Mfa::finish_recovery`] takes the code (single use: it is gone after the first
+//!    presentation, right or wrong), then checks the password of the user it names, under the
+//!    per-user attempt limit. Then the user is reset ([`Mfa`]'s generation moves on, voiding
+//!    every token, `mfa_token`, code and remembered device made until now; every second factor,
+//!    backup code and failure streak is removed): the user signs in with the password alone and
+//!    enrolls again.
 //!
 //! **Optional delay** ([`Mfa::with_recovery_delay`], default none; e.g. 24 hours for high-value
 //! accounts): a confirmed recovery is only recorded as pending, with its due time. The rule: *it
-//! takes effect at the first password login after the due time* ([`Mfa::apply_due_recovery`],
-//! which the login route calls after a right password), and *any successful login with an
-//! existing factor before that cancels it* (an MFA step, a passwordless passkey, a remembered
+//! takes effect at the first password login after the due time*, and *any successful login with
+//! an existing factor before that cancels it* (an MFA step, a passwordless passkey, a remembered
 //! device). A pending recovery nobody logs in for lapses [`RECOVERY_PENDING_GRACE`] after its due
 //! time. The owner, told by mail, cancels an attacker's recovery just by signing in as usual.
 //!
@@ -36,7 +37,10 @@ use stepup_core::tokens;
 use stepup_mail::{Mail, Mailer, send_in_background};
 
 use crate::audit::AuditEvent;
-use crate::{Method, Mfa, MfaError};
+use crate::error::{InvalidCode, InvalidRecoveryCode, MfaError};
+use crate::factor::ClientInfo;
+use crate::login::Login;
+use crate::Mfa;
 
 /// How long a recovery code lives.
 pub const RECOVERY_CODE_TTL: Duration = Duration::from_secs(60 * 60);
@@ -65,13 +69,16 @@ struct PendingRecovery {
 }
 
 /// How a confirmed recovery ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum RecoveryOutcome {
-    /// The factors are gone: the user signs in with the password and enrolls again.
+    /// The factors are gone: the user is signed in at `pwd` (conclude the login with
+    /// [`Mfa::conclude`]) and enrolls again.
     Completed {
         /// The user.
         user: String,
+        /// The login at `pwd`, under the user's new generation.
+        login: Login,
     },
     /// The recovery waits for its delay (see the [module](self) for the rule).
     Pending {
@@ -103,35 +110,59 @@ impl Mfa {
         self.inner.recovery.delay
     }
 
-    /// Mails `user` a recovery code at `email` (audited). The mail is sent in the background, so
-    /// a slow mail server neither delays the answer nor tells known addresses from unknown ones.
-    pub async fn request_recovery(&self, user: &str, email: &str) -> Result<(), MfaError> {
-        let mailer = self.mailer().cloned().ok_or(MfaError::MailNotConfigured)?;
-        if !self.admit_recovery_request(email).await? {
-            tracing::info!(target: "stepup::audit", "recovery request over the per-address limit: not mailed");
-            return Ok(());
+    /// A recovery request for `email`: mails a recovery code to the address on file when
+    /// `email` belongs to an account and the address has requests left this hour. Answers alike
+    /// in every case (the mail leaves in the background); only a store that cannot answer is an
+    /// error.
+    pub async fn start_recovery(&self, email: &str) -> Result<(), MfaError> {
+        let email = email.trim();
+        if email.is_empty() || email.len() > 320 {
+            return Err(MfaError::invalid_input("an email address is required"));
         }
+        let accounts = self.accounts();
+        let user = accounts.user_by_email(email).await?;
+        // The same look-up of an address for a known account as for an id nobody has.
+        let lookup = user.clone().unwrap_or_else(tokens::random_id);
+        let on_file = accounts.email_of(&lookup).await?;
+        let within_limit = self.admit_recovery_request(email).await?;
         let code = tokens::random_token();
+        let real = match (&user, on_file, self.mailer(), within_limit) {
+            (Some(user), Some(on_file), Some(mailer), true) => Some((user, on_file, mailer.clone())),
+            _ => None,
+        };
         let ticket = serde_json::to_vec(&RecoveryTicket {
-            sub: user.to_owned(),
+            sub: real.as_ref().map_or_else(String::new, |(user, ..)| (*user).clone()),
         })
-        .map_err(|_| MfaError::Internal("could not encode a recovery code"))?;
+        .map_err(MfaError::internal)?;
+        let ttl = if real.is_some() {
+            RECOVERY_CODE_TTL
+        } else {
+            Duration::from_secs(1)
+        };
         if !self
             .ephemeral()
-            .insert_if_absent(&recovery_key(&code), &ticket, RECOVERY_CODE_TTL)
+            .insert_if_absent(&recovery_key(&code), &ticket, ttl)
             .await?
         {
-            return Err(MfaError::Internal("recovery code collision"));
+            return Err(MfaError::internal("recovery code collision"));
         }
+        let Some((user, on_file, mailer)) = real else {
+            if user.is_some() && !within_limit {
+                tracing::info!(target: "stepup::audit", "recovery request over the per-address limit: not mailed");
+            }
+            // In place of the audit record of a real request: one write, then the decoy goes.
+            self.ephemeral().remove(&recovery_key(&code)).await?;
+            return Ok(());
+        };
         self.audit()
             .record(user, AuditEvent::RecoveryRequested {})
             .await;
         let minutes = RECOVERY_CODE_TTL.as_secs() / 60;
         let mail = Mail::new(
-            email,
+            &on_file,
             "Your account recovery code",
             format!(
-                "Someone, hopefully you, asked to recover the account {email} because its second \
+                "Someone, hopefully you, asked to recover the account {on_file} because its second \
                  factors are lost.\n\nRecovery code: {code}\n\nIt works once, within {minutes} \
                  minutes, together with your password. Recovering removes every authenticator, \
                  passkey, backup code and remembered device of the account; you then enroll \
@@ -142,81 +173,77 @@ impl Mfa {
         Ok(())
     }
 
-    /// What [`request_recovery`](Self::request_recovery) does for an address that belongs to no
-    /// account: the same store work, no mail, so both answers look and take alike.
-    pub async fn recovery_decoy(&self, email: &str) -> Result<(), MfaError> {
-        self.mailer().ok_or(MfaError::MailNotConfigured)?;
-        self.admit_recovery_request(email).await?;
-        let key = recovery_key(&tokens::random_token());
-        self.ephemeral()
-            .insert_if_absent(&key, b"{}", Duration::from_secs(1))
-            .await?;
-        // In place of the audit record of a real request.
-        self.ephemeral().remove(&key).await?;
-        Ok(())
-    }
-
-    /// Confirms a recovery with its code; `password_ok` checks the password of the user the code
-    /// names (the caller's password check). The code is used up by this call whatever follows. A
-    /// wrong, used or expired code, or a wrong password, is [`MfaError::InvalidRecoveryCode`]; a
-    /// wrong password counts against the user's attempt limit.
-    pub async fn confirm_recovery<E: From<MfaError>>(
+    /// Confirms a recovery with its code and the password of the user it names. The code is
+    /// used up by this call whatever follows. A wrong, used or expired code, or a wrong password,
+    /// is [`InvalidRecoveryCode`]; a wrong password counts against the user's attempt limit, and
+    /// every failure against the client address's budget.
+    pub async fn finish_recovery(
         &self,
         code: &str,
-        password_ok: impl AsyncFnOnce(&str) -> Result<bool, E>,
-    ) -> Result<RecoveryOutcome, E> {
-        if code.is_empty() || code.len() > 128 {
-            return Err(MfaError::InvalidRecoveryCode.into());
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<RecoveryOutcome, MfaError> {
+        if code.len() > 128 || password.len() > 1024 {
+            return Err(MfaError::invalid_input("token or password too long"));
         }
-        let ticket = self
-            .ephemeral()
-            .take(&recovery_key(code))
-            .await
-            .map_err(MfaError::from)?
-            .ok_or(MfaError::InvalidRecoveryCode)?;
-        let RecoveryTicket { sub: user } = serde_json::from_slice(&ticket)
-            .map_err(|_| MfaError::Internal("a stored recovery code is corrupt"))?;
-        let checked = self
-            .limited(&user, None, "recovery", async {
-                match password_ok(&user).await {
-                    Ok(true) => Ok(Ok(())),
-                    Ok(false) => Err(MfaError::InvalidCode),
-                    Err(error) => Ok(Err(error)),
-                }
-            })
-            .await;
-        match checked {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(error),
-            Err(MfaError::InvalidCode) => return Err(MfaError::InvalidRecoveryCode.into()),
-            Err(other) => return Err(other.into()),
-        }
-        let Some(delay) = self.recovery_delay() else {
-            self.complete_recovery(&user).await?;
-            return Ok(RecoveryOutcome::Completed { user });
-        };
-        let due_at = self.now().saturating_add(delay.as_secs());
-        let pending = serde_json::to_vec(&PendingRecovery { due_at })
-            .map_err(|_| MfaError::Internal("could not encode a pending recovery"))?;
-        let key = pending_key(&user);
-        let inserted = self
-            .ephemeral()
-            .insert_if_absent(&key, &pending, delay.saturating_add(RECOVERY_PENDING_GRACE))
-            .await
-            .map_err(MfaError::from)?;
-        if !inserted {
-            // One is already pending: it keeps its (earlier) due time.
-            if let Some(existing) = self.pending_recovery(&user).await? {
-                return Ok(RecoveryOutcome::Pending {
-                    user,
-                    due_at: existing,
-                });
+        self.limited_by_address(client, async {
+            if code.is_empty() {
+                return Err(InvalidRecoveryCode.into());
             }
-        }
-        self.audit()
-            .record(&user, AuditEvent::RecoveryPending { due_at })
-            .await;
-        Ok(RecoveryOutcome::Pending { user, due_at })
+            let ticket = self
+                .ephemeral()
+                .take(&recovery_key(code))
+                .await?
+                .ok_or(InvalidRecoveryCode)?;
+            let RecoveryTicket { sub: user } =
+                serde_json::from_slice(&ticket).map_err(MfaError::internal)?;
+            if user.is_empty() {
+                return Err(InvalidRecoveryCode.into());
+            }
+            let checked = self
+                .limited(&user, None, "recovery", async {
+                    let accounts = self.accounts();
+                    let Some(email) = accounts.email_of(&user).await? else {
+                        return Err(InvalidCode.into());
+                    };
+                    match accounts.check(&email, password).await? {
+                        Some(owner) if owner == user => Ok(()),
+                        _ => Err(InvalidCode.into()),
+                    }
+                })
+                .await;
+            match checked {
+                Ok(()) => {}
+                Err(MfaError::InvalidCode(_)) => return Err(InvalidRecoveryCode.into()),
+                Err(other) => return Err(other),
+            }
+            let Some(delay) = self.recovery_delay() else {
+                let generation = self.complete_recovery(&user).await?;
+                let login = self.password_only(user.clone(), generation, None, "recovery");
+                return Ok(RecoveryOutcome::Completed { user, login });
+            };
+            let due_at = self.now().saturating_add(delay.as_secs());
+            let pending = serde_json::to_vec(&PendingRecovery { due_at }).map_err(MfaError::internal)?;
+            let key = pending_key(&user);
+            let inserted = self
+                .ephemeral()
+                .insert_if_absent(&key, &pending, delay.saturating_add(RECOVERY_PENDING_GRACE))
+                .await?;
+            if !inserted {
+                // One is already pending: it keeps its (earlier) due time.
+                if let Some(existing) = self.pending_recovery(&user).await? {
+                    return Ok(RecoveryOutcome::Pending {
+                        user,
+                        due_at: existing,
+                    });
+                }
+            }
+            self.audit()
+                .record(&user, AuditEvent::RecoveryPending { due_at })
+                .await;
+            Ok(RecoveryOutcome::Pending { user, due_at })
+        })
+        .await
     }
 
     /// The due time of the user's pending recovery, if one is pending.
@@ -224,25 +251,24 @@ impl Mfa {
         let Some(raw) = self.ephemeral().get(&pending_key(user)).await? else {
             return Ok(None);
         };
-        let pending: PendingRecovery = serde_json::from_slice(&raw)
-            .map_err(|_| MfaError::Internal("a pending recovery is corrupt"))?;
+        let pending: PendingRecovery = serde_json::from_slice(&raw).map_err(MfaError::internal)?;
         Ok(Some(pending.due_at))
     }
 
-    /// Applies the user's pending recovery if its due time has come; `true` if it did. The login
-    /// route calls this after a right password, before it looks at the user's factors.
-    pub async fn apply_due_recovery(&self, user: &str) -> Result<bool, MfaError> {
+    /// Applies the user's pending recovery if its due time has come: the user's new generation
+    /// if it did. The password step calls this after a right password, before it looks at the
+    /// user's factors.
+    pub(crate) async fn apply_due_recovery(&self, user: &str) -> Result<Option<u64>, MfaError> {
         if self.recovery_delay().is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(due_at) = self.pending_recovery(user).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         if self.now() < due_at || self.ephemeral().take(&pending_key(user)).await?.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
-        self.complete_recovery(user).await?;
-        Ok(true)
+        Ok(Some(self.complete_recovery(user).await?))
     }
 
     /// A login with an existing factor succeeded: it cancels the user's pending recovery (audited).
@@ -259,7 +285,7 @@ impl Mfa {
     }
 
     /// An administrator's reset: every factor, backup code and device of `user` removed, every
-    /// factor unlocked and the per-user lockout lifted, earlier tokens voided; `admin` is
+    /// factor unlocked and the per-user lockout lifted, every earlier token voided; `admin` is
     /// recorded in the audit event.
     pub async fn admin_reset(&self, user: &str, admin: &str) -> Result<(), MfaError> {
         self.reset_factors(user).await?;
@@ -271,35 +297,22 @@ impl Mfa {
         Ok(())
     }
 
-    async fn complete_recovery(&self, user: &str) -> Result<(), MfaError> {
-        self.reset_factors(user).await?;
+    /// Resets the user for a recovery; returns the new generation.
+    async fn complete_recovery(&self, user: &str) -> Result<u64, MfaError> {
+        let generation = self.reset_factors(user).await?;
         self.audit()
             .record(user, AuditEvent::RecoveryCompleted {})
             .await;
-        Ok(())
+        Ok(generation)
     }
 
-    /// Voids earlier tokens (and `mfa_token`s), removes every credential, code and failure
-    /// streak, and revokes every device.
-    async fn reset_factors(&self, user: &str) -> Result<(), MfaError> {
-        self.revoke_tokens(user).await?;
-        let mut kinds: Vec<String> = [Method::Totp, Method::BackupCode, Method::Webauthn]
-            .iter()
-            .map(|method| method.store_kind().to_owned())
-            .collect();
-        for credential in self.factors().credentials(user).await? {
-            if !kinds.contains(&credential.kind) {
-                kinds.push(credential.kind);
-            }
-        }
-        self.factors().delete_user_factors(user).await?;
-        for kind in &kinds {
-            self.factors().clear_failures(user, kind).await?;
-        }
-        self.revoke_devices(user).await?;
+    /// The reset of a recovery or an admin reset ([`Mfa::reset_user`](crate::account)), and the
+    /// pending recovery forgotten.
+    async fn reset_factors(&self, user: &str) -> Result<u64, MfaError> {
+        let generation = self.reset_user(user).await?;
         self.ephemeral().remove(&pending_key(user)).await?;
         self.audit().record(user, AuditEvent::FactorsReset {}).await;
-        Ok(())
+        Ok(generation.value)
     }
 
     /// Counts a recovery request for `email`; `false` once the address had its hourly share.

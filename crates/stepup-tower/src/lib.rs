@@ -4,9 +4,13 @@
 //!   extensions, or `401 invalid_token`;
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
 //! - [`ResolveClientAddr`] / [`RateLimit`]: the client's address (believing trusted proxies only)
-//!   and a per-client request ceiling kept in an `EphemeralStore`, answering `429`;
+//!   and a per-client request ceiling, answering `429`;
 //! - [`RememberedDevicesLayer`]: the remembered-device cookie → [`TrustedDevice`];
-//! - [`RejectRevokedLayer`]: tokens issued before their user's revocation mark → `401`.
+//! - [`RejectRevokedLayer`]: tokens whose user was deleted, recovered or reset since → `401`.
+//!
+//! The last three know nothing of storage: each asks a small policy trait of
+//! [`stepup_core::policy`] ([`RequestCeiling`], [`DeviceVouching`], [`RevocationCheck`]), which
+//! stepup's engine implements.
 //!
 //! The layers that answer wrap the inner response body in [`ResponseBody`], so they work with any
 //! body type.
@@ -38,9 +42,10 @@ pub use client_addr::{
     TrustedProxies, client_addr,
 };
 pub use rate_limit::{RateLimit, RateLimitLayer};
+pub use stepup_core::policy::{DeviceVouching, RequestCeiling, RevocationCheck};
 pub use remembered_device::{
     DEFAULT_REMEMBER_FOR, DEVICE_COOKIE, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
-    device_cookie,
+    device_cookie, device_token,
 };
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use response::{ResponseBody, ResponseFuture};

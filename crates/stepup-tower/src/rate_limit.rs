@@ -1,11 +1,11 @@
 //! Per-client rate limiting: at most `max` requests per `window` from each [`ClientAddr`], counted
-//! in an [`EphemeralStore`] so that every instance of the service shares the budget.
+//! by a [`RequestCeiling`] policy (stepup's engine counts in its ephemeral store, so that every
+//! instance of the service shares the budget, and groups addresses by its one
+//! [`AddressGrouping`](stepup_core::client::AddressGrouping): IPv6 by prefix, unknown clients in
+//! one group, so the limit fails closed, not open).
 //!
-//! Each request first adds one to the counter `rate:{name}:{client address}` (a fixed window
-//! started by the first request); the store's atomic increment keeps concurrent requests from
-//! ever exceeding the limit. Requests without a [`ClientAddr`] (no
-//! [`ResolveClientAddr`](crate::client_addr::ResolveClientAddr) layer outside, or no peer
-//! address) share the single counter `rate:{name}:unknown`: the limit fails closed, not open.
+//! Each request is counted before it is served (a fixed window started by the client's first
+//! request); the policy's atomic count keeps concurrent requests from ever exceeding the limit.
 //!
 //! ```text
 //! HTTP/1.1 429 Too Many Requests
@@ -15,23 +15,41 @@
 //! {"error":"too_many_requests","error_description":"too many requests; retry later"}
 //! ```
 //!
-//! If the store fails, the request is refused with `503` and
+//! If the policy cannot count, the request is refused with `503` and
 //! `{"error":"temporarily_unavailable",…}`, never let through.
 //!
 //! ```
+//! use std::collections::HashMap;
 //! use std::convert::Infallible;
-//! use std::sync::Arc;
+//! use std::net::IpAddr;
+//! use std::sync::Mutex;
 //! use std::time::Duration;
 //! use http::{Request, Response, StatusCode};
-//! use stepup_store::MemoryStore;
+//! use stepup_core::policy::{Admission, RequestCeiling, Unavailable, async_trait};
 //! use stepup_tower::client_addr::{PeerAddr, ResolveClientAddrLayer, TrustedProxies};
 //! use stepup_tower::rate_limit::RateLimitLayer;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
+//! /// Counts in this process only, per exact address (stepup's engine shares its counts).
+//! #[derive(Default)]
+//! struct LocalCounts(Mutex<HashMap<Option<IpAddr>, u64>>);
+//!
+//! #[async_trait]
+//! impl RequestCeiling for LocalCounts {
+//!     async fn admit(&self, _name: &str, client: Option<IpAddr>, max: u64, window: Duration)
+//!         -> Result<Admission, Unavailable>
+//!     {
+//!         let mut counts = self.0.lock().map_err(|_| Unavailable)?;
+//!         let count = counts.entry(client).or_default();
+//!         *count += 1;
+//!         Ok(if *count > max { Admission::Limited { retry_after: window } } else { Admission::Allowed })
+//!     }
+//! }
+//!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let service = ServiceBuilder::new()
 //!     .layer(ResolveClientAddrLayer::new(TrustedProxies::none()))
-//!     .layer(RateLimitLayer::new(Arc::new(MemoryStore::new()), "login")
+//!     .layer(RateLimitLayer::new(LocalCounts::default(), "login")
 //!         .with_limit(2, Duration::from_secs(60)))
 //!     .service(service_fn(|_: Request<String>| async {
 //!         Ok::<_, Infallible>(Response::new(String::from("welcome")))
@@ -60,7 +78,7 @@ use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
-use stepup_store::EphemeralStore;
+use stepup_core::policy::{Admission, RequestCeiling};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -77,7 +95,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// The shortest window.
 const MIN_WINDOW: Duration = Duration::from_secs(1);
 
-/// Response future of [`RateLimit`]: boxed, as it awaits the store before the inner service.
+/// Response future of [`RateLimit`]: boxed, as it awaits the policy before the inner service.
 pub type RateLimitFuture<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static>>;
 
@@ -88,16 +106,21 @@ pub struct RateLimitLayer {
 }
 
 struct Config {
-    counters: Arc<dyn EphemeralStore>,
+    counters: Arc<dyn RequestCeiling>,
     name: &'static str,
     max: u64,
     window: Duration,
 }
 
 impl RateLimitLayer {
-    /// Limits each client to [`DEFAULT_MAX`] requests per [`DEFAULT_WINDOW`], counting in
-    /// `counters` under keys `rate:{name}:…`. Give each limited group of routes its own `name`.
-    pub fn new(counters: Arc<dyn EphemeralStore>, name: &'static str) -> Self {
+    /// Limits each client to [`DEFAULT_MAX`] requests per [`DEFAULT_WINDOW`], counted by
+    /// `counters` under `name`. Give each limited group of routes its own `name`.
+    pub fn new(counters: impl RequestCeiling, name: &'static str) -> Self {
+        Self::shared(Arc::new(counters), name)
+    }
+
+    /// [`new`](Self::new) with a policy shared with other layers.
+    pub fn shared(counters: Arc<dyn RequestCeiling>, name: &'static str) -> Self {
         Self {
             config: Arc::new(Config {
                 counters,
@@ -124,7 +147,7 @@ impl RateLimitLayer {
         }
     }
 
-    /// The name in the counters' keys.
+    /// The name the requests are counted under.
     pub fn name(&self) -> &'static str {
         self.config.name
     }
@@ -202,23 +225,27 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
-        let key = match request.extensions().get::<ClientAddr>() {
-            Some(client) => format!("rate:{}:{client}", config.name),
-            None => format!("rate:{}:unknown", config.name),
-        };
+        let client = request
+            .extensions()
+            .get::<ClientAddr>()
+            .map(|ClientAddr(ip)| *ip);
         Box::pin(async move {
-            match config.counters.increment(&key, config.window).await {
-                Ok(count) if count > config.max => {
-                    tracing::debug!(limit = config.name, key, count, "rate limit exceeded");
-                    Ok(too_many_requests(config.window))
-                }
-                Ok(_) => inner
+            let admission = config
+                .counters
+                .admit(config.name, client, config.max, config.window)
+                .await;
+            match admission {
+                Ok(Admission::Allowed) => inner
                     .call(request)
                     .await
                     .map(|response| response.map(ResponseBody::from_inner)),
+                Ok(Admission::Limited { retry_after }) => {
+                    tracing::debug!(limit = config.name, "rate limit exceeded");
+                    Ok(too_many_requests(retry_after))
+                }
                 Err(error) => {
-                    tracing::warn!(limit = config.name, %error, "rate limit store failed; refusing");
-                    Ok(temporarily_unavailable())
+                    tracing::warn!(limit = config.name, %error, "rate limit policy failed; refusing");
+                    Ok(crate::response::temporarily_unavailable())
                 }
             }
         })
@@ -237,15 +264,6 @@ fn too_many_requests<B>(window: Duration) -> Response<ResponseBody<B>> {
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
     response
-}
-
-/// `503` when the counters cannot be reached.
-fn temporarily_unavailable<B>() -> Response<ResponseBody<B>> {
-    rejection(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the service is temporarily unavailable; retry later",
-    )
 }
 
 fn rejection<B>(
@@ -276,9 +294,26 @@ mod tests {
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
     }
 
+    struct Never;
+
+    #[stepup_core::policy::async_trait]
+    impl RequestCeiling for Never {
+        async fn admit(
+            &self,
+            _: &str,
+            _: Option<std::net::IpAddr>,
+            _: u64,
+            window: Duration,
+        ) -> Result<Admission, stepup_core::policy::Unavailable> {
+            Ok(Admission::Limited {
+                retry_after: window,
+            })
+        }
+    }
+
     #[test]
     fn builders() {
-        let layer = RateLimitLayer::new(Arc::new(stepup_store::MemoryStore::new()), "login");
+        let layer = RateLimitLayer::new(Never, "login");
         assert_eq!((layer.max(), layer.window()), (DEFAULT_MAX, DEFAULT_WINDOW));
         let layer = layer.with_limit(5, Duration::from_secs(60));
         assert_eq!(layer.name(), "login");

@@ -2,19 +2,28 @@
 //! token in a `__Host-` cookie ([`device_cookie`]) lets the same user skip the MFA step on that
 //! browser.
 //!
-//! - The store keeps only the token's SHA-256, the user, times, address and user agent.
-//! - [`RememberedDevicesLayer`] reads and verifies the cookie and puts a [`TrustedDevice`] in the
-//!   request extensions; handlers decide what it is worth (a device vouches only for its own
-//!   user). A store failure makes the device unknown, so MFA is asked for: it fails closed.
+//! - [`RememberedDevicesLayer`] reads the cookie, asks its [`DeviceVouching`] policy (stepup's
+//!   engine, which keeps only the token's SHA-256) whose device it is, and puts a
+//!   [`TrustedDevice`] in the request extensions; handlers decide what it is worth (a device
+//!   vouches only for its own user). A policy that cannot answer makes the device unknown, so MFA
+//!   is asked for: it fails closed.
 //!
 //! ```
-//! use std::sync::Arc;
-//! use stepup_store::MemoryStore;
+//! use stepup_core::policy::{DeviceVouching, TrustedDevice, Unavailable, async_trait};
 //! use stepup_tower::remembered_device::RememberedDevicesLayer;
 //! use tower::ServiceBuilder;
 //!
+//! struct NoDevices;
+//!
+//! #[async_trait]
+//! impl DeviceVouching for NoDevices {
+//!     async fn device(&self, _token: &str) -> Result<Option<TrustedDevice>, Unavailable> {
+//!         Ok(None)
+//!     }
+//! }
+//!
 //! let service = ServiceBuilder::new()
-//!     .layer(RememberedDevicesLayer::new(Arc::new(MemoryStore::new())))
+//!     .layer(RememberedDevicesLayer::new(NoDevices))
 //!     .service(tower::service_fn(|_: http::Request<String>| async {
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //!     }));
@@ -30,8 +39,7 @@ use std::time::Duration;
 use cookie::{Cookie, SameSite};
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue, Request};
-use stepup_core::tokens;
-use stepup_store::DeviceStore;
+pub use stepup_core::policy::{DeviceVouching, TrustedDevice};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -40,27 +48,18 @@ pub const DEVICE_COOKIE: &str = "__Host-stepup_device";
 /// How long a device is remembered by default.
 pub const DEFAULT_REMEMBER_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// A remembered device presented by this request, verified against the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedDevice {
-    /// The device's id.
-    pub id: String,
-    /// The user it belongs to: it vouches for nobody else.
-    pub user: String,
-    /// When the second factor that remembered it was verified (Unix seconds).
-    pub mfa_at: u64,
-}
-
 /// Layer that verifies the device cookie; see the [module docs](self).
 #[derive(Clone)]
 pub struct RememberedDevicesLayer {
-    devices: Arc<dyn DeviceStore>,
+    devices: Arc<dyn DeviceVouching>,
 }
 
 impl RememberedDevicesLayer {
-    /// Verifies cookies against `devices`.
-    pub fn new(devices: Arc<dyn DeviceStore>) -> Self {
-        Self { devices }
+    /// Asks `devices` whose device each cookie is.
+    pub fn new(devices: impl DeviceVouching) -> Self {
+        Self {
+            devices: Arc::new(devices),
+        }
     }
 }
 
@@ -86,7 +85,7 @@ impl<S> Layer<S> for RememberedDevicesLayer {
 #[derive(Clone)]
 pub struct RememberedDevices<S> {
     inner: S,
-    devices: Arc<dyn DeviceStore>,
+    devices: Arc<dyn DeviceVouching>,
 }
 
 impl<S> std::fmt::Debug for RememberedDevices<S> {
@@ -118,13 +117,9 @@ where
             // Only this layer may vouch for a device.
             request.extensions_mut().remove::<TrustedDevice>();
             if let Some(token) = device_token(request.headers()) {
-                match devices.device_by_token(&tokens::digest(&token)).await {
+                match devices.device(&token).await {
                     Ok(Some(device)) => {
-                        request.extensions_mut().insert(TrustedDevice {
-                            id: device.id,
-                            user: device.user,
-                            mfa_at: device.mfa_at,
-                        });
+                        request.extensions_mut().insert(device);
                     }
                     Ok(None) => {}
                     // Fail closed: an unverifiable device is no device, so MFA is asked for.
@@ -137,7 +132,7 @@ where
 }
 
 /// The device token from the `Cookie` headers, if one is well-formed.
-fn device_token(headers: &HeaderMap) -> Option<String> {
+pub fn device_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()

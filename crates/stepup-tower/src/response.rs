@@ -85,6 +85,21 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     }
 }
 
+/// The one `503` of every stepup layer, when its policy cannot answer (it fails closed).
+pub(crate) fn temporarily_unavailable<B>() -> Response<ResponseBody<B>> {
+    use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    use http::{HeaderValue, StatusCode};
+    use stepup_core::error_body::{UNAVAILABLE_CODE, UNAVAILABLE_DESCRIPTION, error_body};
+
+    let body = error_body(UNAVAILABLE_CODE, UNAVAILABLE_DESCRIPTION);
+    let mut response = Response::new(ResponseBody::rejection(body));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {

@@ -1,25 +1,37 @@
-//! Opt-in revocation check for the application's own routes: a token issued before its user's
-//! revocation mark (set by account deletion, recovery and factor resets) is refused with
-//! `401 invalid_token`, "the token has been revoked", even though its signature and expiry are
-//! good. stepup's own routes always check it; put [`RejectRevokedLayer`] inside
-//! `authenticate()` on the routes of yours that must not outlive an account.
+//! The revocation check for the application's own routes: a token whose user was deleted,
+//! recovered or reset after it was issued is refused with `401 invalid_token`, "the token has been
+//! revoked", even though its signature and expiry are good. The layer asks its
+//! [`RevocationCheck`] policy (stepup's engine, the same rule its own routes use); put
+//! [`RejectRevokedLayer`] inside `authenticate()` on the routes of yours that must not outlive an
+//! account.
 //!
-//! It costs one read of the durable store per authenticated request (see
-//! `docs/benchmarks.md`). If the store fails, the request is refused with `503`: it fails
-//! closed. Requests without an [`AuthContext`] pass through (the requirement layers answer them).
+//! If the policy cannot answer, the request is refused with `503`: it fails closed. Requests
+//! without an [`AuthContext`] pass through (the requirement layers answer them).
 //!
 //! ```
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get};
+//! use stepup_core::AuthContext;
+//! use stepup_core::policy::{Revoked, RevocationCheck, async_trait};
 //! use stepup_core::token::{JwtIssuer, SigningKey};
-//! use stepup_store::MemoryStore;
 //! use stepup_tower::{RejectRevokedLayer, RequireMfa, authenticate};
 //!
+//! /// Tokens issued before second 1_800_000_000 are void (an application's own rule).
+//! struct IssuedAfter(u64);
+//!
+//! #[async_trait]
+//! impl RevocationCheck for IssuedAfter {
+//!     async fn check(&self, caller: &AuthContext) -> Result<(), Revoked> {
+//!         match caller.issued_at() {
+//!             Some(iat) if iat >= self.0 => Ok(()),
+//!             _ => Err(Revoked::Revoked),
+//!         }
+//!     }
+//! }
+//!
 //! let issuer = JwtIssuer::new(SigningKey::hs256(b"an example secret of at least 32 bytes")?);
-//! let store = Arc::new(MemoryStore::new());
 //! let app: Router = Router::new()
 //!     .route("/api/transfer", get(|| async { "sent" }).layer(RequireMfa))
-//!     .layer(RejectRevokedLayer::new(store))
+//!     .layer(RejectRevokedLayer::new(IssuedAfter(1_800_000_000)))
 //!     .layer(authenticate(issuer.verifier().build()?));
 //! # Ok::<(), stepup_core::Error>(())
 //! ```
@@ -30,29 +42,33 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
+pub use stepup_core::policy::{RevocationCheck, Revoked};
 use stepup_core::{AuthContext, AuthRejection, TokenError};
-use stepup_store::FactorStore;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::response::ResponseBody;
 
-/// Response future of [`RejectRevoked`]: boxed, as it awaits the store before the inner service.
+/// Response future of [`RejectRevoked`]: boxed, as it awaits the policy before the inner service.
 pub type RejectRevokedFuture<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static>>;
 
 /// Layer that applies [`RejectRevoked`]; see the [module docs](self).
 #[derive(Clone)]
 pub struct RejectRevokedLayer {
-    factors: Arc<dyn FactorStore>,
+    policy: Arc<dyn RevocationCheck>,
 }
 
 impl RejectRevokedLayer {
-    /// Checks tokens against the revocation marks kept in `factors`.
-    pub fn new(factors: Arc<dyn FactorStore>) -> Self {
-        Self { factors }
+    /// Asks `policy` whether each verified token still stands.
+    pub fn new(policy: impl RevocationCheck) -> Self {
+        Self::shared(Arc::new(policy))
+    }
+
+    /// [`new`](Self::new) with a policy shared with other layers.
+    pub fn shared(policy: Arc<dyn RevocationCheck>) -> Self {
+        Self { policy }
     }
 }
 
@@ -68,7 +84,7 @@ impl<S> Layer<S> for RejectRevokedLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RejectRevoked {
             inner,
-            factors: self.factors.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -77,7 +93,7 @@ impl<S> Layer<S> for RejectRevokedLayer {
 #[derive(Clone)]
 pub struct RejectRevoked<S> {
     inner: S,
-    factors: Arc<dyn FactorStore>,
+    policy: Arc<dyn RevocationCheck>,
 }
 
 impl<S> fmt::Debug for RejectRevoked<S> {
@@ -104,20 +120,19 @@ where
         // The readied service is the one called; the clone waits for the next `poll_ready`.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let factors = self.factors.clone();
+        let policy = self.policy.clone();
         let caller = request.extensions().get::<AuthContext>().cloned();
         Box::pin(async move {
             if let Some(caller) = caller {
-                match factors.tokens_revoked_before(caller.subject()).await {
-                    // A token without `iat` predates any mark.
-                    Ok(Some(mark)) if caller.issued_at().unwrap_or(0) < mark => {
+                match policy.check(&caller).await {
+                    Ok(()) => {}
+                    Err(Revoked::Revoked) => {
                         let rejection = AuthRejection::InvalidToken(TokenError::Revoked);
                         return Ok(rejection.to_response().map(ResponseBody::from_rejection));
                     }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "revocation check failed; refusing");
-                        return Ok(unavailable());
+                    Err(_) => {
+                        tracing::warn!("revocation check unavailable; refusing");
+                        return Ok(crate::response::temporarily_unavailable());
                     }
                 }
             }
@@ -127,17 +142,4 @@ where
                 .map(|response| response.map(ResponseBody::from_inner))
         })
     }
-}
-
-fn unavailable<B>() -> Response<ResponseBody<B>> {
-    let body = stepup_core::error_body::error_body(
-        "temporarily_unavailable",
-        "the service cannot verify this now; try again shortly",
-    );
-    let mut response = Response::new(ResponseBody::from_rejection(body));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

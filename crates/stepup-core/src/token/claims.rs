@@ -31,4 +31,8 @@ pub struct AccessTokenClaims {
     /// Space-separated scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The user's generation when the token was issued (stepup's own tokens): once a reset has
+    /// moved the user's generation on, the token is void, whatever second it was issued in.
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }

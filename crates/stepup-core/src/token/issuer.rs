@@ -103,6 +103,7 @@ impl JwtIssuer {
                     AuthTime::Omitted => None,
                 },
                 scope: grant.scope.clone(),
+                generation: grant.generation,
             },
         };
         let mut header = Header::new(self.key.algorithm());
@@ -141,6 +142,7 @@ pub struct Grant {
     amr: Vec<String>,
     auth_time: AuthTime,
     scope: Option<String>,
+    generation: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +161,7 @@ impl Grant {
             amr: Vec::new(),
             auth_time: AuthTime::Now,
             scope: None,
+            generation: None,
         }
     }
 
@@ -188,6 +191,12 @@ impl Grant {
     /// it never meets a `max_age` (used for remembered-device logins).
     pub fn without_auth_time(mut self) -> Self {
         self.auth_time = AuthTime::Omitted;
+        self
+    }
+
+    /// Sets the user's generation (claim `gen`): the token is void once a reset moves it on.
+    pub fn generation(mut self, generation: u64) -> Self {
+        self.generation = Some(generation);
         self
     }
 

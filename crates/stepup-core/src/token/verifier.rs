@@ -150,6 +150,9 @@ impl JwtVerifier {
         if let Some(scope) = claims.scope {
             context = context.scope(scope);
         }
+        if let Some(generation) = claims.generation {
+            context = context.generation(generation);
+        }
         if let Some(iat) = claims.iat {
             context = context.issued_at(iat);
         }

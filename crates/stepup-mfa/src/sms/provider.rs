@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::MAX_CODE_TTL;
+use crate::delivery::SendPolicy;
 
 /// Why an SMS provider failed. Holds no number and no code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,67 +77,12 @@ impl fmt::Debug for SmsProvider {
     }
 }
 
-/// At most `max` sends per `window`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SmsLimit {
-    /// Sends allowed per window.
-    pub max: u64,
-    /// The window.
-    pub window: Duration,
-}
-
-const HOUR: Duration = Duration::from_secs(60 * 60);
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// How codes live and how often they may be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where SMS may go and how often: the send limits every code factor shares, and an allow-list
+/// of country calling codes (against SMS pumping to premium-rate ranges).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SmsPolicy {
-    /// How long a code stepup made lives (default and most: [`MAX_CODE_TTL`]).
-    pub code_ttl: Duration,
-    /// The wait between two sends to one user (default 30 s).
-    pub resend_cooldown: Duration,
-    /// Sends per number (default 5 an hour, 10 a day).
-    pub per_number: Vec<SmsLimit>,
-    /// Sends per user (default 5 an hour, 10 a day).
-    pub per_user: Vec<SmsLimit>,
-    /// Sends per client address (default 20 an hour, 50 a day).
-    pub per_address: Vec<SmsLimit>,
-    /// The country calling codes numbers may have, without `+` (`["1", "44"]`); `None`: all.
-    /// Against SMS pumping to premium-rate ranges.
+    /// Code lifetime, resend cooldown, per-number, per-user and per-address limits.
+    pub sends: SendPolicy,
+    /// The country calling codes numbers may have, without `+` (`["44", "49"]`); `None`: all.
     pub allowed_country_codes: Option<Vec<String>>,
-    /// Refuse SMS as a user's only factor (default `false`).
-    pub needs_another_factor: bool,
-}
-
-impl Default for SmsPolicy {
-    fn default() -> Self {
-        let limits = |hour, day| {
-            vec![
-                SmsLimit {
-                    max: hour,
-                    window: HOUR,
-                },
-                SmsLimit {
-                    max: day,
-                    window: DAY,
-                },
-            ]
-        };
-        Self {
-            code_ttl: MAX_CODE_TTL,
-            resend_cooldown: Duration::from_secs(30),
-            per_number: limits(5, 10),
-            per_user: limits(5, 10),
-            per_address: limits(20, 50),
-            allowed_country_codes: None,
-            needs_another_factor: false,
-        }
-    }
-}
-
-/// The SMS settings of an engine.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SmsSettings {
-    pub(crate) provider: Option<SmsProvider>,
-    pub(crate) policy: SmsPolicy,
 }

@@ -49,7 +49,6 @@ mod proxies;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 
@@ -65,14 +64,7 @@ pub use proxies::{ForwardedHeader, InvalidProxy, TrustedProxies};
 pub struct PeerAddr(pub SocketAddr);
 
 /// Request extension: the client's address, inserted by [`ResolveClientAddr`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientAddr(pub IpAddr);
-
-impl fmt::Display for ClientAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use stepup_core::client::ClientAddr;
 
 /// The client's address, given the TCP `peer`, the request's headers and the trusted proxies.
 ///
