@@ -17,6 +17,7 @@ use crate::{DeviceRecord, DeviceStore};
 pub async fn run<S: DeviceStore>(store: Arc<S>, clock: ManualClock) {
     let ids = Ids::new();
     device_lifecycle(&store, &ids, &clock).await;
+    device_generation(&store, &ids, &clock).await;
     device_listing(&store, &ids, &clock).await;
     device_revocation(&store, &ids, &clock).await;
     device_expiry(&store, &ids, &clock).await;
@@ -34,6 +35,7 @@ fn device(ids: &Ids, check: &str, name: &str, user: &str, now: u64) -> DeviceRec
         mfa_at: now.saturating_sub(5),
         address: Some("192.0.2.1".to_owned()),
         user_agent: Some("conformance/1.0".to_owned()),
+        generation: 0,
     }
 }
 
@@ -178,6 +180,54 @@ async fn device_lifecycle<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &Man
         ),
         false,
         "touch_device of an unknown id",
+    );
+}
+
+/// The generation a device was remembered in is stored as given and kept by a touch.
+async fn device_generation<S: DeviceStore>(store: &Arc<S>, ids: &Ids, clock: &ManualClock) {
+    let check_name = "device-generation";
+    let user = ids.user(check_name);
+    let now = clock.unix_seconds();
+    // Beyond 32 bits, within every backend's integers.
+    let laptop = DeviceRecord {
+        generation: (1 << 40) + 5,
+        ..device(ids, check_name, "laptop", &user, now)
+    };
+    let phone = device(ids, check_name, "phone", &user, now);
+    for device in [&laptop, &phone] {
+        expect(store.insert_device(device.clone()).await, "insert_device");
+        check(
+            expect(
+                store.device_by_token(&device.token_hash).await,
+                "device_by_token",
+            ),
+            Some(device.clone()),
+            "device_by_token: the generation stored as given",
+        );
+    }
+    let mut listed = expect(store.devices(&user).await, "devices");
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    check(
+        listed,
+        vec![laptop.clone(), phone],
+        "devices: the generations stored as given (sorted here)",
+    );
+    check(
+        expect(
+            store.touch_device(&laptop.id, now + 5, None, None).await,
+            "touch_device",
+        ),
+        true,
+        "touch_device",
+    );
+    check(
+        expect(
+            store.device_by_token(&laptop.token_hash).await,
+            "device_by_token",
+        )
+        .map(|device| device.generation),
+        Some(laptop.generation),
+        "touch_device keeps the generation",
     );
 }
 

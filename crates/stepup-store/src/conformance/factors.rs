@@ -1,12 +1,15 @@
 //! The conformance suite of [`FactorStore`]: enrollment rules (ids of `Many` kinds unique across
 //! users), activation with its code set, listing order, lookup by credential id, the counter and
-//! payload compare-and-sets, labels, single-use codes with expiry by the store's clock, failure
-//! streaks, the token mark and per-user deletion, with 100 tasks racing on each atomic call.
+//! payload compare-and-sets, labels, disabled credentials, single-use codes with expiry by the
+//! store's clock, failure streaks, each user's generation and its change feed, and per-user
+//! deletion, with 100 tasks racing on each atomic call.
 
 mod codes;
 mod compare_and_set;
 mod credentials;
+mod disabling;
 mod enrollment;
+mod generations;
 mod races;
 mod state;
 
@@ -29,6 +32,7 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
     expect(store.ping().await, "ping");
 
     enrollment::one_per_user(&store, &ids).await;
+    enrollment::one_per_user_generations(&store, &ids).await;
     enrollment::many(&store, &ids).await;
     enrollment::across_users(&store, &ids).await;
     enrollment::activation(&store, &ids).await;
@@ -37,16 +41,19 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
     credentials::listing(&store, &ids).await;
     credentials::of_kind(&store, &ids).await;
     credentials::lookup_by_id(&store, &ids).await;
+    credentials::generation_round_trip(&store, &ids).await;
     compare_and_set::advance_counter(&store, &ids).await;
     compare_and_set::replace_payload(&store, &ids).await;
     credentials::labels(&store, &ids).await;
     credentials::deletion(&store, &ids).await;
+    disabling::disabling(&store, &ids).await;
 
     codes::code_sets(&store, &ids).await;
     codes::code_expiry(&store, &ids, &clock).await;
 
     state::failure_streaks(&store, &ids).await;
-    state::token_mark(&store, &ids).await;
+    generations::generations(&store, &ids).await;
+    generations::generation_feed(&store, &ids).await;
     state::delete_user_factors(&store, &ids).await;
 
     races::concurrent_put_pending(&store, &ids).await;
@@ -56,6 +63,9 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
     races::concurrent_replace_payload(&store, &ids).await;
     races::concurrent_consume_code(&store, &ids).await;
     races::concurrent_record_failure(&store, &ids).await;
+    races::concurrent_disable(&store, &ids).await;
+    races::concurrent_advance_generation(&store, &ids).await;
+    races::concurrent_advance_generation_across_users(&store, &ids).await;
 
     expect(store.ping().await, "ping after the checks");
 }
@@ -86,6 +96,7 @@ fn credential(user: &str, kind: &str, id: &str, created_at: u64) -> Credential {
         counter: 0,
         created_at,
         last_used_at: None,
+        generation: 0,
     }
 }
 

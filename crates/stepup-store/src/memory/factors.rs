@@ -1,14 +1,14 @@
-//! The [`FactorStore`] part of [`MemoryStore`]: credentials, code sets, failure streaks and token
-//! marks.
+//! The [`FactorStore`] part of [`MemoryStore`]: credentials, code sets, failure streaks and the
+//! users' generations with their change feed.
 //!
 //! Every call locks the durable mutex once and makes its whole check-and-update under it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::MemoryStore;
 use crate::{
-    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, StoreResult,
-    async_trait,
+    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, Generation,
+    GenerationChange, StoreError, StoreResult, async_trait,
 };
 
 /// Per-user factor state.
@@ -23,8 +23,13 @@ pub(super) struct Factors {
     codes: HashMap<String, HashMap<String, HashMap<String, StoredCode>>>,
     /// user → kind → consecutive failures.
     failures: HashMap<String, HashMap<String, u64>>,
-    /// user → the second before which the user's tokens are void.
-    revoked_before: HashMap<String, u64>,
+    /// user → the user's generation and the feed position of its last move.
+    generations: HashMap<String, (Generation, u64)>,
+    /// feed position → the user whose generation moved there: each user once, at the position of
+    /// the last move (only the latest generation of a user matters).
+    feed: BTreeMap<u64, String>,
+    /// The last feed position handed out (0: none yet).
+    last_seq: u64,
 }
 
 /// A single-use code as kept under its lookup digest.
@@ -102,14 +107,17 @@ impl Factors {
 
     fn put_pending(&mut self, credential: Credential, rule: Enrollment) -> bool {
         let refused = match rule {
+            // An active credential of the kind and the same generation; a stale one does not hold
+            // the place.
             Enrollment::OnePerUser => self
                 .credentials
                 .get(&credential.user)
                 .and_then(|kinds| kinds.get(&credential.kind))
                 .is_some_and(|of_kind| {
-                    of_kind
-                        .values()
-                        .any(|stored| stored.status == CredentialStatus::Active)
+                    of_kind.values().any(|stored| {
+                        stored.status == CredentialStatus::Active
+                            && stored.generation == credential.generation
+                    })
                 }),
             // Any user's credential of the kind with this id, the caller's included.
             Enrollment::Many => self
@@ -120,7 +128,8 @@ impl Factors {
             return false;
         }
         if rule == Enrollment::OnePerUser {
-            // Nothing active (checked above): these are the earlier pending credentials.
+            // Nothing active of this generation (checked above): every credential of the kind is
+            // replaced (pending ones, and those of another generation, active or not).
             let replaced: Vec<String> = self
                 .credentials
                 .get_mut(&credential.user)
@@ -239,12 +248,55 @@ impl Factors {
         drop_if_empty(&mut self.failures, user);
     }
 
-    fn revoke_tokens_before(&mut self, user: &str, at: u64) {
-        let mark = self.revoked_before.entry(user.to_owned()).or_insert(at);
-        *mark = (*mark).max(at);
+    fn generation(&self, user: &str) -> Generation {
+        self.generations
+            .get(user)
+            .map_or_else(Generation::default, |(generation, _)| *generation)
     }
 
-    /// Everything of the user but the token mark.
+    /// Moves the user's generation forward and to the end of the feed; `None`, changing nothing,
+    /// if the generation or the feed position cannot move any further.
+    fn advance_generation(&mut self, user: &str, at: u64) -> Option<Generation> {
+        let seq = self.last_seq.checked_add(1)?;
+        let (current, last_seq) = self
+            .generations
+            .get(user)
+            .map_or((Generation::default(), None), |(generation, seq)| {
+                (*generation, Some(*seq))
+            });
+        let advanced = Generation {
+            value: current.value.checked_add(1)?,
+            changed_at: Some(at),
+        };
+        if let Some(last_seq) = last_seq {
+            self.feed.remove(&last_seq);
+        }
+        self.feed.insert(seq, user.to_owned());
+        self.generations.insert(user.to_owned(), (advanced, seq));
+        self.last_seq = seq;
+        Some(advanced)
+    }
+
+    /// The feed after position `after`, oldest first, at most `limit` changes.
+    fn generation_changes(&self, after: u64, limit: usize) -> Vec<GenerationChange> {
+        let Some(from) = after.checked_add(1) else {
+            return Vec::new();
+        };
+        self.feed
+            .range(from..)
+            .take(limit)
+            .filter_map(|(seq, user)| {
+                let (generation, _) = self.generations.get(user)?;
+                Some(GenerationChange {
+                    seq: *seq,
+                    user: user.clone(),
+                    generation: *generation,
+                })
+            })
+            .collect()
+    }
+
+    /// Everything of the user but the generation.
     fn delete_user(&mut self, user: &str) {
         if let Some(kinds) = self.credentials.remove(user) {
             for (kind, of_kind) in kinds {
@@ -358,6 +410,17 @@ impl FactorStore for MemoryStore {
         }
     }
 
+    async fn disable_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool> {
+        let mut durable = self.durable();
+        match durable.factors.credential_mut(key) {
+            Some(credential) if credential.status == CredentialStatus::Active => {
+                credential.status = CredentialStatus::Disabled;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool> {
         let mut durable = self.durable();
         match durable.factors.credential_mut(key) {
@@ -425,13 +488,23 @@ impl FactorStore for MemoryStore {
         Ok(())
     }
 
-    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()> {
-        self.durable().factors.revoke_tokens_before(user, at);
-        Ok(())
+    async fn generation(&self, user: &str) -> StoreResult<Generation> {
+        Ok(self.durable().factors.generation(user))
     }
 
-    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>> {
-        Ok(self.durable().factors.revoked_before.get(user).copied())
+    async fn advance_generation(&self, user: &str, at: u64) -> StoreResult<Generation> {
+        self.durable()
+            .factors
+            .advance_generation(user, at)
+            .ok_or_else(|| StoreError::Corrupt("the generation cannot move any further".to_owned()))
+    }
+
+    async fn generation_changes(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<GenerationChange>> {
+        Ok(self.durable().factors.generation_changes(after, limit))
     }
 
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {
@@ -462,6 +535,7 @@ mod tests {
             counter: 0,
             created_at: 1,
             last_used_at: None,
+            generation: 0,
         }
     }
 
@@ -518,6 +592,49 @@ mod tests {
         factors.delete_user("u");
         assert!(factors.holders.is_empty());
         assert!(factors.credentials.is_empty());
+    }
+
+    #[test]
+    fn the_feed_holds_each_user_once_at_the_last_move() {
+        let mut factors = Factors::default();
+        for (user, at) in [("a", 10), ("b", 11), ("a", 12)] {
+            assert!(factors.advance_generation(user, at).is_some());
+        }
+        let feed: Vec<(u64, String, u64)> = factors
+            .generation_changes(0, usize::MAX)
+            .into_iter()
+            .map(|change| (change.seq, change.user, change.generation.value))
+            .collect();
+        assert_eq!(feed, [(2, "b".to_owned(), 1), (3, "a".to_owned(), 2)]);
+        assert_eq!(factors.feed.len(), 2, "the first move of a is gone");
+        assert!(factors.generation_changes(u64::MAX, 10).is_empty());
+        factors.delete_user("a");
+        assert_eq!(
+            factors.generation("a"),
+            Generation {
+                value: 2,
+                changed_at: Some(12)
+            }
+        );
+    }
+
+    #[test]
+    fn a_generation_at_its_end_is_refused_changing_nothing() {
+        let mut factors = Factors::default();
+        assert!(factors.advance_generation("a", 1).is_some());
+        factors.generations.insert(
+            "a".to_owned(),
+            (
+                Generation {
+                    value: u64::MAX,
+                    changed_at: Some(1),
+                },
+                1,
+            ),
+        );
+        assert_eq!(factors.advance_generation("a", 2), None);
+        assert_eq!(factors.generation("a").value, u64::MAX);
+        assert_eq!(factors.last_seq, 1);
     }
 
     #[test]

@@ -462,3 +462,86 @@ pub(super) async fn deletion<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         "put_pending (one per user) once the active credential of the kind is deleted",
     );
 }
+
+/// The generation a credential was made in is stored as given and kept by every change.
+pub(super) async fn generation_round_trip<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("credential-generation");
+    let kind = ids.kind("credential-generation");
+    let id = ids.id("credential-generation", "key");
+    // Beyond 32 bits, within every backend's integers.
+    let generation = (1 << 40) + 3;
+    let given = Credential {
+        generation,
+        ..credential(&user, &kind, &id, T0)
+    };
+    let pending = enroll(store, &given, None).await;
+    check(
+        pending.clone(),
+        given.clone(),
+        "credential: the generation stored as given",
+    );
+    check(
+        expect(store.credentials(&user).await, "credentials"),
+        vec![given.clone()],
+        "credentials: the generation stored as given",
+    );
+    check(
+        expect(
+            store.credentials_of_kind(&kind).await,
+            "credentials_of_kind",
+        ),
+        vec![given.clone()],
+        "credentials_of_kind: the generation stored as given",
+    );
+    check(
+        by_id(store, &kind, &id).await,
+        Some(given.clone()),
+        "credential_by_id: the generation stored as given",
+    );
+
+    check(
+        expect(store.activate(given.key(), 1, None).await, "activate"),
+        true,
+        "activate",
+    );
+    check(
+        advance(store, given.key(), 2, Some("advanced"), T0 + 2).await,
+        true,
+        "advance_counter",
+    );
+    check(
+        replace(store, given.key(), "advanced", "replaced", Some(T0 + 3)).await,
+        true,
+        "replace_payload",
+    );
+    check(
+        expect(store.set_label(given.key(), None).await, "set_label"),
+        true,
+        "set_label",
+    );
+    check(
+        stored(store, given.key())
+            .await
+            .map(|stored| stored.generation),
+        Some(generation),
+        "the generation after activate, advance_counter, replace_payload and set_label",
+    );
+
+    // One per user: 0, the generation of a user never reset, is stored too, beside another
+    // user's of another generation.
+    let zero = Credential {
+        generation: 0,
+        ..credential(&user, TOTP, "app", T0)
+    };
+    let other = Credential {
+        generation: 9,
+        ..credential(&ids.user("credential-generation-other"), TOTP, "app", T0)
+    };
+    for credential in [&zero, &other] {
+        check(
+            enroll_one(store, credential, Some(4)).await.generation,
+            credential.generation,
+            "put_pending (one per user) stores the generation as given",
+        );
+    }
+}

@@ -10,6 +10,14 @@ use super::{
 use crate::conformance::{Ids, check, expect};
 use crate::{Credential, CredentialStatus, Enrollment, FactorStore};
 
+/// `credential` made in `generation`.
+fn of_generation(credential: Credential, generation: u64) -> Credential {
+    Credential {
+        generation,
+        ..credential
+    }
+}
+
 /// `put_pending` of a copy of `credential`.
 async fn put<S: FactorStore>(store: &Arc<S>, credential: &Credential, rule: Enrollment) -> bool {
     expect(
@@ -140,6 +148,111 @@ pub(super) async fn one_per_user<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
         listed(store, &other).await,
         pairs(&[(TOTP, "app-5")]),
         "another user's pending credential replaced",
+    );
+}
+
+/// One per user looks at the generation: only an active credential of the kind made in the same
+/// generation as the new one holds the place; every other one of the kind is replaced.
+pub(super) async fn one_per_user_generations<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("one-per-user-generation");
+    let other = ids.user("one-per-user-generation-other");
+    let rule = Enrollment::OnePerUser;
+    let stale = of_generation(credential(&user, TOTP, "app-0", T0), 0);
+    let others = of_generation(credential(&other, TOTP, "app-0", T0), 0);
+    let phone = of_generation(credential(&user, PHONE, "phone", T0), 0);
+    for (given, what) in [(&stale, "the user's"), (&others, "another user's")] {
+        check(
+            put(store, given, rule).await,
+            true,
+            "put_pending (one per user)",
+        );
+        check(
+            expect(store.activate(given.key(), 1, None).await, "activate"),
+            true,
+            &format!("activate of {what} credential in generation 0"),
+        );
+    }
+    check(
+        put(store, &phone, rule).await,
+        true,
+        "put_pending (one per user)",
+    );
+
+    let same = of_generation(credential(&user, TOTP, "app-same", T0 + 1), 0);
+    check(
+        put(store, &same, rule).await,
+        false,
+        "put_pending (one per user) in the generation of the active credential of the kind",
+    );
+    check(
+        stored(store, same.key()).await,
+        None,
+        "a refused put_pending stores nothing",
+    );
+
+    // The user was reset: the active credential of generation 0 is stale.
+    let fresh = of_generation(credential(&user, TOTP, "app-1", T0 + 2), 1);
+    check(
+        put(store, &fresh, rule).await,
+        true,
+        "put_pending (one per user) in a later generation than the active credential of the kind",
+    );
+    check(
+        stored(store, stale.key()).await,
+        None,
+        "the stale active credential of the kind is replaced",
+    );
+    check(
+        stored(store, fresh.key()).await,
+        Some(fresh.clone()),
+        "the new credential, pending, of its generation",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(PHONE, "phone"), (TOTP, "app-1")]),
+        "the credentials after replacing a stale active one (another kind's kept)",
+    );
+    check(
+        ignoring_last_use(stored(store, others.key()).await),
+        Some(activated(&others, 1)),
+        "replacing a stale credential leaves another user's active credential alone",
+    );
+
+    // Active in the new generation, it holds the place again.
+    check(
+        expect(store.activate(fresh.key(), 2, None).await, "activate"),
+        true,
+        "activate",
+    );
+    let again = of_generation(credential(&user, TOTP, "app-again", T0 + 3), 1);
+    check(
+        put(store, &again, rule).await,
+        false,
+        "put_pending (one per user) in the generation of the new active credential",
+    );
+    check(
+        ignoring_last_use(stored(store, fresh.key()).await),
+        Some(activated(&fresh, 2)),
+        "the active credential after a refused put_pending",
+    );
+
+    // A pending credential of another generation is replaced as well.
+    let later = of_generation(credential(&user, TOTP, "app-2", T0 + 4), 2);
+    check(
+        put(store, &later, rule).await,
+        true,
+        "put_pending (one per user) in generation 2",
+    );
+    let latest = of_generation(credential(&user, TOTP, "app-3", T0 + 5), 3);
+    check(
+        put(store, &latest, rule).await,
+        true,
+        "put_pending (one per user) over a pending credential of another generation",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(PHONE, "phone"), (TOTP, "app-3")]),
+        "one credential of the kind is left: the latest",
     );
 }
 

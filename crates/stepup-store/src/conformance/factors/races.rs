@@ -1,10 +1,16 @@
 //! 100 tasks, released together, on each atomic call of [`FactorStore`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::generations::{changes, feed_after, feed_end, generation_of, replayed};
 use super::{BACKUP, PASSKEY, T0, TOTP, code_set, count, credential, hash_of, lookup, stored};
 use crate::conformance::{Ids, RACERS, check, expect, race, winner, winners};
-use crate::{CodeHash, CodeSet, Credential, CredentialStatus, Enrollment, FactorStore};
+use crate::{
+    CodeHash, CodeSet, Credential, CredentialStatus, Enrollment, FactorStore, Generation,
+    GenerationChange,
+};
 
 /// `index` as a counter or timestamp offset.
 fn offset(index: usize) -> u64 {
@@ -294,5 +300,185 @@ pub(super) async fn concurrent_record_failure<S: FactorStore>(store: &Arc<S>, id
         expect(store.failures(&user, TOTP).await, "failures"),
         offset(RACERS),
         "failures after concurrent record_failure (no update lost)",
+    );
+}
+
+pub(super) async fn concurrent_disable<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("concurrent-disable");
+    let key = credential(&user, PASSKEY, &ids.id("concurrent-disable", "key"), T0);
+    enroll_active(store, &key, 3).await;
+    let results = race(store, |store, _| {
+        let key = key.clone();
+        async move {
+            expect(
+                store.disable_credential(key.key()).await,
+                "disable_credential",
+            )
+        }
+    })
+    .await;
+    check(
+        winners(&results),
+        1,
+        "concurrent disable_credential of one active credential: number of winners",
+    );
+    check(
+        stored(store, key.key()).await.map(|stored| stored.status),
+        Some(CredentialStatus::Disabled),
+        "the credential after concurrent disable_credential",
+    );
+}
+
+pub(super) async fn concurrent_advance_generation<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
+    let user = ids.user("concurrent-generation");
+    let start = feed_end(store).await;
+    let mut values: Vec<u64> = race(store, |store, index| {
+        let user = user.clone();
+        async move {
+            let generation = expect(
+                store.advance_generation(&user, T0 + offset(index)).await,
+                "advance_generation",
+            );
+            check(
+                generation.changed_at,
+                Some(T0 + offset(index)),
+                "advance_generation returns its own time as changed_at",
+            );
+            generation.value
+        }
+    })
+    .await;
+    values.sort_unstable();
+    check(
+        values,
+        (1..=offset(RACERS)).collect::<Vec<_>>(),
+        "concurrent advance_generation: the generations returned (sorted), each its own",
+    );
+    let current = generation_of(store, &user).await;
+    check(
+        current.value,
+        offset(RACERS),
+        "the generation after concurrent advance_generation (no move lost)",
+    );
+    let feed = feed_after(store, start).await;
+    check(
+        feed.iter().all(|change| change.user == user),
+        true,
+        "the feed after concurrent advance_generation of one user lists only that user",
+    );
+    check(
+        feed.last().map(|change| change.generation),
+        Some(current),
+        "the feed after concurrent advance_generation ends with the user's generation",
+    );
+    check(
+        feed.windows(2)
+            .all(|pair| pair[0].generation.value < pair[1].generation.value),
+        true,
+        "the feed lists one user's moves in the order they were made",
+    );
+}
+
+/// Users the racers of [`concurrent_advance_generation_across_users`] share.
+const USERS: usize = 7;
+
+/// Replays the feed from `after` while `racing`, resuming each time after the last position
+/// seen, as an instance keeping its copy current does; then once more after the race. Returns
+/// what it learned.
+async fn replay_while<S: FactorStore>(
+    store: Arc<S>,
+    after: u64,
+    racing: Arc<AtomicBool>,
+) -> HashMap<String, Generation> {
+    let mut learned: Vec<GenerationChange> = Vec::new();
+    let mut last = after;
+    loop {
+        // Read before looking at the flag, so a final pass follows the last racer.
+        let done = !racing.load(Ordering::Acquire);
+        let page = changes(&store, last, 5).await;
+        for change in &page {
+            check(
+                change.seq > last,
+                true,
+                "generation_changes during concurrent moves: strictly increasing positions",
+            );
+            last = change.seq;
+        }
+        let drained = page.is_empty();
+        learned.extend(page);
+        if done && drained {
+            return replayed(&learned);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+pub(super) async fn concurrent_advance_generation_across_users<S: FactorStore>(
+    store: &Arc<S>,
+    ids: &Ids,
+) {
+    let user = |index: usize| ids.user(&format!("concurrent-generations-{}", index % USERS));
+    let start = feed_end(store).await;
+    let racing = Arc::new(AtomicBool::new(true));
+    let reader = tokio::spawn(replay_while(Arc::clone(store), start, Arc::clone(&racing)));
+    let results = race(store, |store, index| {
+        let user = user(index);
+        async move {
+            let generation = expect(
+                store.advance_generation(&user, T0 + offset(index)).await,
+                "advance_generation",
+            );
+            (user, generation.value)
+        }
+    })
+    .await;
+    racing.store(false, Ordering::Release);
+    let learned = match reader.await {
+        Ok(learned) => learned,
+        Err(error) => panic!("conformance: the feed reader failed: {error}"),
+    };
+
+    let mut returned: HashMap<String, Vec<u64>> = HashMap::new();
+    for (user, value) in results {
+        returned.entry(user).or_default().push(value);
+    }
+    let feed = feed_after(store, start).await;
+    let final_feed = replayed(&feed);
+    for index in 0..USERS {
+        let user = user(index);
+        let moves = offset((0..RACERS).filter(|racer| racer % USERS == index).count());
+        let mut values = returned.remove(&user).unwrap_or_default();
+        values.sort_unstable();
+        check(
+            values,
+            (1..=moves).collect::<Vec<_>>(),
+            "concurrent advance_generation of several users: each user's generations returned \
+             (sorted)",
+        );
+        let current = generation_of(store, &user).await;
+        check(
+            current.value,
+            moves,
+            "each user's generation after concurrent advance_generation (no move lost)",
+        );
+        check(
+            final_feed.get(&user).copied(),
+            Some(current),
+            "the feed after concurrent advance_generation ends, for each user, with the user's \
+             generation",
+        );
+        check(
+            learned.get(&user).copied(),
+            Some(current),
+            "a reader resuming after the last position it saw, during concurrent \
+             advance_generation, ends with each user's generation (no change became visible \
+             after a later one)",
+        );
+    }
+    check(
+        feed.iter()
+            .all(|change| (0..USERS).any(|index| user(index) == change.user)),
+        true,
+        "the feed after concurrent advance_generation lists only the racing users",
     );
 }

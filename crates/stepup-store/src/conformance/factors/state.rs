@@ -1,10 +1,12 @@
-//! Per-user state beside the credentials: failure streaks, the token mark, deleting a user.
+//! Per-user state beside the credentials: failure streaks, deleting a user (which keeps the
+//! generation).
 
 use std::sync::Arc;
 
+use super::generations::{advance, generation_of};
 use super::{BACKUP, PASSKEY, SMS_CODE, T0, TOTP, code_set, count, credential, hash_of, lookup};
 use crate::conformance::{Ids, check, expect};
-use crate::{Enrollment, FactorStore};
+use crate::{Enrollment, FactorStore, Generation};
 
 async fn failures<S: FactorStore>(store: &Arc<S>, user: &str, kind: &str) -> u64 {
     expect(store.failures(user, kind).await, "failures")
@@ -12,20 +14,6 @@ async fn failures<S: FactorStore>(store: &Arc<S>, user: &str, kind: &str) -> u64
 
 async fn record<S: FactorStore>(store: &Arc<S>, user: &str, kind: &str) -> u64 {
     expect(store.record_failure(user, kind).await, "record_failure")
-}
-
-async fn mark<S: FactorStore>(store: &Arc<S>, user: &str) -> Option<u64> {
-    expect(
-        store.tokens_revoked_before(user).await,
-        "tokens_revoked_before",
-    )
-}
-
-async fn revoke<S: FactorStore>(store: &Arc<S>, user: &str, at: u64) {
-    expect(
-        store.revoke_tokens_before(user, at).await,
-        "revoke_tokens_before",
-    );
 }
 
 pub(super) async fn failure_streaks<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
@@ -96,41 +84,6 @@ pub(super) async fn failure_streaks<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     );
 }
 
-pub(super) async fn token_mark<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
-    let user = ids.user("token-mark");
-    let other = ids.user("token-mark-other");
-    check(
-        mark(store, &user).await,
-        None,
-        "tokens_revoked_before of a user without a mark",
-    );
-    revoke(store, &user, T0 + 1000).await;
-    check(
-        mark(store, &user).await,
-        Some(T0 + 1000),
-        "the mark after revoke_tokens_before",
-    );
-    revoke(store, &user, T0 + 900).await;
-    check(
-        mark(store, &user).await,
-        Some(T0 + 1000),
-        "an earlier mark changes nothing",
-    );
-    revoke(store, &user, T0 + 1000).await;
-    check(
-        mark(store, &user).await,
-        Some(T0 + 1000),
-        "the same mark again changes nothing",
-    );
-    revoke(store, &user, T0 + 1500).await;
-    check(
-        mark(store, &user).await,
-        Some(T0 + 1500),
-        "a later mark moves it forward",
-    );
-    check(mark(store, &other).await, None, "another user has no mark");
-}
-
 pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("delete-user");
     let other = ids.user("delete-user-other");
@@ -164,7 +117,7 @@ pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Id
         for kind in [TOTP, TOTP, PASSKEY] {
             record(store, someone, kind).await;
         }
-        revoke(store, someone, T0 + 500).await;
+        advance(store, someone, T0 + 500).await;
     }
 
     expect(
@@ -211,16 +164,22 @@ pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Id
         0,
         "failures of another kind after delete_user_factors",
     );
+    let kept = Generation {
+        value: 1,
+        changed_at: Some(T0 + 500),
+    };
     check(
-        mark(store, &user).await,
-        Some(T0 + 500),
-        "delete_user_factors keeps the token mark",
+        generation_of(store, &user).await,
+        kept,
+        "delete_user_factors keeps the generation",
     );
-    revoke(store, &user, T0 + 100).await;
     check(
-        mark(store, &user).await,
-        Some(T0 + 500),
-        "after delete_user_factors the mark still only moves forward",
+        advance(store, &user, T0 + 600).await,
+        Generation {
+            value: 2,
+            changed_at: Some(T0 + 600),
+        },
+        "after delete_user_factors the generation moves on from where it was",
     );
 
     check(
@@ -265,9 +224,9 @@ pub(super) async fn delete_user_factors<S: FactorStore>(store: &Arc<S>, ids: &Id
         "delete_user_factors leaves another user's streak",
     );
     check(
-        mark(store, &other).await,
-        Some(T0 + 500),
-        "delete_user_factors leaves another user's mark",
+        generation_of(store, &other).await,
+        kept,
+        "delete_user_factors leaves another user's generation",
     );
 
     check(
