@@ -25,77 +25,126 @@
 //! # Ok::<(), stepup::Error>(())
 //! ```
 //!
-//! ## Crates
-//!
-//! - `stepup-core`: context, levels and policy, clock, tokens, rejections (no web framework);
-//! - `stepup-tower`: `authenticate()`, `RequireAcr` / `RequireMfa`, client addresses, rate
-//!   limits and the remembered-device cookie, for any tower service;
-//! - `stepup-store`: the storage traits, `MemoryStore` and the conformance suites;
-//! - `stepup-store-sqlite`, `stepup-store-postgres`: the backends;
-//! - `stepup-mfa`: the engine, [`Mfa`], with one module per factor;
-//! - `stepup-axum`: [`StepUp`], the drop-in routes.
+//! With the default features, [`StepUp`] adds the drop-in routes (login, MFA step, factor
+//! management) over the engine ([`Mfa`]) and an embedded SQLite store.
 //!
 //! ## Features
 //!
-//! - `axum` (default): the extractors and the drop-in routes for axum 0.8;
-//! - `sqlite` (default): [`SqliteStore`];
-//! - `postgres`: [`PostgresStore`];
-//! - `redis`: [`RedisStore`], for the ephemeral state.
+//! | feature | what |
+//! |---|---|
+//! | `axum` | the `AuthContext` extractors (axum-core only) |
+//! | `engine` | the engine [`Mfa`], its stores and [`MemoryStore`] |
+//! | `routes` (default) | [`StepUp`]: the drop-in axum routes |
+//! | `totp` (default) | the TOTP factor |
+//! | `webauthn` | passkeys and security keys |
+//! | `sms`, `twilio` | SMS codes (any gateway; Twilio Verify) |
+//! | `email` | codes by mail |
+//! | `smtp` | mail through SMTP |
+//! | `sqlite` (default), `postgres`, `redis` | the stores |
+//!
+//! With `default-features = false` (and `axum` for the extractors) stepup is the layers alone: it
+//! compiles no factor, store or HTTP client.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use stepup_core::acr::{amr, level};
-pub use stepup_core::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
-pub use stepup_core::token::{
-    self, AccessTokenClaims, Algorithm, Grant, IssuedToken, JwkSet, JwtIssuer, JwtVerifier,
-    SigningKey, VerifyingKey,
-};
-pub use stepup_core::{
-    AcrLevels, AcrRequirement, AuthContext, AuthRejection, Error, StepUpChallenge, StepUpReason,
-    TokenError,
-};
-pub use stepup_tower::{
-    Authenticate, AuthenticateLayer, ClientAddr, ForwardedHeader, PeerAddr, RateLimit,
-    RateLimitLayer, RejectRevoked, RejectRevokedLayer, RememberedDevicesLayer, RequireAcr,
-    RequireAcrService, RequireMfa, ResolveClientAddr, ResolveClientAddrLayer, ResponseBody,
-    ResponseFuture, TrustedDevice, TrustedProxies, authenticate, client_addr,
-};
+pub use stepup_core::token::{JwtIssuer, JwtVerifier, SigningKey, VerifyingKey};
+pub use stepup_core::{AcrRequirement, AuthContext, AuthRejection, Error};
+pub use stepup_tower::{RequireAcr, RequireMfa, authenticate};
 
-/// Lower-level access to the middleware modules.
-pub mod middleware {
-    pub use stepup_tower::authenticate::bearer_token;
-    pub use stepup_tower::{
-        authenticate, client_addr, rate_limit, remembered_device, require_acr, revocation,
-    };
-}
-
-pub use stepup_mfa::{
-    AddressPolicy, AttemptPolicy, Audit, AuditEvent, KdfPool, Keyring, Method, Mfa, MfaError,
-    Notifier, Proof, Stores, TotpAlgorithm, TotpConfig,
-};
-pub use stepup_store::{MemoryStore, Store, StoreError};
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
+pub use stepup_mfa::{Keyring, Mfa, MfaError, PasswordCheck, Stores};
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
+pub use stepup_store::MemoryStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use stepup_store_postgres::PostgresStore;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use stepup_store_redis::RedisStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use stepup_store_sqlite::SqliteStore;
+#[cfg(feature = "routes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
+pub use stepup_axum::StepUp;
 
-#[cfg(feature = "axum")]
-pub use stepup_axum::{
-    ApiError, JsonBody, OAuthClient, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder,
-    admin_reset, peer_from_connect_info,
-};
+/// Levels (`acr`), methods (`amr`) and requirements.
+pub mod acr {
+    pub use stepup_core::acr::*;
+}
+
+/// The injected clock.
+pub mod clock {
+    pub use stepup_core::clock::*;
+}
+
+/// Access tokens: keys, the verifier, the issuer, claims.
+pub mod token {
+    pub use stepup_core::token::*;
+}
+
+/// Who the client is: its address and how per-address limits group addresses.
+pub mod client {
+    pub use stepup_core::client::*;
+}
+
+/// The questions the layers ask ([`policy::RevocationCheck`], [`policy::RequestCeiling`],
+/// [`policy::DeviceVouching`]), which the engine answers.
+pub mod policy {
+    pub use stepup_core::policy::*;
+}
+
+/// The tower layers, one module each, and the RFC 6750 / RFC 9470 rejections.
+pub mod middleware {
+    pub use stepup_core::{StepUpChallenge, StepUpReason, TokenError};
+    pub use stepup_tower::*;
+}
 
 /// The storage traits, their records and the conformance suites.
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
 pub mod store {
     pub use stepup_store::*;
 }
 
 /// Mail: the `Mailer` seam, the JSON-lines outbox, and `SmtpMailer` (feature `smtp`).
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
 pub mod mail {
     pub use stepup_mail::*;
 }
 
-/// The engine and its modules: factors, the MFA step, devices, codes, audit, limits, sealing.
+/// The engine and its modules: the factor seam, the lifecycle, the login, limits, resets,
+/// devices, codes, audit, sealing.
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
 pub mod mfa {
     pub use stepup_mfa::*;
+}
+
+/// The factors stepup ships, each behind its feature; implement [`mfa::factor::Factor`] for
+/// your own.
+#[cfg(feature = "engine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
+pub mod factors {
+    #[cfg(feature = "email")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "email")))]
+    pub use stepup_mfa::email::{self, Email};
+    #[cfg(feature = "sms")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sms")))]
+    pub use stepup_mfa::sms::{self, Sms, SmsProvider};
+    #[cfg(feature = "totp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "totp")))]
+    pub use stepup_mfa::totp::{self, Totp, TotpConfig};
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub use stepup_mfa::webauthn::{self, RelyingParty, Webauthn};
+}
+
+/// The drop-in routes' parts: errors, JSON bodies, OAuth clients, the admin reset handler.
+#[cfg(feature = "routes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
+pub mod routes {
+    pub use stepup_axum::*;
 }

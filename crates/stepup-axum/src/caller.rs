@@ -1,24 +1,19 @@
-//! [`Caller`]: the signed-in user of a stepup route, checked beyond the token's signature. A
-//! token outlives neither its account nor its user's revocation mark: stepup's own routes never
-//! enroll or mint for a user the application says is gone, nor for a token issued before the
-//! account was deleted, recovered or reset.
-
-use std::time::Duration;
+//! The extractors of stepup's routes: [`Caller`], the signed-in user checked beyond the token's
+//! signature (the engine's rule: the token's generation, and the account still existing), and
+//! [`Client`], where the request came from.
 
 use axum::extract::FromRequestParts;
+use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
-use stepup_core::acr::level;
-use stepup_core::{AcrRequirement, AuthContext, AuthRejection, TokenError};
+use stepup_core::AuthContext;
+use stepup_core::client::ClientAddr;
+use stepup_mfa::ClientInfo;
 
 use crate::error::ApiError;
 use crate::stepup::StepUp;
 
-/// Default: a first factor is enrolled within 10 minutes of the password.
-pub const DEFAULT_ENROLLMENT_MAX_AGE: Duration = Duration::from_secs(10 * 60);
-
-/// The caller of a stepup route: a verified token, an account that still exists, and a token
-/// issued after the user's revocation mark. Rejects with `401` (`invalid_token` or the bearer
-/// challenge).
+/// The caller of a stepup route: a verified token of the user's current generation, of an
+/// account that still exists. Rejects with `401` (`invalid_token` or the bearer challenge).
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) AuthContext);
 
@@ -31,38 +26,42 @@ impl FromRequestParts<StepUp> for Caller {
             .get::<AuthContext>()
             .cloned()
             .ok_or_else(ApiError::bearer_required)?;
-        stepup.check_caller(&context).await?;
+        stepup.mfa().check_caller(&context).await?;
         Ok(Self(context))
     }
 }
 
-impl StepUp {
-    /// Refuses a token whose account is gone or that was issued before the user's revocation
-    /// mark (`401 invalid_token`, "the token has been revoked").
-    pub(crate) async fn check_caller(&self, caller: &AuthContext) -> Result<(), ApiError> {
-        let user = caller.subject();
-        // A token without `iat` predates any mark.
-        let issued_at = caller.issued_at().unwrap_or(0);
-        let revoked = self.mfa().is_token_revoked(user, issued_at).await?
-            || !self.inner.passwords.account_exists(user).await?;
-        if revoked {
-            return Err(AuthRejection::InvalidToken(TokenError::Revoked).into());
-        }
-        Ok(())
-    }
+/// Where the request came from: the resolved client address and the `User-Agent`.
+#[derive(Debug, Clone)]
+pub(crate) struct Client(pub(crate) ClientInfo);
 
-    /// Enrolling needs a recent authentication: for a first factor, the password within the
-    /// enrollment window (so a stolen password-level token cannot enroll the thief's
-    /// authenticator later); with a factor already enrolled, a fresh second factor. Answers the
-    /// RFC 9470 challenge otherwise.
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(ClientInfo {
+            address: parts
+                .extensions
+                .get::<ClientAddr>()
+                .map(|ClientAddr(ip)| *ip),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|agent| agent.to_str().ok())
+                .map(str::to_owned),
+        }))
+    }
+}
+
+impl StepUp {
+    /// Enrolling needs a recent authentication (the engine's rule, see
+    /// [`Mfa::enrollment_requirement`](stepup_mfa::Mfa::enrollment_requirement)): the RFC 9470
+    /// challenge otherwise.
     pub(crate) async fn check_enrollment(&self, caller: &AuthContext) -> Result<(), ApiError> {
-        let requirement = if self.mfa().is_enrolled(caller.subject()).await? {
-            AcrRequirement::mfa().max_age(self.inner.fresh_mfa)
-        } else {
-            AcrRequirement::level(level::PWD).max_age(self.inner.enrollment_max_age)
-        };
-        requirement
+        self.mfa()
+            .enrollment_requirement(caller.subject())
+            .await?
             .check(caller)
-            .map_err(|challenge| AuthRejection::StepUpRequired(challenge).into())
+            .map_err(|challenge| stepup_core::AuthRejection::StepUpRequired(challenge).into())
     }
 }

@@ -1,14 +1,14 @@
 //! The signed-in user's remembered devices: list, revoke one, revoke all.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
-use stepup_tower::TrustedDevice;
+use stepup_core::policy::TrustedDevice;
 
 use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::path::Path;
 use crate::stepup::StepUp;
 
 /// `GET /api/mfa/devices`: live devices, the current one marked.
@@ -45,11 +45,7 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     if !stepup.mfa().revoke_device(caller.subject(), &id).await? {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such device",
-        ));
+        return Err(ApiError::not_found("no such device"));
     }
     Ok(Json(json!({ "success": true })).into_response())
 }

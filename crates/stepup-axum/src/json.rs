@@ -1,16 +1,16 @@
-//! [`JsonBody`]: a JSON request body whose rejections are [`ApiError`]s. The messages are fixed:
-//! they never echo the client's input or the server's type names.
+//! [`JsonBody`]: a JSON request body whose rejections are [`ApiError`]s naming what is wrong
+//! from the server's own schema (`missing field code`), never echoing the client's input.
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body: `400` JSON when it is not JSON or lacks the expected fields, `413` JSON when it
-/// is too large.
+/// A JSON body: `400 invalid_request` when it is not JSON or lacks a field (named), `413` when
+/// it is too large.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
@@ -18,25 +18,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::MissingJsonContentType(_) => ApiError::invalid_request(
-                    "expected a JSON body (Content-Type: application/json)",
-                ),
-                JsonRejection::JsonSyntaxError(_) => {
-                    ApiError::invalid_request("the body is not valid JSON")
-                }
-                JsonRejection::JsonDataError(_) => ApiError::invalid_request(
-                    "the body lacks a required field or has one of the wrong type",
-                ),
-                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::invalid_request(
+                "expected a JSON body (Content-Type: application/json)",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "invalid_request",
                     "the body is too large",
-                ),
-                _ => ApiError::invalid_request("the body could not be read"),
-            }),
-        }
+                )
+            } else {
+                ApiError::invalid_request("the body could not be read")
+            }
+        })?;
+        Ok(Self(stepup_mfa::factor::parse_json(&bytes)?))
     }
 }

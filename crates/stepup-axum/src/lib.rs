@@ -1,9 +1,10 @@
 //! Drop-in axum routes for stepup: the login with its MFA step, the OAuth authorization-code
-//! flow, passkeys (as a second factor and for passwordless login), and factor, device and
-//! audit-trail management for the signed-in user.
+//! flow, passwordless passkeys, and factor, device, recovery and audit-trail management for the
+//! signed-in user. The routes parse, call the engine ([`stepup_mfa::Mfa`]) and answer; every
+//! security rule is the engine's.
 //!
 //! ```no_run
-//! # async fn example(store: stepup_store::MemoryStore, passwords: impl stepup_axum::PasswordCheck)
+//! # async fn example(store: stepup_store::MemoryStore, passwords: impl stepup_mfa::PasswordCheck)
 //! # -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::Router;
 //! use stepup_axum::StepUp;
@@ -31,17 +32,16 @@ mod factors;
 pub mod json;
 mod login;
 pub mod oauth;
+pub mod path;
 mod recovery;
 mod respond;
 mod router;
-mod sms;
 mod stepup;
-mod webauthn;
 
-pub use caller::DEFAULT_ENROLLMENT_MAX_AGE;
 pub use error::ApiError;
 pub use json::JsonBody;
 pub use oauth::OAuthClient;
 pub use recovery::admin_reset;
 pub use router::peer_from_connect_info;
-pub use stepup::{BuildError, PasswordCheck, PasswordCheckFailed, StepUp, StepUpBuilder};
+pub use stepup::{BuildError, StepUp, StepUpBuilder};
+pub use stepup_mfa::{PasswordCheck, PasswordCheckFailed};

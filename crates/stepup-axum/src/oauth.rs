@@ -1,7 +1,7 @@
 //! The OAuth 2.1 authorization-code flow with PKCE (RFC 6749, RFC 7636): registered clients,
 //! exact redirect URIs, S256 only. The codes themselves are the engine's
 //! ([`Mfa::issue_authorization_code`](stepup_mfa::Mfa::issue_authorization_code)): single-use,
-//! bound to client, redirect URI and challenge.
+//! bound to client, redirect URI, challenge and the user's generation.
 
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -10,8 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use stepup_mfa::PendingAuthorization;
 
+use crate::caller::Client;
 use crate::error::ApiError;
-use crate::respond::token_response_dated;
+use crate::respond::secret_json;
 use crate::stepup::StepUp;
 
 /// A registered OAuth client: its id and the redirect URIs it may use, matched exactly.
@@ -122,7 +123,7 @@ pub(crate) struct TokenRequest {
 /// `POST /oauth/token`: exchanges a code and its verifier for a token.
 pub(crate) async fn token(
     State(stepup): State<StepUp>,
-    client: Option<axum::Extension<stepup_tower::ClientAddr>>,
+    Client(client): Client,
     form: Result<axum::Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let axum::Form(request) = form.map_err(|_| {
@@ -145,22 +146,14 @@ pub(crate) async fn token(
             "code, code_verifier, redirect_uri and client_id are required",
         ));
     };
-    crate::login::limited_by_address(&stepup, client, async {
-        let (authentication, issued_at) = stepup
-            .mfa()
-            .redeem_authorization_code_dated(code, client_id, redirect_uri, verifier)
-            .await?;
-        // The token is dated no earlier than its code: a code issued just after a reset, in the
-        // reset's own second (a login a recovery just ended), is dated the next second.
-        let not_before = Some(issued_at);
-        token_response_dated(
-            &stepup,
-            &authentication,
-            "authorization_code",
-            None,
-            not_before,
-        )
-        .await
-    })
-    .await
+    let mfa = stepup.mfa();
+    let authentication = mfa
+        .redeem_authorization_code(code, client_id, redirect_uri, verifier, &client)
+        .await?;
+    let token = mfa
+        .issue_token(&authentication, "authorization_code")
+        .await?;
+    Ok(secret_json(
+        serde_json::to_value(token).map_err(|_| ApiError::server_error())?,
+    ))
 }

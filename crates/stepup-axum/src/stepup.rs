@@ -1,68 +1,26 @@
+//! [`StepUp`]: stepup for an axum application — the engine with its factors, the token verifier,
+//! the registered OAuth clients — and its builder.
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
+use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
+use stepup_core::policy::RequestCeiling;
 use stepup_core::token::{JwtIssuer, JwtVerifier};
 use stepup_mfa::{
-    AddressPolicy, AttemptPolicy, KdfPool, Keyring, Mfa, MfaError, Notifier, RelyingParty, Stores,
-    TotpConfig,
+    AddressPolicy, AttemptPolicy, Factor, KdfPool, Keyring, Mfa, MfaError, Notifier,
+    PasswordCheck, Stores,
 };
 use stepup_store::Store;
-use stepup_tower::{AuthenticateLayer, TrustedProxies};
+use stepup_tower::{
+    AuthenticateLayer, RateLimitLayer, RejectRevokedLayer, RememberedDevicesLayer,
+    ResolveClientAddrLayer, TrustedProxies,
+};
 
 use crate::oauth::OAuthClient;
-
-/// The application's own password check: stepup never stores passwords.
-#[async_trait]
-pub trait PasswordCheck: Send + Sync + 'static {
-    /// The user id these credentials belong to, or `None` when they are wrong. Implementations
-    /// should take as long for an unknown user as for a wrong password.
-    async fn check(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<Option<String>, PasswordCheckFailed>;
-
-    /// Whether the account `user` still exists. stepup's routes refuse every token of a user
-    /// for whom this is `false`: they never enroll a factor or mint a token for an account the
-    /// application has deleted.
-    async fn account_exists(&self, user: &str) -> Result<bool, PasswordCheckFailed>;
-
-    /// The user id `username` belongs to, if the application will tell: used only to record a
-    /// failed password in that user's audit trail (default: none).
-    async fn user_of(&self, username: &str) -> Result<Option<String>, PasswordCheckFailed> {
-        let _ = username;
-        Ok(None)
-    }
-
-    /// The mail address of `user`, where recovery codes and notifications go (default: none, so
-    /// stepup mails nothing).
-    async fn email_of(&self, user: &str) -> Result<Option<String>, PasswordCheckFailed> {
-        let _ = user;
-        Ok(None)
-    }
-
-    /// The user whose mail address is `email`, for a recovery request (default: none, so
-    /// recovery is never offered). Implementations should take as long for an unknown address.
-    async fn user_by_email(&self, email: &str) -> Result<Option<String>, PasswordCheckFailed> {
-        let _ = email;
-        Ok(None)
-    }
-
-    /// The account name shown in the authenticator app (default: the user id).
-    async fn account_label(&self, user: &str) -> Option<String> {
-        let _ = user;
-        None
-    }
-}
-
-/// The password check could not run (its database is down): answered `503`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the password check is unavailable")]
-pub struct PasswordCheckFailed;
 
 /// Why [`StepUpBuilder::build`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,26 +37,19 @@ pub enum BuildError {
     Mfa(#[from] MfaError),
 }
 
-/// stepup for an axum application: the token issuer, the MFA engine and the drop-in routes.
-/// Cheap to clone.
+/// stepup for an axum application: the engine (factors, login, limits, tokens), the verifier
+/// of its tokens, and the drop-in routes. Cheap to clone.
 #[derive(Clone)]
 pub struct StepUp {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pub(crate) issuer: JwtIssuer,
-    pub(crate) verifier: JwtVerifier,
     pub(crate) mfa: Mfa,
-    pub(crate) passwords: Arc<dyn PasswordCheck>,
-    pub(crate) fresh_mfa: Duration,
-    pub(crate) enrollment_max_age: Duration,
+    pub(crate) verifier: JwtVerifier,
     pub(crate) clients: Vec<OAuthClient>,
-    pub(crate) clock: SharedClock,
-    pub(crate) remember_for: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) request_ceiling: (u64, Duration),
-    pub(crate) ipv6_prefix: u8,
 }
 
 impl StepUp {
@@ -107,8 +58,9 @@ impl StepUp {
         StepUpBuilder::default()
     }
 
-    /// The drop-in routes: `POST /oauth/authorize`, `/oauth/authorize/mfa`, `/oauth/token` and
-    /// `/api/mfa/*`. Mount with `.merge(stepup.routes())` under `.layer(stepup.authenticate())`.
+    /// The drop-in routes (see the [crate](crate) docs). Mount with `.merge(stepup.routes())`
+    /// under `.layer(stepup.authenticate())`, and serve with the peer address
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`): the per-address limits read it.
     pub fn routes(&self) -> Router {
         crate::router::router(self.clone())
     }
@@ -118,7 +70,31 @@ impl StepUp {
         AuthenticateLayer::new(self.inner.verifier.clone())
     }
 
-    /// The MFA engine, for the application's own handlers (account deletion, admin resets).
+    /// The layer refusing tokens whose user was deleted, recovered or reset since (the engine's
+    /// rule): put it on the application's own routes, inside [`authenticate`](Self::authenticate).
+    pub fn reject_revoked(&self) -> RejectRevokedLayer {
+        RejectRevokedLayer::new(self.inner.mfa.clone())
+    }
+
+    /// The layer reading the remembered-device cookie (the engine vouches).
+    pub fn remembered_devices(&self) -> RememberedDevicesLayer {
+        RememberedDevicesLayer::new(self.inner.mfa.clone())
+    }
+
+    /// The layer resolving the client's address (believing the configured proxies only).
+    pub fn client_addresses(&self) -> ResolveClientAddrLayer {
+        ResolveClientAddrLayer::new(self.inner.trusted_proxies.clone())
+    }
+
+    /// A ceiling of `max` requests per `window` per client address on a group of routes named
+    /// `name`, counted by the engine (shared by instances, IPv6 grouped by prefix). Put it inside
+    /// [`client_addresses`](Self::client_addresses).
+    pub fn ceiling(&self, name: &'static str, max: u64, window: Duration) -> RateLimitLayer {
+        let counters: Arc<dyn RequestCeiling> = Arc::new(self.inner.mfa.clone());
+        RateLimitLayer::shared(counters, name).with_limit(max, window)
+    }
+
+    /// The engine, for the application's own handlers (account deletion, admin resets, …).
     pub fn mfa(&self) -> &Mfa {
         &self.inner.mfa
     }
@@ -128,25 +104,20 @@ impl StepUp {
         &self.inner.trusted_proxies
     }
 
-    /// The token issuer.
-    pub fn issuer(&self) -> &JwtIssuer {
-        &self.inner.issuer
+    /// The verifier of this `StepUp`'s tokens.
+    pub fn verifier(&self) -> &JwtVerifier {
+        &self.inner.verifier
     }
 
-    /// How recent a second factor must be to regenerate backup codes or remove a factor.
+    /// How recent the second factor must be to regenerate backup codes or remove a factor.
     pub fn fresh_mfa_max_age(&self) -> Duration {
-        self.inner.fresh_mfa
-    }
-
-    pub(crate) fn now(&self) -> u64 {
-        self.inner.clock.unix_seconds()
+        self.inner.mfa.fresh_mfa_max_age()
     }
 }
 
 impl fmt::Debug for StepUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StepUp")
-            .field("issuer", &self.inner.issuer)
             .field("mfa", &self.inner.mfa)
             .finish_non_exhaustive()
     }
@@ -160,7 +131,7 @@ pub struct StepUpBuilder {
     keyring: Option<Keyring>,
     lookup_key: Option<Vec<u8>>,
     passwords: Option<Arc<dyn PasswordCheck>>,
-    totp: TotpConfig,
+    factors: Vec<Arc<dyn Factor>>,
     clock: Option<SharedClock>,
     fresh_mfa: Option<Duration>,
     enrollment_max_age: Option<Duration>,
@@ -175,10 +146,7 @@ pub struct StepUpBuilder {
     trusted_proxies: Option<TrustedProxies>,
     request_ceiling: Option<(u64, Duration)>,
     ipv6_prefix: Option<u8>,
-    relying_party: Option<RelyingParty>,
-    sms_provider: Option<stepup_mfa::SmsProvider>,
-    sms_policy: Option<stepup_mfa::SmsPolicy>,
-    sms_needs_another_factor: Option<bool>,
+    restricted_alone: Option<bool>,
 }
 
 impl StepUpBuilder {
@@ -200,6 +168,15 @@ impl StepUpBuilder {
         self
     }
 
+    /// Registers a factor: [`Totp`](stepup_mfa::totp::Totp),
+    /// [`Webauthn`](stepup_mfa::webauthn::Webauthn), [`Sms`](stepup_mfa::sms::Sms),
+    /// [`Email`](stepup_mfa::email::Email), or the application's own. Without any, TOTP with its
+    /// defaults is registered (feature `totp`). Backup codes come with every engine.
+    pub fn factor(mut self, factor: impl Factor) -> Self {
+        self.factors.push(Arc::new(factor));
+        self
+    }
+
     /// Told about factor changes (e.g. to email the user).
     pub fn notifier(mut self, notifier: impl Notifier) -> Self {
         self.notifier = Some(Arc::new(notifier));
@@ -215,10 +192,14 @@ impl StepUpBuilder {
         self
     }
 
+    /// [`mailer`](Self::mailer), shared (e.g. with the email factor).
+    pub fn shared_mailer(mut self, mailer: Arc<dyn stepup_mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
     /// Makes a confirmed recovery wait `delay` before it takes effect (default: none; e.g. 24
-    /// hours for high-value accounts). It takes effect at the first password login after the
-    /// delay; a login with an existing factor before then cancels it (see
-    /// [`stepup_mfa::recovery`]).
+    /// hours for high-value accounts). See [`stepup_mfa::recovery`].
     pub fn recovery_delay(mut self, delay: Duration) -> Self {
         self.recovery_delay = Some(delay);
         self
@@ -252,7 +233,7 @@ impl StepUpBuilder {
         self
     }
 
-    /// The prefix length IPv6 clients are grouped by for the per-address limits (default 64).
+    /// The prefix length IPv6 clients are grouped by, for every per-address limit (default 64).
     pub fn ipv6_prefix(mut self, bits: u8) -> Self {
         self.ipv6_prefix = Some(bits.min(128));
         self
@@ -271,15 +252,9 @@ impl StepUpBuilder {
         self
     }
 
-    /// The application's password check (required).
+    /// The application's accounts and password check (required).
     pub fn passwords(mut self, passwords: impl PasswordCheck) -> Self {
         self.passwords = Some(Arc::new(passwords));
-        self
-    }
-
-    /// TOTP parameters for new enrollments.
-    pub fn totp(mut self, config: TotpConfig) -> Self {
-        self.totp = config;
         self
     }
 
@@ -321,33 +296,10 @@ impl StepUpBuilder {
         self
     }
 
-    /// The WebAuthn relying party: enables passkeys and security keys (registration, the
-    /// assertion as a second factor, passwordless login). Without it the WebAuthn routes answer
-    /// `404 passkeys_not_configured`.
-    pub fn relying_party(mut self, relying_party: RelyingParty) -> Self {
-        self.relying_party = Some(relying_party);
-        self
-    }
-
-    /// Enables SMS codes (`/api/mfa/sms/*`, `/oauth/authorize/mfa/sms/send`): stepup makes the
-    /// codes and an [`SmsSender`](stepup_mfa::SmsSender) delivers them, or a provider such as
-    /// [`TwilioVerify`](stepup_mfa::TwilioVerify) makes and checks them. Without it those routes
-    /// answer `404 sms_not_configured`.
-    pub fn sms(mut self, provider: stepup_mfa::SmsProvider) -> Self {
-        self.sms_provider = Some(provider);
-        self
-    }
-
-    /// SMS limits, country allow-list and code lifetime (default [`stepup_mfa::SmsPolicy`]).
-    pub fn sms_policy(mut self, policy: stepup_mfa::SmsPolicy) -> Self {
-        self.sms_policy = Some(policy);
-        self
-    }
-
-    /// Refuse SMS as a user's only factor (default `false`): SMS is a NIST SP 800-63B
-    /// *restricted* authenticator. Overrides the policy's `needs_another_factor`.
-    pub fn sms_needs_another_factor(mut self, needed: bool) -> Self {
-        self.sms_needs_another_factor = Some(needed);
+    /// Whether a restricted factor (SMS, email) may be a user's only factor (default `true`;
+    /// NIST SP 800-63B advises `false`: offer it beside an authenticator app or a passkey).
+    pub fn restricted_factor_alone(mut self, allowed: bool) -> Self {
+        self.restricted_alone = Some(allowed);
         self
     }
 
@@ -359,63 +311,64 @@ impl StepUpBuilder {
             .ok_or(BuildError::Missing("an issuer"))?
             .with_clock(clock.clone());
         let verifier = issuer.verifier().build()?;
+        let passwords = self
+            .passwords
+            .ok_or(BuildError::Missing("a password check"))?;
         let mut mfa = Mfa::new(
             self.stores.ok_or(BuildError::Missing("a store"))?,
             self.keyring.ok_or(BuildError::Missing("a keyring"))?,
             &self.lookup_key.ok_or(BuildError::Missing("a lookup key"))?,
         )?
-        .with_totp_config(self.totp)
+        .with_clock(clock)
+        .with_issuer(issuer)
+        .with_shared_accounts(passwords.clone())
         .with_attempt_policy(self.attempts.unwrap_or_default())
         .with_address_policy(self.addresses.unwrap_or_default())
-        .with_clock(clock.clone());
+        .with_address_grouping(AddressGrouping::ipv6_prefix(self.ipv6_prefix.unwrap_or(64)))
+        .with_restricted_factor_alone(self.restricted_alone.unwrap_or(true));
+        let no_factor = self.factors.iter().all(|factor| !factor.is_enrollable());
+        for factor in self.factors {
+            mfa = mfa.with_shared_factor(factor);
+        }
+        #[cfg(feature = "totp")]
+        if no_factor {
+            mfa = mfa.with_factor(stepup_mfa::totp::Totp::default());
+        }
+        #[cfg(not(feature = "totp"))]
+        let _ = no_factor;
         if let Some(pool) = self.kdf {
             mfa = mfa.with_kdf_pool(pool);
         }
-        if let Some(relying_party) = self.relying_party {
-            mfa = mfa.with_relying_party(relying_party);
+        if let Some(max_age) = self.fresh_mfa {
+            mfa = mfa.with_fresh_mfa_max_age(max_age);
         }
-        if let Some(mailer) = self.mailer {
+        if let Some(max_age) = self.enrollment_max_age {
+            mfa = mfa.with_enrollment_max_age(max_age);
+        }
+        if let Some(duration) = self.remember_for {
+            mfa = mfa.with_remember_device_for(duration);
+        }
+        if let Some(mailer) = self.mailer.clone() {
             mfa = mfa.with_mailer(mailer);
         }
         if let Some(delay) = self.recovery_delay {
             mfa = mfa.with_recovery_delay(delay);
         }
         if let Some(notifier) =
-            crate::recovery::notifier(self.notifier, mfa.mailer().cloned(), self.passwords.clone())
+            stepup_mfa::notices::combined(self.notifier, self.mailer, Some(passwords))
         {
             mfa = mfa.with_notifier(notifier);
         }
-        if let Some(provider) = self.sms_provider {
-            mfa = mfa.with_sms_provider(provider);
-        }
-        let mut sms_policy = self.sms_policy.unwrap_or_default();
-        if let Some(needed) = self.sms_needs_another_factor {
-            sms_policy.needs_another_factor = needed;
-        }
-        mfa = mfa.with_sms_policy(sms_policy);
         Ok(StepUp {
             inner: Arc::new(Inner {
-                issuer,
-                verifier,
                 mfa,
-                passwords: self
-                    .passwords
-                    .ok_or(BuildError::Missing("a password check"))?,
-                fresh_mfa: self.fresh_mfa.unwrap_or(Duration::from_secs(5 * 60)),
-                enrollment_max_age: self
-                    .enrollment_max_age
-                    .unwrap_or(crate::caller::DEFAULT_ENROLLMENT_MAX_AGE),
+                verifier,
                 clients: self.clients,
-                clock,
-                remember_for: self
-                    .remember_for
-                    .unwrap_or(stepup_tower::DEFAULT_REMEMBER_FOR),
                 trusted_proxies: self.trusted_proxies.unwrap_or_else(TrustedProxies::none),
                 request_ceiling: self.request_ceiling.unwrap_or((
                     stepup_tower::rate_limit::DEFAULT_MAX,
                     stepup_tower::rate_limit::DEFAULT_WINDOW,
                 )),
-                ipv6_prefix: self.ipv6_prefix.unwrap_or(64),
             }),
         })
     }

@@ -44,6 +44,11 @@ impl Mfa {
         Ok(())
     }
 
+    /// Whether the application still has the account `user`.
+    pub async fn account_exists(&self, user: &str) -> Result<bool, MfaError> {
+        Ok(self.accounts().account_exists(user).await?)
+    }
+
     /// The user's current generation (the `gen` claim of tokens issued now).
     pub async fn generation(&self, user: &str) -> Result<Generation, MfaError> {
         self.current_generation(user).await

@@ -130,7 +130,12 @@ impl Mfa {
 
     /// Registers `factor` (replacing a registered one of the same kind).
     pub fn with_factor(self, factor: impl Factor) -> Self {
-        self.map(|inner| inner.factors.register(Arc::new(factor)))
+        self.with_shared_factor(Arc::new(factor))
+    }
+
+    /// [`with_factor`](Self::with_factor), shared.
+    pub fn with_shared_factor(self, factor: Arc<dyn Factor>) -> Self {
+        self.map(|inner| inner.factors.register(factor))
     }
 
     /// The application's accounts: the password check of the login, whether an account still

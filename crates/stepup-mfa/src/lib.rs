@@ -42,6 +42,7 @@ pub mod kdf;
 pub mod lifecycle;
 pub mod limits;
 pub mod login;
+pub mod notices;
 pub mod policies;
 pub mod recovery;
 pub mod seal;

@@ -82,6 +82,11 @@ impl<'a> FactorContext<'a> {
         self.user
     }
 
+    /// The user's generation this operation runs under (what new credentials carry).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Where the request came from.
     pub fn client(&self) -> &ClientInfo {
         self.client
@@ -270,7 +275,7 @@ impl<'a> FactorContext<'a> {
         &self,
         policy: &SendPolicy,
         destination: &str,
-        purpose: Purpose,
+        purpose: Purpose<'_>,
     ) -> Result<(), MfaError> {
         delivery::admit_send(self, policy, destination, purpose).await
     }
@@ -278,13 +283,13 @@ impl<'a> FactorContext<'a> {
     /// A fresh 6-digit code for `purpose`, stored only as its keyed digest (bound to the purpose)
     /// for `ttl` (at most [`delivery::MAX_CODE_TTL`]); it replaces the user's earlier code of this
     /// kind. Deliver it yourself, then audit with [`code_sent`](Self::code_sent).
-    pub async fn issue_code(&self, purpose: Purpose, ttl: Duration) -> Result<String, MfaError> {
+    pub async fn issue_code(&self, purpose: Purpose<'_>, ttl: Duration) -> Result<String, MfaError> {
         delivery::issue_code(self, purpose, ttl).await
     }
 
     /// Consumes the code for `purpose` if `code` is it and it is live: `true` for exactly one of
     /// concurrent callers.
-    pub async fn consume_code(&self, purpose: Purpose, code: &str) -> Result<bool, MfaError> {
+    pub async fn consume_code(&self, purpose: Purpose<'_>, code: &str) -> Result<bool, MfaError> {
         delivery::consume_code(self, purpose, code).await
     }
 
@@ -294,7 +299,7 @@ impl<'a> FactorContext<'a> {
     }
 
     /// Audits (and logs) that a code went out for `purpose`, never the code or destination.
-    pub async fn code_sent(&self, purpose: Purpose) {
+    pub async fn code_sent(&self, purpose: Purpose<'_>) {
         let event = AuditEvent::factor(
             self.kind,
             "sent",
