@@ -16,6 +16,7 @@ impl DeviceStore for SqliteStore {
         let last_used_at = to_db(device.last_used_at, "device last use time")?;
         let expires_at = to_db(device.expires_at, "device expiry")?;
         let mfa_at = to_db(device.mfa_at, "device second factor time")?;
+        let generation = to_db(device.generation, "device generation")?;
         let mut tx = self.begin_immediate().await?;
         // The user's expired devices go first (an expired device is absent anyway).
         sqlx::query("DELETE FROM devices WHERE user_id = ?1 AND expires_at <= ?2")
@@ -28,7 +29,8 @@ impl DeviceStore for SqliteStore {
         // not the value); dropping the transaction rolls it back.
         sqlx::query(
             "INSERT INTO devices (id, user_id, token_hash, created_at, last_used_at, expires_at, \
-             mfa_at, address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             mfa_at, address, user_agent, generation) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(&device.id)
         .bind(&device.user)
@@ -39,6 +41,7 @@ impl DeviceStore for SqliteStore {
         .bind(mfa_at)
         .bind(&device.address)
         .bind(&device.user_agent)
+        .bind(generation)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

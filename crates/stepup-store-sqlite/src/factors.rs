@@ -1,8 +1,8 @@
-//! [`FactorStore`] on the `credentials`, `codes`, `factor_failures` and `token_marks` tables.
+//! [`FactorStore`] on the `credentials`, `codes`, `factor_failures` and `generations` tables.
 
 use stepup_store::{
-    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, StoreResult,
-    async_trait,
+    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, Generation,
+    GenerationChange, StoreError, StoreResult, async_trait,
 };
 
 use crate::SqliteStore;
@@ -19,19 +19,20 @@ impl FactorStore for SqliteStore {
             .last_used_at
             .map(|at| to_db(at, "credential last use time"))
             .transpose()?;
+        let generation = to_db(credential.generation, "credential generation")?;
         let statement = match rule {
             // One statement, so one step under the write lock: a credential of the kind with this
             // id, any user's (pending or active), leaves the table alone.
             Enrollment::Many => {
-                "INSERT INTO credentials \
-                 (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+                "INSERT INTO credentials (user_id, kind, id, status, label, payload, counter, \
+                 created_at, last_used_at, generation) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
                  WHERE NOT EXISTS (SELECT 1 FROM credentials WHERE kind = ?2 AND id = ?3)"
             }
             Enrollment::OnePerUser => {
-                "INSERT INTO credentials \
-                 (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                "INSERT INTO credentials (user_id, kind, id, status, label, payload, counter, \
+                 created_at, last_used_at, generation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (user_id, kind, id) DO NOTHING"
             }
         };
@@ -44,7 +45,8 @@ impl FactorStore for SqliteStore {
             .bind(&credential.payload)
             .bind(counter)
             .bind(created_at)
-            .bind(last_used_at);
+            .bind(last_used_at)
+            .bind(generation);
         match rule {
             Enrollment::Many => {
                 let result = insert.execute(&self.pool).await.map_err(db_error)?;
@@ -54,25 +56,29 @@ impl FactorStore for SqliteStore {
             // both pass the check.
             Enrollment::OnePerUser => {
                 let mut tx = self.begin_immediate().await?;
-                let active: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM credentials \
-                     WHERE user_id = ?1 AND kind = ?2 AND status = 'active'",
+                let holding: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM credentials WHERE user_id = ?1 AND kind = ?2 \
+                     AND status = 'active' AND generation = ?3",
                 )
                 .bind(&credential.user)
                 .bind(&credential.kind)
+                .bind(generation)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_error)?;
-                if active > 0 {
+                if holding > 0 {
                     tx.rollback().await.map_err(db_error)?;
                     return Ok(false);
                 }
+                // Every other credential of the kind: pending ones, and those of another
+                // generation, active or not.
                 sqlx::query(
-                    "DELETE FROM credentials \
-                     WHERE user_id = ?1 AND kind = ?2 AND status = 'pending'",
+                    "DELETE FROM credentials WHERE user_id = ?1 AND kind = ?2 \
+                     AND NOT (status = 'active' AND generation = ?3)",
                 )
                 .bind(&credential.user)
                 .bind(&credential.kind)
+                .bind(generation)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -222,6 +228,20 @@ impl FactorStore for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn disable_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE credentials SET status = 'disabled' \
+             WHERE user_id = ?1 AND kind = ?2 AND id = ?3 AND status = 'active'",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool> {
         // SQLite counts every row the WHERE matched, also one whose label was already `label`.
         let result = sqlx::query(
@@ -338,30 +358,73 @@ impl FactorStore for SqliteStore {
         Ok(())
     }
 
-    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()> {
-        // The mark only moves forward: an earlier `at` matches no row to update.
-        sqlx::query(
-            "INSERT INTO token_marks (user_id, revoked_before) VALUES (?1, ?2) \
-             ON CONFLICT (user_id) DO UPDATE SET revoked_before = excluded.revoked_before \
-             WHERE excluded.revoked_before > token_marks.revoked_before",
-        )
-        .bind(user)
-        .bind(to_db(at, "token revocation time")?)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT revoked_before FROM token_marks WHERE user_id = ?1")
+    async fn generation(&self, user: &str) -> StoreResult<Generation> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT generation, changed_at FROM generations WHERE user_id = ?1")
                 .bind(user)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        at.map(|at| from_db(at, "token revocation time"))
-            .transpose()
+        row.map_or(Ok(Generation::default()), |(value, changed_at)| {
+            generation(value, changed_at)
+        })
+    }
+
+    async fn advance_generation(&self, user: &str, at: u64) -> StoreResult<Generation> {
+        // One statement, so one step under the write lock, which serialises every move: the next
+        // position is one more than the greatest, and a move is visible only once committed,
+        // after every move of a lower position. A generation at SQLite's greatest integer
+        // matches no row to update: the call fails as corrupt, changing nothing, rather than
+        // overflowing.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO generations (user_id, generation, changed_at, seq) \
+             VALUES (?1, 1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM generations)) \
+             ON CONFLICT (user_id) DO UPDATE SET generation = generations.generation + 1, \
+                 changed_at = excluded.changed_at, seq = excluded.seq \
+             WHERE generations.generation < 9223372036854775807 \
+             RETURNING generation, changed_at",
+        )
+        .bind(user)
+        .bind(to_db(at, "generation change time")?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some((value, changed_at)) = row else {
+            return Err(StoreError::Corrupt(
+                "the stored generation cannot move any further".to_owned(),
+            ));
+        };
+        generation(value, changed_at)
+    }
+
+    async fn generation_changes(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<GenerationChange>> {
+        // Beyond SQLite's integers there is no position.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT seq, user_id, generation, changed_at FROM generations \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(seq, user, value, changed_at)| {
+                Ok(GenerationChange {
+                    seq: from_db(seq, "generation feed position")?,
+                    user,
+                    generation: generation(value, changed_at)?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {
@@ -383,12 +446,20 @@ impl FactorStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         // A write that matches no row: it still takes the write lock (waiting on the busy
         // timeout), so a read-only or write-locked database fails it, yet nothing changes.
-        sqlx::query("DELETE FROM token_marks WHERE 0")
+        sqlx::query("DELETE FROM generations WHERE 0")
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// A stored generation.
+fn generation(value: i64, changed_at: i64) -> StoreResult<Generation> {
+    Ok(Generation {
+        value: from_db(value, "generation")?,
+        changed_at: Some(from_db(changed_at, "generation change time")?),
+    })
 }
 
 /// A code set with its expiries converted, checked before any transaction starts.

@@ -28,7 +28,11 @@
 //! `{"secret", "algorithm", "digits", "period"}`, and a backup code a code of kind
 //! `backup_code` that never expires. Version 4 indexes credentials by (kind, id), for
 //! [`credential_by_id`](stepup_store::FactorStore::credential_by_id) and the cross-user check of
-//! [`Enrollment::Many`](stepup_store::Enrollment::Many).
+//! [`Enrollment::Many`](stepup_store::Enrollment::Many). Version 5 replaces the token marks with
+//! each user's [generation](stepup_store::Generation) (a mark `revoked_before = R` became
+//! generation 1 changed at `R - 1`, which voids the same tokens), lets a credential be disabled,
+//! and records the generation of each credential and remembered device (0 for those stored
+//! before).
 //!
 //! # Atomicity and time
 //!

@@ -41,14 +41,17 @@ pub(crate) fn count_from_db(value: i64, what: &str) -> StoreResult<usize> {
 /// The stored status named `name`.
 pub(crate) fn status_from_db(name: &str) -> StoreResult<CredentialStatus> {
     CredentialStatus::from_name(name).ok_or_else(|| {
-        StoreError::Corrupt("stored credential status is neither pending nor active".to_owned())
+        StoreError::Corrupt(
+            "stored credential status is neither pending, active nor disabled".to_owned(),
+        )
     })
 }
 
 /// The columns of `credentials`, in the order of [`CredentialRow`] (a literal, for `concat!`).
 macro_rules! credential_columns {
     () => {
-        "user_id, kind, id, status, label, payload, counter, created_at, last_used_at"
+        "user_id, kind, id, status, label, payload, counter, created_at, last_used_at, \
+         generation"
     };
 }
 pub(crate) use credential_columns;
@@ -64,11 +67,13 @@ pub(crate) type CredentialRow = (
     i64,
     i64,
     Option<i64>,
+    i64,
 );
 
 /// The credential a row of `credentials` holds.
 pub(crate) fn credential(row: CredentialRow) -> StoreResult<Credential> {
-    let (user, kind, id, status, label, payload, counter, created_at, last_used_at) = row;
+    let (user, kind, id, status, label, payload, counter, created_at, last_used_at, generation) =
+        row;
     Ok(Credential {
         user,
         kind,
@@ -81,6 +86,7 @@ pub(crate) fn credential(row: CredentialRow) -> StoreResult<Credential> {
         last_used_at: last_used_at
             .map(|at| from_db(at, "credential last use time"))
             .transpose()?,
+        generation: from_db(generation, "credential generation")?,
     })
 }
 
@@ -88,7 +94,7 @@ pub(crate) fn credential(row: CredentialRow) -> StoreResult<Credential> {
 macro_rules! device_columns {
     () => {
         "id, user_id, token_hash, created_at, last_used_at, expires_at, mfa_at, address, \
-         user_agent"
+         user_agent, generation"
     };
 }
 pub(crate) use device_columns;
@@ -104,12 +110,23 @@ pub(crate) type DeviceRow = (
     i64,
     Option<String>,
     Option<String>,
+    i64,
 );
 
 /// The device a row of `devices` holds.
 pub(crate) fn device(row: DeviceRow) -> StoreResult<DeviceRecord> {
-    let (id, user, token_hash, created_at, last_used_at, expires_at, mfa_at, address, user_agent) =
-        row;
+    let (
+        id,
+        user,
+        token_hash,
+        created_at,
+        last_used_at,
+        expires_at,
+        mfa_at,
+        address,
+        user_agent,
+        generation,
+    ) = row;
     Ok(DeviceRecord {
         id,
         user,
@@ -120,6 +137,7 @@ pub(crate) fn device(row: DeviceRow) -> StoreResult<DeviceRecord> {
         mfa_at: from_db(mfa_at, "device second factor time")?,
         address,
         user_agent,
+        generation: from_db(generation, "device generation")?,
     })
 }
 
@@ -160,7 +178,11 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_others_are_corrupt() {
-        for status in [CredentialStatus::Pending, CredentialStatus::Active] {
+        for status in [
+            CredentialStatus::Pending,
+            CredentialStatus::Active,
+            CredentialStatus::Disabled,
+        ] {
             assert_eq!(status_from_db(status.as_str()).ok(), Some(status));
         }
         assert!(is_corrupt(status_from_db("ACTIVE")));
@@ -178,6 +200,7 @@ mod tests {
             7,
             1,
             Some(2),
+            3,
         )
     }
 
@@ -196,6 +219,7 @@ mod tests {
                 counter: 7,
                 created_at: 1,
                 last_used_at: Some(2),
+                generation: 3,
             })
         );
         let mut row = credential_row();
@@ -209,6 +233,9 @@ mod tests {
         assert!(is_corrupt(credential(row)));
         let mut row = credential_row();
         row.8 = Some(-1);
+        assert!(is_corrupt(credential(row)));
+        let mut row = credential_row();
+        row.9 = -1;
         assert!(is_corrupt(credential(row)));
     }
 

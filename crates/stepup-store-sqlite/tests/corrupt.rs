@@ -8,7 +8,8 @@ use std::time::Duration;
 use stepup_core::clock::ManualClock;
 use stepup_store::{
     AuditRecord, AuditStore, CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus,
-    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, StoreError, StoreResult,
+    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, Generation, StoreError,
+    StoreResult,
 };
 use stepup_store_sqlite::SqliteStore;
 
@@ -49,6 +50,7 @@ fn credential(counter: u64) -> Credential {
         counter,
         created_at: START,
         last_used_at: None,
+        generation: 0,
     }
 }
 
@@ -79,9 +81,10 @@ async fn a_stored_status_out_of_range_is_corrupt() {
     raw(&store, "UPDATE credentials SET status = 'revoked'").await;
     raw(&store, "PRAGMA ignore_check_constraints = OFF").await;
     reads_are_corrupt(&store).await;
-    // Neither pending nor active: it neither activates nor advances.
+    // Neither pending nor active: it neither activates, advances nor is disabled.
     assert!(!store.activate(KEY, 6, None).await.unwrap());
     assert!(!store.advance_counter(KEY, 6, None, START).await.unwrap());
+    assert!(!store.disable_credential(KEY).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -104,6 +107,7 @@ async fn stored_integers_out_of_range_are_corrupt() {
         "UPDATE credentials SET counter = -1",
         "UPDATE credentials SET created_at = -1",
         "UPDATE credentials SET last_used_at = -1",
+        "UPDATE credentials SET generation = -1",
         // Not an integer at all.
         "UPDATE credentials SET counter = 'seven'",
         "UPDATE credentials SET counter = 1.5",
@@ -120,9 +124,16 @@ async fn stored_integers_out_of_range_are_corrupt() {
     assert!(is_corrupt(store.failures("u", "totp").await));
     assert!(is_corrupt(store.record_failure("u", "totp").await));
 
-    store.revoke_tokens_before("u", START).await.unwrap();
-    raw(&store, "UPDATE token_marks SET revoked_before = -1").await;
-    assert!(is_corrupt(store.tokens_revoked_before("u").await));
+    for sql in [
+        "UPDATE generations SET generation = -1",
+        "UPDATE generations SET changed_at = -1",
+    ] {
+        let store = self::store().await;
+        store.advance_generation("u", START).await.unwrap();
+        raw(&store, sql).await;
+        assert!(is_corrupt(store.generation("u").await));
+        assert!(is_corrupt(store.generation_changes(0, 10).await));
+    }
 
     store.increment("k", Duration::from_secs(60)).await.unwrap();
     raw(&store, "UPDATE counters SET count = -5").await;
@@ -204,8 +215,20 @@ async fn values_beyond_sqlite_integers_are_refused_changing_nothing() {
             .is_some()
     );
 
-    assert!(is_corrupt(store.revoke_tokens_before("u", u64::MAX).await));
-    assert_eq!(store.tokens_revoked_before("u").await.unwrap(), None);
+    assert!(is_corrupt(store.advance_generation("u", u64::MAX).await));
+    assert_eq!(store.generation("u").await.unwrap(), Generation::default());
+    assert_eq!(store.generation_changes(0, 10).await.unwrap(), []);
+    assert!(is_corrupt(
+        store
+            .put_pending(
+                Credential {
+                    generation: u64::MAX,
+                    ..credential(0)
+                },
+                Enrollment::OnePerUser,
+            )
+            .await
+    ));
 
     // A TTL reaching beyond SQLite's integers.
     assert!(is_corrupt(
@@ -213,6 +236,28 @@ async fn values_beyond_sqlite_integers_are_refused_changing_nothing() {
     ));
     assert!(is_corrupt(store.increment("c", Duration::MAX).await));
     assert_eq!(store.get("k").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generation_at_the_greatest_integer_is_refused_changing_nothing() {
+    let store = store().await;
+    store.advance_generation("u", START).await.unwrap();
+    raw(
+        &store,
+        "UPDATE generations SET generation = 9223372036854775807",
+    )
+    .await;
+    assert!(is_corrupt(store.advance_generation("u", START + 1).await));
+    assert_eq!(
+        store.generation("u").await.unwrap(),
+        Generation {
+            value: i64::MAX as u64,
+            changed_at: Some(START),
+        }
+    );
+    let feed = store.generation_changes(0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].seq, 1, "the refused move took no position");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -242,6 +287,7 @@ fn device(id: &str, token_hash: &str) -> DeviceRecord {
         mfa_at: START,
         address: None,
         user_agent: None,
+        generation: 0,
     }
 }
 
@@ -259,11 +305,25 @@ async fn corrupt_device_and_audit_rows_are_reported() {
     assert!(is_corrupt(
         store.touch_device("huge", u64::MAX, None, None).await
     ));
+    assert!(is_corrupt(
+        store
+            .insert_device(DeviceRecord {
+                generation: u64::MAX,
+                ..device("huge", "huge-token")
+            })
+            .await
+    ));
     store.insert_device(device("d", "t")).await.unwrap();
     assert_eq!(store.devices("u").await.unwrap(), vec![device("d", "t")]);
     raw(&store, "UPDATE devices SET mfa_at = -1 WHERE id = 'd'").await;
     assert!(is_corrupt(store.device_by_token("t").await));
     assert!(is_corrupt(store.devices("u").await));
+    raw(
+        &store,
+        "UPDATE devices SET mfa_at = 0, generation = -1 WHERE id = 'd'",
+    )
+    .await;
+    assert!(is_corrupt(store.device_by_token("t").await));
 
     let event = AuditRecord {
         id: "e".to_owned(),

@@ -1,6 +1,6 @@
 //! A database written by the TOTP-specific schema (migrations 1 and 2 only) opens with
 //! `SqliteStore::open` and reads back through the factor-generic traits, exactly as migration 3
-//! specifies; re-opening it again changes nothing.
+//! specifies (and as every later one leaves it); re-opening it again changes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ const OLD_MIGRATIONS: [(&str, &str); 2] = [
         include_str!("../migrations/0002_devices_audit.sql"),
     ),
 ];
+
+/// Every version this crate's migrations bring a database to.
+const ALL_VERSIONS: [i64; 5] = [1, 2, 3, 4, 5];
 
 const ALICE_STEP: i64 = 60_000_123;
 
@@ -143,6 +146,7 @@ fn device() -> DeviceRecord {
         mfa_at: START - 101,
         address: Some("192.0.2.1".to_owned()),
         user_agent: Some("old/1.0".to_owned()),
+        generation: 0,
     }
 }
 
@@ -182,7 +186,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
 
     let clock = ManualClock::at_unix(START);
     let store = open(&dir, &clock).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
+    assert_eq!(applied_versions(&store).await, ALL_VERSIONS);
     assert_eq!(
         tables(&store).await,
         [
@@ -194,7 +198,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
             "devices",
             "ephemeral",
             "factor_failures",
-            "token_marks",
+            "generations",
         ],
         "the old tables are dropped"
     );
@@ -218,6 +222,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
             counter: ALICE_STEP as u64,
             created_at: 1_700_000_000,
             last_used_at: None,
+            generation: 0,
         }
     );
 
@@ -299,7 +304,7 @@ async fn an_old_database_is_moved_to_the_generic_schema() {
     store.pool().close().await;
     drop(store);
     let store = open(&dir, &clock).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
+    assert_eq!(applied_versions(&store).await, ALL_VERSIONS);
     let alice_now = store.credential(ALICE_TOTP).await.unwrap().unwrap();
     assert_eq!(alice_now.counter, ALICE_STEP as u64 + 1);
     assert_eq!(alice_now.payload, alice.payload);
@@ -320,7 +325,7 @@ async fn an_empty_old_database_migrates() {
     let dir = tempfile::tempdir().unwrap();
     old_database(&dir).await.close().await;
     let store = open(&dir, &ManualClock::at_unix(START)).await;
-    assert_eq!(applied_versions(&store).await, [1, 2, 3, 4]);
+    assert_eq!(applied_versions(&store).await, ALL_VERSIONS);
     assert!(store.credentials_of_kind("totp").await.unwrap().is_empty());
 }
 

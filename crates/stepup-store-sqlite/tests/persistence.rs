@@ -7,7 +7,7 @@ use std::time::Duration;
 use stepup_core::clock::ManualClock;
 use stepup_store::{
     AuditRecord, AuditStore, CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus,
-    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore,
+    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, Generation,
 };
 use stepup_store_sqlite::SqliteStore;
 use tokio::sync::Barrier;
@@ -41,6 +41,7 @@ fn passkey() -> Credential {
         counter: 0,
         created_at: START,
         last_used_at: None,
+        generation: 2,
     }
 }
 
@@ -63,6 +64,7 @@ fn device() -> DeviceRecord {
         mfa_at: START - 3,
         address: Some("192.0.2.7".to_owned()),
         user_agent: Some("persistence/1.0".to_owned()),
+        generation: 2,
     }
 }
 
@@ -115,10 +117,10 @@ async fn durable_state_survives_reopening_the_file() {
     for _ in 0..3 {
         store.record_failure("alice", "totp").await.unwrap();
     }
-    store
-        .revoke_tokens_before("alice", START + 20)
-        .await
-        .unwrap();
+    for at in [START + 20, START + 30] {
+        store.advance_generation("alice", at).await.unwrap();
+    }
+    store.advance_generation("bob", START + 25).await.unwrap();
     store.insert_device(device()).await.unwrap();
     store.append_audit(event()).await.unwrap();
     assert!(
@@ -159,9 +161,33 @@ async fn durable_state_survives_reopening_the_file() {
     );
     assert_eq!(store.count_codes("alice", "sms").await.unwrap(), 1);
     assert_eq!(store.failures("alice", "totp").await.unwrap(), 3);
+    let alice = Generation {
+        value: 2,
+        changed_at: Some(START + 30),
+    };
+    assert_eq!(store.generation("alice").await.unwrap(), alice);
+    let feed: Vec<(u64, String, Generation)> = store
+        .generation_changes(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|change| (change.seq, change.user, change.generation))
+        .collect();
+    let bob = Generation {
+        value: 1,
+        changed_at: Some(START + 25),
+    };
     assert_eq!(
-        store.tokens_revoked_before("alice").await.unwrap(),
-        Some(START + 20)
+        feed,
+        [(2, "alice".to_owned(), alice), (3, "bob".to_owned(), bob)],
+        "each user once, at the position of the last move"
+    );
+    // The feed goes on where it stopped.
+    store.advance_generation("bob", START + 40).await.unwrap();
+    assert_eq!(
+        store.generation_changes(3, 10).await.unwrap()[0].seq,
+        4,
+        "the next position after re-opening"
     );
     assert_eq!(
         store.device_by_token("token-hash-1").await.unwrap(),
@@ -266,4 +292,33 @@ async fn two_stores_on_one_file_let_exactly_one_caller_win() {
     .await;
     assert_eq!(swapped, 1, "compare-and-swaps from one value");
     assert_eq!(b.get("k").await.unwrap(), Some(b"w".to_vec()));
+
+    let disabled = race_two_stores(&a, &b, |store| async move {
+        store.disable_credential(KEY).await.unwrap()
+    })
+    .await;
+    assert_eq!(disabled, 1, "disablings of one active credential");
+
+    // Every move of a generation counts, each at its own position of the feed.
+    let values = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let moved = race_two_stores(&a, &b, |store| {
+        let values = Arc::clone(&values);
+        async move {
+            let generation = store.advance_generation("alice", START).await.unwrap();
+            values.lock().unwrap().push(generation.value);
+            true
+        }
+    })
+    .await;
+    let mut values = values.lock().unwrap().clone();
+    values.sort_unstable();
+    assert_eq!(values, (1..=moved as u64).collect::<Vec<_>>());
+    assert_eq!(
+        b.generation("alice").await.unwrap().value,
+        moved as u64,
+        "no move lost"
+    );
+    let feed = a.generation_changes(0, 100).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].seq, moved as u64, "one position per move");
 }

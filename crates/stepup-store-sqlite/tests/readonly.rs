@@ -1,6 +1,6 @@
 //! `ping` is a readiness check: a database that answers reads but refuses writes fails it.
 
-use stepup_store::{FactorStore, StoreError};
+use stepup_store::{FactorStore, Generation, StoreError};
 use stepup_store_sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -11,15 +11,18 @@ async fn ping_fails_on_a_read_only_database() {
         .await
         .unwrap();
     store.ping().await.unwrap();
-    store.revoke_tokens_before("u", 10).await.unwrap();
+    store.advance_generation("u", 10).await.unwrap();
     store.pool().close().await;
 
     let read_only = SqliteStore::open(&format!("sqlite://{}?mode=ro", path.display()))
         .await
         .unwrap();
     assert_eq!(
-        read_only.tokens_revoked_before("u").await.unwrap(),
-        Some(10)
+        read_only.generation("u").await.unwrap(),
+        Generation {
+            value: 1,
+            changed_at: Some(10)
+        }
     );
     assert!(matches!(
         read_only.ping().await,
