@@ -13,6 +13,7 @@ impl DeviceStore for PostgresStore {
         let last_used_at = to_db(device.last_used_at, "device last use time")?;
         let expires_at = to_db(device.expires_at, "device expiry")?;
         let mfa_at = to_db(device.mfa_at, "device second factor time")?;
+        let generation = to_db(device.generation, "device generation")?;
         let mut tx = self.begin().await?;
         // The user's expired devices go first (an expired device is absent anyway). Concurrent
         // inserts for the user may both try to delete one: the second waits and finds it gone.
@@ -26,7 +27,8 @@ impl DeviceStore for PostgresStore {
         // inserts of the same one); dropping the transaction rolls the deletion back.
         sqlx::query(
             "INSERT INTO devices (id, user_id, token_hash, created_at, last_used_at, expires_at, \
-             mfa_at, address, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             mfa_at, address, user_agent, generation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&device.id)
         .bind(&device.user)
@@ -37,6 +39,7 @@ impl DeviceStore for PostgresStore {
         .bind(mfa_at)
         .bind(&device.address)
         .bind(&device.user_agent)
+        .bind(generation)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -1,11 +1,12 @@
-//! [`FactorStore`] on PostgreSQL: `credentials`, `codes`, `factor_failures` and `token_marks`.
+//! [`FactorStore`] on PostgreSQL: `credentials`, `codes`, `factor_failures` and `generations`
+//! (with the sequence `generation_seq`, the positions of the feed).
 
 use std::collections::HashMap;
 
 use sqlx::{Executor, Postgres, Transaction};
 use stepup_store::{
-    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, StoreError,
-    StoreResult, async_trait,
+    CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore, Generation,
+    GenerationChange, StoreError, StoreResult, async_trait,
 };
 
 use crate::rows::{self, CredentialRow, credential_columns, from_db, to_db, to_db_opt};
@@ -22,6 +23,7 @@ struct NewCredential<'a> {
     counter: i64,
     created_at: i64,
     last_used_at: Option<i64>,
+    generation: i64,
 }
 
 impl<'a> NewCredential<'a> {
@@ -31,6 +33,7 @@ impl<'a> NewCredential<'a> {
             counter: to_db(credential.counter, "credential counter")?,
             created_at: to_db(credential.created_at, "credential creation time")?,
             last_used_at: to_db_opt(credential.last_used_at, "credential last use time")?,
+            generation: to_db(credential.generation, "credential generation")?,
         })
     }
 
@@ -46,9 +49,9 @@ impl<'a> NewCredential<'a> {
         // A key conflict can only come from a one-per-user enrollment of the same user, kind and
         // id (which takes another lock) committing meanwhile: the call is then refused as well.
         let result = sqlx::query(
-            "INSERT INTO credentials \
-             (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
-             SELECT $1, $2, $3, 'pending', $4, $5, $6, $7, $8 \
+            "INSERT INTO credentials (user_id, kind, id, status, label, payload, counter, \
+             created_at, last_used_at, generation) \
+             SELECT $1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9 \
              WHERE NOT EXISTS (SELECT 1 FROM credentials WHERE kind = $2 AND id = $3) \
              ON CONFLICT (user_id, kind, id) DO NOTHING",
         )
@@ -60,6 +63,7 @@ impl<'a> NewCredential<'a> {
         .bind(self.counter)
         .bind(self.created_at)
         .bind(self.last_used_at)
+        .bind(self.generation)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -73,9 +77,9 @@ impl<'a> NewCredential<'a> {
     ) -> StoreResult<bool> {
         let credential = self.credential;
         let result = sqlx::query(
-            "INSERT INTO credentials \
-             (user_id, kind, id, status, label, payload, counter, created_at, last_used_at) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8) \
+            "INSERT INTO credentials (user_id, kind, id, status, label, payload, counter, \
+             created_at, last_used_at, generation) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (user_id, kind, id) DO NOTHING",
         )
         .bind(&credential.user)
@@ -86,6 +90,7 @@ impl<'a> NewCredential<'a> {
         .bind(self.counter)
         .bind(self.created_at)
         .bind(self.last_used_at)
+        .bind(self.generation)
         .execute(executor)
         .await
         .map_err(db_error)?;
@@ -204,13 +209,14 @@ impl PostgresStore {
         Ok(true)
     }
 
-    /// [`Enrollment::OnePerUser`]: replaces the user's pending credentials of the kind, refused
-    /// while an active one exists, in one transaction.
+    /// [`Enrollment::OnePerUser`]: replaces the user's other credentials of the kind, refused
+    /// while an active one of the new credential's generation exists, in one transaction.
     ///
     /// Two locks make it race-safe under `READ COMMITTED`: an advisory lock on (user, kind) makes
     /// concurrent one-per-user enrollments take turns (a row another one is inserting is invisible,
     /// so it could not be locked), and `FOR UPDATE` on the kind's rows waits for a concurrent
-    /// activation and reads its outcome, so a credential activated meanwhile refuses the call.
+    /// activation (or disabling) and reads its outcome, so a credential activated meanwhile
+    /// refuses the call.
     async fn put_only_pending(&self, new: NewCredential<'_>) -> StoreResult<bool> {
         let credential = new.credential;
         let mut tx = self.begin().await?;
@@ -223,26 +229,30 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let statuses: Vec<String> = sqlx::query_scalar(
-            "SELECT status FROM credentials WHERE user_id = $1 AND kind = $2 FOR UPDATE",
+        let stored: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, generation FROM credentials WHERE user_id = $1 AND kind = $2 \
+             FOR UPDATE",
         )
         .bind(&credential.user)
         .bind(&credential.kind)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        for name in &statuses {
-            if rows::status(name)? == CredentialStatus::Active {
+        for (name, generation) in &stored {
+            if rows::status(name)? == CredentialStatus::Active && *generation == new.generation {
                 tx.rollback().await.map_err(db_error)?;
                 return Ok(false);
             }
         }
-        // Every row of the kind seen is pending and locked by this transaction.
+        // Every row of the kind seen is locked by this transaction, and none holds the place:
+        // pending ones, and those of another generation, active or not, are replaced.
         sqlx::query(
-            "DELETE FROM credentials WHERE user_id = $1 AND kind = $2 AND status = 'pending'",
+            "DELETE FROM credentials WHERE user_id = $1 AND kind = $2 \
+             AND NOT (status = 'active' AND generation = $3)",
         )
         .bind(&credential.user)
         .bind(&credential.kind)
+        .bind(new.generation)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -414,6 +424,21 @@ impl FactorStore for PostgresStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn disable_credential(&self, key: CredentialRef<'_>) -> StoreResult<bool> {
+        // Concurrent callers wait on the row's lock and re-check the status: one changes it.
+        let result = sqlx::query(
+            "UPDATE credentials SET status = 'disabled' \
+             WHERE user_id = $1 AND kind = $2 AND id = $3 AND status = 'active'",
+        )
+        .bind(key.user)
+        .bind(key.kind)
+        .bind(key.id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn set_label(&self, key: CredentialRef<'_>, label: Option<&str>) -> StoreResult<bool> {
         let result = sqlx::query(
             "UPDATE credentials SET label = $4 WHERE user_id = $1 AND kind = $2 AND id = $3",
@@ -527,34 +552,90 @@ impl FactorStore for PostgresStore {
         Ok(())
     }
 
-    async fn revoke_tokens_before(&self, user: &str, at: u64) -> StoreResult<()> {
-        // The mark only moves forward: an earlier `at` leaves the row alone.
-        sqlx::query(
-            "INSERT INTO token_marks (user_id, revoked_before) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET revoked_before = excluded.revoked_before \
-             WHERE token_marks.revoked_before < excluded.revoked_before",
-        )
-        .bind(user)
-        .bind(to_db(at, "token revocation time")?)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn tokens_revoked_before(&self, user: &str) -> StoreResult<Option<u64>> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT revoked_before FROM token_marks WHERE user_id = $1")
+    async fn generation(&self, user: &str) -> StoreResult<Generation> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT generation, changed_at FROM generations WHERE user_id = $1")
                 .bind(user)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        at.map(|at| from_db(at, "token revocation time"))
-            .transpose()
+        row.map_or(Ok(Generation::default()), |(value, changed_at)| {
+            rows::generation(value, changed_at)
+        })
+    }
+
+    async fn advance_generation(&self, user: &str, at: u64) -> StoreResult<Generation> {
+        let at = to_db(at, "generation change time")?;
+        let mut tx = self.begin().await?;
+        // Every move of this schema's generations takes its turn before taking its position, and
+        // holds the lock until it is committed (and visible): positions are handed out, and
+        // become visible, in order. Without it, a move could take position 5, another 6, and 6
+        // commit first: a reader resuming after 6 would never see 5.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext('stepup_store.generations/' || \
+             current_schema()), 0)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        // A generation at PostgreSQL's greatest integer matches no row to update: the call fails
+        // as corrupt, changing nothing (the position it drew is skipped, as a rolled-back move's).
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO generations (user_id, generation, changed_at, seq) \
+             VALUES ($1, 1, $2, nextval('generation_seq')) \
+             ON CONFLICT (user_id) DO UPDATE SET generation = generations.generation + 1, \
+                 changed_at = excluded.changed_at, seq = excluded.seq \
+             WHERE generations.generation < 9223372036854775807 \
+             RETURNING generation, changed_at",
+        )
+        .bind(user)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some((value, changed_at)) = row else {
+            tx.rollback().await.map_err(db_error)?;
+            return Err(StoreError::Corrupt(
+                "the stored generation cannot move any further".to_owned(),
+            ));
+        };
+        tx.commit().await.map_err(db_error)?;
+        rows::generation(value, changed_at)
+    }
+
+    async fn generation_changes(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<GenerationChange>> {
+        // Beyond PostgreSQL's integers there is no position.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT seq, user_id, generation, changed_at FROM generations \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found
+            .into_iter()
+            .map(|(seq, user, value, changed_at)| {
+                Ok(GenerationChange {
+                    seq: from_db(seq, "generation feed position")?,
+                    user,
+                    generation: rows::generation(value, changed_at)?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_user_factors(&self, user: &str) -> StoreResult<()> {
-        // One transaction, so one atomic step; the token mark stays. Credentials are locked before
+        // One transaction, so one atomic step; the generation stays. Credentials are locked before
         // codes, the order an activation takes them in, so the two cannot deadlock.
         let mut tx = self.begin().await?;
         for statement in [

@@ -25,7 +25,10 @@
 //! device, deleting a user's factors) are one transaction, serialised where needed by a row lock
 //! or a transaction-scoped advisory lock (`pg_advisory_xact_lock` on a hash of the user and kind,
 //! or of the kind and credential id), correct under `READ COMMITTED` (PostgreSQL's default; this
-//! crate's transactions and pools ask for it explicitly).
+//! crate's transactions and pools ask for it explicitly). Moves of the users' generations take
+//! turns on one advisory lock per schema, held until each commits, so they take their feed
+//! positions, and become visible, in order: a reader resuming after the last position it saw
+//! misses none.
 //!
 //! # Time
 //!
@@ -70,10 +73,15 @@ const MAX_CONNECTIONS: u32 = 10;
 ///
 /// Opening applies this crate's embedded migrations, tracked in their own table
 /// (`_stepup_store_migrations`) so the application's own sqlx migrations (in `_sqlx_migrations`)
-/// can share the database. The tables (`credentials`, `codes`, `factor_failures`, `token_marks`,
-/// `ephemeral`, `counters`, `devices`, `audit_events`) are created in the first schema of the
-/// connections' `search_path` (`public` by default); [`open_in_schema`](Self::open_in_schema) keeps
-/// them in a schema of their own.
+/// can share the database. The tables (`credentials`, `codes`, `factor_failures`, `generations`,
+/// `ephemeral`, `counters`, `devices`, `audit_events`) and the sequence `generation_seq` are
+/// created in the first schema of the connections' `search_path` (`public` by default);
+/// [`open_in_schema`](Self::open_in_schema) keeps them in a schema of their own.
+///
+/// Migration 3 replaced the token marks of earlier versions with each user's
+/// [generation](stepup_store::Generation): a mark `revoked_before = R` became generation 1 changed
+/// at `R - 1`, which voids the same tokens; credentials and devices stored before it are of
+/// generation 0.
 ///
 /// Clones share the same connection pool. See the [crate documentation](crate) for the atomicity
 /// and expiry guarantees.

@@ -4,7 +4,7 @@
 //! negative stored integer (or an unknown status) is corrupt data, reported, never a panic.
 
 use stepup_store::{
-    AuditRecord, Credential, CredentialStatus, DeviceRecord, StoreError, StoreResult,
+    AuditRecord, Credential, CredentialStatus, DeviceRecord, Generation, StoreError, StoreResult,
 };
 
 /// A `u64` as stored.
@@ -30,14 +30,17 @@ pub(crate) fn count(value: i64, what: &str) -> StoreResult<usize> {
 /// A stored credential status.
 pub(crate) fn status(name: &str) -> StoreResult<CredentialStatus> {
     CredentialStatus::from_name(name).ok_or_else(|| {
-        StoreError::Corrupt("stored credential status is neither pending nor active".to_owned())
+        StoreError::Corrupt(
+            "stored credential status is neither pending, active nor disabled".to_owned(),
+        )
     })
 }
 
 /// The columns of a credential, in the order of [`CredentialRow`] (a literal, for `concat!`).
 macro_rules! credential_columns {
     () => {
-        "user_id, kind, id, status, label, payload, counter, created_at, last_used_at"
+        "user_id, kind, id, status, label, payload, counter, created_at, last_used_at, \
+         generation"
     };
 }
 pub(crate) use credential_columns;
@@ -45,7 +48,8 @@ pub(crate) use credential_columns;
 /// The columns of a device, in the order of [`DeviceRow`] (a literal, for `concat!`).
 macro_rules! device_columns {
     () => {
-        "id, user_id, token_hash, created_at, last_used_at, expires_at, mfa_at, address, user_agent"
+        "id, user_id, token_hash, created_at, last_used_at, expires_at, mfa_at, address, \
+         user_agent, generation"
     };
 }
 pub(crate) use device_columns;
@@ -61,11 +65,23 @@ pub(crate) type CredentialRow = (
     i64,
     i64,
     Option<i64>,
+    i64,
 );
 
 /// A credential read back.
 pub(crate) fn credential(row: CredentialRow) -> StoreResult<Credential> {
-    let (user, kind, id, status_name, label, payload, counter, created_at, last_used_at) = row;
+    let (
+        user,
+        kind,
+        id,
+        status_name,
+        label,
+        payload,
+        counter,
+        created_at,
+        last_used_at,
+        generation,
+    ) = row;
     Ok(Credential {
         user,
         kind,
@@ -78,6 +94,7 @@ pub(crate) fn credential(row: CredentialRow) -> StoreResult<Credential> {
         last_used_at: last_used_at
             .map(|at| from_db(at, "credential last use time"))
             .transpose()?,
+        generation: from_db(generation, "credential generation")?,
     })
 }
 
@@ -92,12 +109,23 @@ pub(crate) type DeviceRow = (
     i64,
     Option<String>,
     Option<String>,
+    i64,
 );
 
 /// A remembered device read back.
 pub(crate) fn device(row: DeviceRow) -> StoreResult<DeviceRecord> {
-    let (id, user, token_hash, created_at, last_used_at, expires_at, mfa_at, address, user_agent) =
-        row;
+    let (
+        id,
+        user,
+        token_hash,
+        created_at,
+        last_used_at,
+        expires_at,
+        mfa_at,
+        address,
+        user_agent,
+        generation,
+    ) = row;
     Ok(DeviceRecord {
         id,
         user,
@@ -108,6 +136,15 @@ pub(crate) fn device(row: DeviceRow) -> StoreResult<DeviceRecord> {
         mfa_at: from_db(mfa_at, "device second factor time")?,
         address,
         user_agent,
+        generation: from_db(generation, "device generation")?,
+    })
+}
+
+/// A stored generation.
+pub(crate) fn generation(value: i64, changed_at: i64) -> StoreResult<Generation> {
+    Ok(Generation {
+        value: from_db(value, "generation")?,
+        changed_at: Some(from_db(changed_at, "generation change time")?),
     })
 }
 
@@ -147,6 +184,7 @@ mod tests {
     fn unknown_statuses_are_corrupt() {
         assert_eq!(status("active").ok(), Some(CredentialStatus::Active));
         assert_eq!(status("pending").ok(), Some(CredentialStatus::Pending));
+        assert_eq!(status("disabled").ok(), Some(CredentialStatus::Disabled));
         assert!(matches!(status("revoked"), Err(StoreError::Corrupt(_))));
     }
 }

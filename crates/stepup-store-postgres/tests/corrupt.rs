@@ -10,7 +10,8 @@ use std::time::Duration;
 use stepup_core::clock::ManualClock;
 use stepup_store::{
     AuditRecord, AuditStore, CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus,
-    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, StoreError, StoreResult,
+    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, Generation, StoreError,
+    StoreResult,
 };
 use stepup_store_postgres::PostgresStore;
 use support::TestSchema;
@@ -39,6 +40,7 @@ fn credential(id: &str) -> Credential {
         counter: 0,
         created_at: START,
         last_used_at: None,
+        generation: 0,
     }
 }
 
@@ -103,10 +105,38 @@ async fn corrupt_factor_rows_are_reported() {
 
     raw(
         &store,
-        "INSERT INTO token_marks (user_id, revoked_before) VALUES ('u', -1)",
+        "INSERT INTO generations (user_id, generation, changed_at, seq) VALUES ('u', 1, -1, 1)",
     )
     .await;
-    assert!(is_corrupt(store.tokens_revoked_before("u").await));
+    assert!(is_corrupt(store.generation("u").await));
+    assert!(is_corrupt(store.generation_changes(0, 10).await));
+    raw(
+        &store,
+        "UPDATE generations SET generation = -1, changed_at = 0",
+    )
+    .await;
+    assert!(is_corrupt(store.generation("u").await));
+    raw(&store, "UPDATE generations SET generation = 1").await;
+    assert_eq!(
+        store.generation("u").await.unwrap(),
+        Generation {
+            value: 1,
+            changed_at: Some(0)
+        }
+    );
+
+    assert!(
+        store
+            .put_pending(credential("g"), Enrollment::Many)
+            .await
+            .unwrap()
+    );
+    raw(
+        &store,
+        "UPDATE credentials SET generation = -1 WHERE id = 'g'",
+    )
+    .await;
+    assert!(is_corrupt(store.credential(key("g")).await));
     schema.drop_schema().await;
 }
 
@@ -147,7 +177,17 @@ async fn values_beyond_postgres_integers_are_refused_changing_nothing() {
     );
     assert!(is_corrupt(store.replace_codes("u", codes).await));
     assert_eq!(store.count_codes("u", "backup_code").await.unwrap(), 0);
-    assert!(is_corrupt(store.revoke_tokens_before("u", u64::MAX).await));
+    assert!(is_corrupt(store.advance_generation("u", u64::MAX).await));
+    assert_eq!(store.generation("u").await.unwrap(), Generation::default());
+    assert_eq!(store.generation_changes(0, 10).await.unwrap(), []);
+    let stale = Credential {
+        generation: u64::MAX,
+        ..credential("g")
+    };
+    assert!(is_corrupt(
+        store.put_pending(stale, Enrollment::OnePerUser).await
+    ));
+    assert_eq!(store.credential(key("g")).await.unwrap(), None);
     assert!(is_corrupt(
         store
             .insert_if_absent("k", b"v", Duration::from_secs(u64::MAX))
@@ -180,11 +220,28 @@ async fn corrupt_ephemeral_device_and_audit_rows_are_reported() {
         mfa_at: START,
         address: None,
         user_agent: None,
+        generation: 0,
     };
+    assert!(is_corrupt(
+        store
+            .insert_device(DeviceRecord {
+                id: "huge".to_owned(),
+                token_hash: "huge-token".to_owned(),
+                generation: u64::MAX,
+                ..device.clone()
+            })
+            .await
+    ));
     store.insert_device(device).await.unwrap();
     raw(&store, "UPDATE devices SET mfa_at = -1 WHERE id = 'd'").await;
     assert!(is_corrupt(store.device_by_token("t").await));
     assert!(is_corrupt(store.devices("u").await));
+    raw(
+        &store,
+        "UPDATE devices SET mfa_at = 0, generation = -1 WHERE id = 'd'",
+    )
+    .await;
+    assert!(is_corrupt(store.device_by_token("t").await));
 
     let event = AuditRecord {
         id: "e".to_owned(),
@@ -196,5 +253,30 @@ async fn corrupt_ephemeral_device_and_audit_rows_are_reported() {
     store.append_audit(event).await.unwrap();
     raw(&store, "UPDATE audit_events SET at = -5 WHERE id = 'e'").await;
     assert!(is_corrupt(store.audit_events("u", 10).await));
+    schema.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_generation_at_the_greatest_integer_is_refused_changing_nothing() {
+    let Some((schema, store)) = store().await else {
+        return;
+    };
+    store.advance_generation("u", START).await.unwrap();
+    raw(
+        &store,
+        "UPDATE generations SET generation = 9223372036854775807",
+    )
+    .await;
+    assert!(is_corrupt(store.advance_generation("u", START + 1).await));
+    assert_eq!(
+        store.generation("u").await.unwrap(),
+        Generation {
+            value: i64::MAX as u64,
+            changed_at: Some(START),
+        }
+    );
+    let feed = store.generation_changes(0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].seq, 1, "the refused move changed no position");
     schema.drop_schema().await;
 }

@@ -9,12 +9,15 @@ use std::time::Duration;
 use stepup_core::clock::{ManualClock, SharedClock};
 use stepup_store::{
     AuditRecord, AuditStore, CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus,
-    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore,
+    DeviceRecord, DeviceStore, Enrollment, EphemeralStore, FactorStore, Generation,
 };
 use stepup_store_postgres::PostgresStore;
 use support::TestSchema;
 
 const START: u64 = 1_800_000_000;
+
+/// How many migrations this crate embeds.
+const MIGRATIONS: i64 = 3;
 
 fn clock() -> SharedClock {
     Arc::new(ManualClock::at_unix(START))
@@ -31,6 +34,7 @@ fn credential(user: &str) -> Credential {
         counter: 0,
         created_at: START,
         last_used_at: None,
+        generation: 4,
     }
 }
 
@@ -71,6 +75,7 @@ fn device() -> DeviceRecord {
         mfa_at: START,
         address: Some("192.0.2.1".to_owned()),
         user_agent: None,
+        generation: 4,
     }
 }
 
@@ -98,7 +103,7 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
         return;
     };
     let first = schema.store(clock()).await;
-    assert_eq!(applied_migrations(&first).await, 2);
+    assert_eq!(applied_migrations(&first).await, MIGRATIONS);
     assert!(
         first
             .put_pending(credential("alice"), Enrollment::OnePerUser)
@@ -112,7 +117,8 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
             .unwrap()
     );
     assert_eq!(first.record_failure("alice", "totp").await.unwrap(), 1);
-    first.revoke_tokens_before("alice", START).await.unwrap();
+    first.advance_generation("alice", START).await.unwrap();
+    first.advance_generation("bob", START + 1).await.unwrap();
     first.insert_device(device()).await.unwrap();
     first.append_audit(event()).await.unwrap();
     let ttl = Duration::from_secs(60);
@@ -122,7 +128,7 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
 
     // A new pool on the same schema: from_pool runs the migrations again, changing nothing.
     let second = schema.store(clock()).await;
-    assert_eq!(applied_migrations(&second).await, 2);
+    assert_eq!(applied_migrations(&second).await, MIGRATIONS);
     let stored = second.credential(key("alice")).await.unwrap().unwrap();
     assert_eq!(
         stored,
@@ -143,9 +149,22 @@ async fn state_survives_a_new_pool_and_migrations_rerun_as_a_no_op() {
     );
     assert_eq!(second.failures("alice", "totp").await.unwrap(), 1);
     assert_eq!(
-        second.tokens_revoked_before("alice").await.unwrap(),
-        Some(START)
+        second.generation("alice").await.unwrap(),
+        Generation {
+            value: 1,
+            changed_at: Some(START)
+        }
     );
+    // The feed goes on where it stopped.
+    second.advance_generation("alice", START + 2).await.unwrap();
+    let feed: Vec<(u64, String, u64)> = second
+        .generation_changes(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|change| (change.seq, change.user, change.generation.value))
+        .collect();
+    assert_eq!(feed, [(2, "bob".to_owned(), 1), (3, "alice".to_owned(), 2)]);
     assert_eq!(
         second.device_by_token("token-hash").await.unwrap(),
         Some(device())
@@ -240,7 +259,7 @@ async fn concurrent_opens_of_a_new_schema_all_succeed() {
     for open in opens {
         stores.push(open.await.unwrap().unwrap());
     }
-    assert_eq!(applied_migrations(&stores[0]).await, 2);
+    assert_eq!(applied_migrations(&stores[0]).await, MIGRATIONS);
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{name}\" CASCADE"
     )))

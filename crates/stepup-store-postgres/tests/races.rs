@@ -62,6 +62,7 @@ fn totp(id: &str) -> Credential {
         counter: 0,
         created_at: START,
         last_used_at: None,
+        generation: 0,
     }
 }
 
@@ -240,6 +241,7 @@ async fn concurrent_devices_of_one_user_are_all_remembered() {
             mfa_at: START,
             address: None,
             user_agent: None,
+            generation: 0,
         };
         store.insert_device(device).await
     })

@@ -374,7 +374,8 @@ impl FactorStore for SqliteStore {
         // One statement, so one step under the write lock, which serialises every move: the next
         // position is one more than the greatest, and a move is visible only once committed,
         // after every move of a lower position. A generation at SQLite's greatest integer
-        // matches no row to update, and the call fails rather than wrapping.
+        // matches no row to update: the call fails as corrupt, changing nothing, rather than
+        // overflowing.
         let row: Option<(i64, i64)> = sqlx::query_as(
             "INSERT INTO generations (user_id, generation, changed_at, seq) \
              VALUES (?1, 1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM generations)) \
