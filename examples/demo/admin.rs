@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use stepup::{ApiError, AuthContext, RequireAcr, StepUp};
+use stepup::routes::ApiError;
+use stepup::{AuthContext, RequireAcr, StepUp};
 
 /// How recent an administrator's phishing-resistant login must be to reset another user.
 pub(crate) const ADMIN_MAX_AGE: Duration = Duration::from_secs(300);
@@ -48,7 +49,7 @@ pub(crate) fn routes(stepup: &StepUp, admins: Admins) -> Router {
     Router::new()
         .route(
             "/api/admin/users/{user}/mfa/reset",
-            post(stepup::admin_reset)
+            post(stepup::routes::admin_reset)
                 .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
                     admins,
                     only_admins,

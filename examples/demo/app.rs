@@ -1,5 +1,6 @@
-//! The demo application: its own users table and handlers, plus stepup's drop-in routes. Shared by
-//! `main.rs` and the end-to-end tests.
+//! The demo application: its own users table and handlers, stepup with every factor, its
+//! drop-in routes, and the page. `main.rs` builds it from the environment ([`build`]); the demo's
+//! own tests (the page in Chromium, two processes, faults) build it from [`Settings`].
 
 use std::time::Duration;
 
@@ -14,9 +15,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use stepup::clock::SharedClock;
+use stepup::mfa::email::Email;
+use stepup::mfa::sms::{Sms, SmsProvider};
+use stepup::mfa::totp::{Totp, TotpConfig};
+use stepup::mfa::webauthn::{RelyingParty, Webauthn};
+use stepup::mfa::PasswordCheckFailed;
+use stepup::routes::{ApiError, JsonBody, OAuthClient};
 use stepup::{
-    ApiError, AuthContext, JsonBody, JwtIssuer, Keyring, OAuthClient, PasswordCheck,
-    PasswordCheckFailed, RequireAcr, RequireMfa, SharedClock, StepUp, TotpConfig,
+    AuthContext, JwtIssuer, Keyring, PasswordCheck, RequireAcr, RequireMfa, StepUp, Stores,
 };
 
 // Beside this file; the paths also hold when the tests include this module.
@@ -88,7 +95,10 @@ pub(crate) enum Database {
 
 impl Database {
     /// Opens `url`: `postgres://…` or `postgresql://…` for PostgreSQL, anything else SQLite.
-    pub(crate) async fn open(url: &str, clock: SharedClock) -> Result<Self, stepup::StoreError> {
+    pub(crate) async fn open(
+        url: &str,
+        clock: SharedClock,
+    ) -> Result<Self, stepup::store::StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let store = stepup_store_postgres::PostgresStore::open_with_clock(url, clock).await?;
             Ok(Self::Postgres(store))
@@ -100,113 +110,87 @@ impl Database {
     }
 }
 
-/// Where the demo is reached when `STEPUP_PUBLIC_URL` is not set: the WebAuthn origin, whose
-/// host is the `rp_id`.
-#[allow(dead_code)] // `main.rs` derives its default from `STEPUP_ADDR`; the tests use this one.
+/// Where browsers reach the demo by default: the WebAuthn origin, whose host is the `rp_id`.
 pub(crate) const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 /// How recent a phishing-resistant login must be to open the vault.
 pub(crate) const VAULT_MAX_AGE: Duration = Duration::from_secs(300);
 
-/// The whole demo over an opened store, reached at [`DEFAULT_PUBLIC_URL`].
-#[allow(dead_code)] // The tests' entry; `main.rs` calls `router_at`.
-pub(crate) async fn router(
-    database: impl Into<Backends>,
-    secrets: &Secrets,
-    client: OAuthClient,
-    clock: SharedClock,
-) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    router_at(database, secrets, client, clock, DEFAULT_PUBLIC_URL).await
-}
-
 /// The WebAuthn relying party of a demo reached at `public_url`: that one origin, its host the
 /// `rp_id` (browsers refuse IP-address origins: open the demo at `localhost`).
-pub(crate) fn relying_party(
-    public_url: &str,
-) -> Result<stepup::mfa::RelyingParty, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) fn relying_party(public_url: &str) -> Result<RelyingParty, BoxError> {
     let url = url::Url::parse(public_url)
         .map_err(|error| format!("STEPUP_PUBLIC_URL is not a URL: {error}"))?;
     let host = url
         .host_str()
         .ok_or("STEPUP_PUBLIC_URL has no host")?
         .to_owned();
-    Ok(stepup::mfa::RelyingParty::new(&host, public_url)
+    Ok(RelyingParty::new(&host, public_url)
         .map_err(|error| format!("STEPUP_PUBLIC_URL cannot be a WebAuthn origin: {error}"))?)
 }
 
-/// Where the demo keeps its state: the database, and optionally Redis for the ephemeral state
-/// (challenges, `mfa_token`s, authorization codes, counters) of several instances.
-pub(crate) struct Backends {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything the demo is built from; `main.rs` reads it from the environment, the tests build
+/// one directly.
+pub(crate) struct Settings {
+    /// stepup's store and the users table.
     pub(crate) database: Database,
+    /// Redis for the ephemeral state (challenges, codes, counters) of several instances.
     pub(crate) redis: Option<stepup_store_redis::RedisStore>,
-    /// Where the SMS and mail outboxes go when their variables are unset (default: beside the
-    /// SQLite file, or the working directory for PostgreSQL).
+    /// The keys.
+    pub(crate) secrets: Secrets,
+    /// The registered OAuth client.
+    pub(crate) client: OAuthClient,
+    /// Where browsers reach the demo: the WebAuthn origin.
+    pub(crate) public_url: String,
+    /// SMS delivery; `None` for the outbox file.
+    pub(crate) sms: Option<SmsProvider>,
+    /// Where the outboxes go (`None`: beside the SQLite file, or the working directory).
     pub(crate) outbox_dir: Option<std::path::PathBuf>,
+    /// Who may reset another user's factors.
+    pub(crate) admins: Admins,
+    /// The reverse proxies believed for client addresses.
+    pub(crate) trusted_proxies: stepup::middleware::TrustedProxies,
+    /// Whether the page shows the development outboxes.
+    pub(crate) dev_panel: bool,
+    /// The clock of everything.
+    pub(crate) clock: SharedClock,
 }
 
-impl From<Database> for Backends {
-    fn from(database: Database) -> Self {
+impl Settings {
+    /// Settings for `database` with the given keys and clock, everything else by default.
+    pub(crate) fn new(database: Database, secrets: Secrets, clock: SharedClock) -> Self {
         Self {
             database,
             redis: None,
+            secrets,
+            client: demo_client("demo", "http://localhost:3000/callback"),
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            sms: None,
             outbox_dir: None,
+            admins: Admins::default(),
+            trusted_proxies: stepup::middleware::TrustedProxies::none(),
+            dev_panel: true,
+            clock,
         }
     }
 }
 
-/// The stores of one durable backend, with its ephemeral state in Redis when given.
-fn stores_of<S: stepup::Store + Clone>(
-    store: S,
-    redis: Option<stepup_store_redis::RedisStore>,
-) -> stepup::Stores {
-    let mut stores = stepup::Stores::shared(store);
-    if let Some(redis) = redis {
-        stores.ephemeral = std::sync::Arc::new(redis);
-    }
-    stores
-}
-
-/// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin).
-#[allow(dead_code)] // `main.rs` calls `router_with_sms`.
-pub(crate) async fn router_at(
-    backends: impl Into<Backends>,
-    secrets: &Secrets,
-    client: OAuthClient,
-    clock: SharedClock,
-    public_url: &str,
-) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    router_with_sms(backends, secrets, client, clock, public_url, None).await
-}
-
-/// The whole demo over opened stores, reached at `public_url` (the WebAuthn origin), its SMS
-/// delivered by `sms` (`None`: appended to the outbox file beside the database,
-/// `<database>.sms.jsonl`), its administrators those of `STEPUP_ADMINS`.
-pub(crate) async fn router_with_sms(
-    backends: impl Into<Backends>,
-    secrets: &Secrets,
-    client: OAuthClient,
-    clock: SharedClock,
-    public_url: &str,
-    sms: Option<stepup::mfa::SmsProvider>,
-) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let admins = Admins::from_env();
-    router_with_admins(backends, secrets, client, clock, public_url, sms, admins).await
-}
-
-/// [`router_with_sms`] with the given administrators.
-pub(crate) async fn router_with_admins(
-    backends: impl Into<Backends>,
-    secrets: &Secrets,
-    client: OAuthClient,
-    clock: SharedClock,
-    public_url: &str,
-    sms: Option<stepup::mfa::SmsProvider>,
-    admins: Admins,
-) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let Backends {
+/// The whole demo: its users, stepup with every factor, its own routes and the page.
+pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
+    let Settings {
         database,
         redis,
+        secrets,
+        client,
+        public_url,
+        sms,
         outbox_dir,
-    } = backends.into();
+        admins,
+        trusted_proxies,
+        dev_panel,
+        clock,
+    } = settings;
     let (sms_outbox, mail_outbox) = match &outbox_dir {
         Some(dir) => (dir.join("demo.sms.jsonl"), dir.join("demo.mail.jsonl")),
         None => (
@@ -217,66 +201,72 @@ pub(crate) async fn router_with_admins(
     let mut outboxes = web::Outboxes::default();
     let sms = sms.unwrap_or_else(|| {
         outboxes.sms = Some(sms_outbox.clone());
-        stepup::mfa::SmsProvider::sender(SmsOutbox::new(sms_outbox, clock.clone()))
+        SmsProvider::sender(SmsOutbox::new(sms_outbox, clock.clone()))
     });
     let (mailer, mail_outbox) = demo_mailer(mail_outbox, clock.clone())?;
     outboxes.mail = mail_outbox;
-    // The page's development panel shows the outboxes; `STEPUP_DEV_PANEL=off` hides them.
-    let outboxes = outboxes.unless_turned_off(std::env::var("STEPUP_DEV_PANEL").ok().as_deref());
-    let (table, builder) = match database {
-        Database::Sqlite(store) => (
-            UserTable::Sqlite(store.pool().clone()),
-            StepUp::builder().stores(stores_of(store, redis.clone())),
-        ),
+    if !dev_panel {
+        outboxes = web::Outboxes::default();
+    }
+    let (table, stores) = match database {
+        Database::Sqlite(store) => (UserTable::Sqlite(store.pool().clone()), Stores::shared(store)),
         Database::Postgres(store) => (
             UserTable::Postgres(store.pool().clone()),
-            StepUp::builder().stores(stores_of(store, redis.clone())),
+            Stores::shared(store),
         ),
     };
+    let stores = match redis.clone() {
+        Some(redis) => stores.with_ephemeral(redis),
+        None => stores,
+    };
     table.create().await?;
-    let kdf = stepup::KdfPool::default();
+    let kdf = stepup::mfa::KdfPool::default();
     let users = Users {
         table,
         kdf: kdf.clone(),
         dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
     };
-    let stepup = builder
+    let stepup = StepUp::builder()
         .issuer(
             JwtIssuer::hs256(&secrets.jwt_secret)?
                 .with_issuer(TOKEN_ISSUER)
                 .with_audience(TOKEN_ISSUER),
         )
+        .stores(stores)
         .keyring(Keyring::new(&secrets.seal_key_id, &secrets.seal_key)?)
         .lookup_key(&secrets.lookup_key)
         .passwords(users.clone())
         .client(client)
-        .totp(TotpConfig {
+        .factor(Totp::new(TotpConfig {
             issuer: "stepup demo".into(),
             ..TotpConfig::default()
-        })
+        }))
+        .factor(Webauthn::new(relying_party(&public_url)?))
+        .factor(Sms::new(sms))
+        .factor(Email::shared(mailer.clone()))
+        // SMS and mail codes are restricted authenticators: beside an app or a passkey only.
+        .restricted_factor_alone(false)
+        .shared_mailer(mailer)
         .clock(clock)
         .kdf_pool(kdf)
-        .trusted_proxies(trusted_proxies_from_env()?)
-        .relying_party(relying_party(public_url)?)
-        .mailer(mailer)
-        .sms(sms)
+        .trusted_proxies(trusted_proxies)
         .build()?;
     let demo = Demo {
         users,
         stepup: stepup.clone(),
         redis,
     };
-    // Each registration costs one argon2id: at most 10 per address per hour.
-    let registrations =
-        stepup::RateLimitLayer::new(stepup.mfa().stores().ephemeral.clone(), "register")
-            .with_limit(REGISTRATIONS_PER_HOUR, Duration::from_secs(60 * 60));
+    // Each registration costs one argon2id: at most 10 per address per hour, counted by the
+    // engine's one address policy (IPv6 by /64), shared by every instance.
     let register_route = post(register)
-        .layer::<_, std::convert::Infallible>(registrations)
-        .layer::<_, std::convert::Infallible>(stepup::ResolveClientAddrLayer::new(
-            stepup.trusted_proxies().clone(),
+        .layer::<_, std::convert::Infallible>(stepup.ceiling(
+            "register",
+            REGISTRATIONS_PER_HOUR,
+            Duration::from_secs(60 * 60),
         ))
+        .layer::<_, std::convert::Infallible>(stepup.client_addresses())
         .layer(axum::middleware::map_request(
-            stepup::peer_from_connect_info,
+            stepup::routes::peer_from_connect_info,
         ));
     let app = Router::new()
         .route("/api/register", register_route)
@@ -293,16 +283,13 @@ pub(crate) async fn router_with_admins(
         .route("/healthz", get(health))
         .route("/callback", get(callback))
         .with_state(demo)
-        // The demo's own routes refuse tokens of deleted accounts too (stepup's always do).
-        .route_layer(stepup::RejectRevokedLayer::new(
-            stepup.mfa().stores().factors.clone(),
-        ))
+        // The demo's own routes refuse tokens of deleted, recovered or reset accounts too
+        // (stepup's always do).
+        .route_layer(stepup.reject_revoked())
         .merge(stepup.routes())
         .merge(admin::routes(&stepup, admins))
         .merge(web::routes(outboxes))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -328,12 +315,12 @@ struct Demo {
 struct Users {
     table: UserTable,
     /// The slow-hash pool shared with stepup.
-    kdf: stepup::KdfPool,
+    kdf: stepup::mfa::KdfPool,
     /// Checked when the user is unknown, so that both answers take as long.
     dummy_hash: String,
 }
 
-#[stepup::store::async_trait]
+#[stepup::policy::async_trait]
 impl PasswordCheck for Users {
     async fn check(
         &self,
@@ -458,11 +445,7 @@ async fn delete_account(
     caller: AuthContext,
 ) -> Result<Response, ApiError> {
     // Factors first: should the second step fail, the account still exists and can retry.
-    demo.stepup
-        .mfa()
-        .delete_user(caller.subject())
-        .await
-        .map_err(|_| unavailable())?;
+    demo.stepup.mfa().delete_user(caller.subject()).await?;
     let deleted = demo
         .users
         .table
@@ -470,11 +453,7 @@ async fn delete_account(
         .await
         .map_err(|_| unavailable())?;
     if !deleted {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such account",
-        ));
+        return Err(ApiError::not_found("no such account"));
     }
     Ok(Json(json!({ "success": true })).into_response())
 }
@@ -497,34 +476,16 @@ async fn callback(Query(params): Query<HashMap<String, String>>) -> Response {
 }
 
 async fn health(State(demo): State<Demo>) -> Result<Response, ApiError> {
-    demo.stepup.mfa().ping().await.map_err(|_| unavailable())?;
+    demo.stepup.mfa().ping().await?;
     if let Some(redis) = &demo.redis {
         redis.ping().await.map_err(|_| unavailable())?;
     }
     Ok(Json(json!({ "status": "ok" })).into_response())
 }
 
-/// The reverse proxies in front of the demo, whose `X-Forwarded-For` names the client:
-/// `STEPUP_TRUSTED_PROXIES`, comma-separated addresses or networks. Unset, none is trusted and
-/// forwarding headers are ignored (the TCP peer is the client).
-fn trusted_proxies_from_env()
--> Result<stepup::TrustedProxies, Box<dyn std::error::Error + Send + Sync>> {
-    let list = std::env::var("STEPUP_TRUSTED_PROXIES").unwrap_or_default();
-    let networks: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    Ok(stepup::TrustedProxies::parse(&networks)
-        .map_err(|error| format!("STEPUP_TRUSTED_PROXIES: {error}"))?)
-}
-
+/// The one `503` of every stepup answer.
 fn unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the store is unavailable; try again shortly",
-    )
+    ApiError::unavailable()
 }
 
 fn normalise_email(raw: &str) -> Result<String, &'static str> {

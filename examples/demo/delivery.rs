@@ -2,7 +2,8 @@
 //! the page's development panel and the tests), or by SMTP when `STEPUP_SMTP_URL` is set.
 
 use serde_json::json;
-use stepup::SharedClock;
+use stepup::clock::SharedClock;
+use stepup::mfa::sms::{PhoneNumber, SmsError, SmsSender};
 
 use super::Database;
 
@@ -39,9 +40,9 @@ impl SmsOutbox {
     }
 }
 
-#[stepup::store::async_trait]
-impl stepup::mfa::SmsSender for SmsOutbox {
-    async fn send(&self, to: &str, body: &str) -> Result<(), stepup::mfa::SmsError> {
+#[stepup::policy::async_trait]
+impl SmsSender for SmsOutbox {
+    async fn send(&self, to: &str, body: &str) -> Result<(), SmsError> {
         use std::io::Write;
         let line = json!({"to": to, "body": body, "at": self.clock.unix_seconds()});
         let written = {
@@ -57,7 +58,7 @@ impl stepup::mfa::SmsSender for SmsOutbox {
                 .open(&self.path)
                 .and_then(|mut file| writeln!(file, "{line}"))
         };
-        let to = stepup::mfa::PhoneNumber::parse(to).map_or_else(|| "?".to_owned(), |n| n.masked());
+        let to = PhoneNumber::parse(to).map_or_else(|| "?".to_owned(), |n| n.masked());
         match written {
             Ok(()) => {
                 tracing::info!(to, outbox = %self.path.display(), "SMS written to the outbox");
@@ -65,7 +66,7 @@ impl stepup::mfa::SmsSender for SmsOutbox {
             }
             Err(error) => {
                 tracing::error!(%error, outbox = %self.path.display(), "could not write the SMS outbox");
-                Err(stepup::mfa::SmsError::Unavailable(
+                Err(SmsError::Unavailable(
                     "the outbox cannot be written",
                 ))
             }
@@ -96,7 +97,7 @@ pub(super) fn demo_mailer(
     clock: SharedClock,
 ) -> Result<
     (
-        std::sync::Arc<dyn stepup_mail::Mailer>,
+        std::sync::Arc<dyn stepup::mail::Mailer>,
         Option<std::path::PathBuf>,
     ),
     Box<dyn std::error::Error + Send + Sync>,
@@ -106,13 +107,13 @@ pub(super) fn demo_mailer(
         let from = setting("STEPUP_MAIL_FROM")
             .unwrap_or_else(|| "stepup demo <no-reply@localhost>".to_owned());
         tracing::info!("mail goes out through SMTP");
-        let smtp = stepup_mail::SmtpMailer::from_url(&url, &from)?;
+        let smtp = stepup::mail::SmtpMailer::from_url(&url, &from)?;
         return Ok((std::sync::Arc::new(smtp), None));
     }
     let path = setting("STEPUP_MAIL_OUTBOX")
         .map(std::path::PathBuf::from)
         .unwrap_or(default_outbox);
     tracing::info!(path = %path.display(), "no STEPUP_SMTP_URL: mail is written to the outbox file");
-    let outbox = stepup_mail::JsonLinesOutbox::new(path.clone()).with_clock(clock);
+    let outbox = stepup::mail::JsonLinesOutbox::new(path.clone()).with_clock(clock);
     Ok((std::sync::Arc::new(outbox), Some(path)))
 }

@@ -40,7 +40,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use stepup::{Keyring, SharedClock, SystemClock};
+use stepup::Keyring;
+use stepup::clock::{SharedClock, SystemClock};
+use stepup::mfa::sms::SmsProvider;
+use stepup::middleware::TrustedProxies;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -72,7 +75,7 @@ async fn main() -> Result<(), BoxError> {
 }
 
 /// Everything the demo is started with; [`Config::from_env`] reads it from the environment
-/// (the tests build one directly).
+/// (the demo's process tests build one directly).
 pub(crate) struct Config {
     /// Where to listen (`STEPUP_ADDR`).
     pub(crate) addr: SocketAddr,
@@ -93,9 +96,15 @@ pub(crate) struct Config {
     /// The keys.
     pub(crate) secrets: app::Secrets,
     /// SMS delivery; `None` for the outbox file.
-    pub(crate) sms: Option<stepup::mfa::SmsProvider>,
+    pub(crate) sms: Option<SmsProvider>,
     /// Where the outboxes go when their variables are unset (`None`: beside the database).
     pub(crate) outbox_dir: Option<PathBuf>,
+    /// The administrators (`STEPUP_ADMINS`).
+    pub(crate) admins: app::Admins,
+    /// The reverse proxies believed (`STEPUP_TRUSTED_PROXIES`).
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// Whether the page shows the development outboxes (`STEPUP_DEV_PANEL=off` hides them).
+    pub(crate) dev_panel: bool,
 }
 
 impl Config {
@@ -122,6 +131,9 @@ impl Config {
             secrets,
             sms: sms_from_env()?,
             outbox_dir: None,
+            admins: app::Admins::from_env(),
+            trusted_proxies: trusted_proxies_from_env()?,
+            dev_panel: !set("STEPUP_DEV_PANEL").is_some_and(|value| value == "off"),
         })
     }
 }
@@ -138,13 +150,11 @@ pub(crate) async fn start(
     let is_postgres = config.database_url.starts_with("postgres://")
         || config.database_url.starts_with("postgresql://");
     let database = match (&config.database_schema, is_postgres) {
-        (Some(schema), true) => stepup_store_postgres::PostgresStore::open_in_schema(
-            &config.database_url,
-            schema,
-            clock.clone(),
-        )
-        .await
-        .map(app::Database::Postgres),
+        (Some(schema), true) => {
+            stepup_store_postgres::PostgresStore::open_in_schema(&config.database_url, schema, clock.clone())
+                .await
+                .map(app::Database::Postgres)
+        }
         (Some(_), false) => return Err("STEPUP_DATABASE_SCHEMA needs a PostgreSQL database".into()),
         (None, _) => app::Database::open(&config.database_url, clock.clone()).await,
     }
@@ -166,45 +176,59 @@ pub(crate) async fn start(
         }
         None => None,
     };
-    let router = app::router_with_sms(
-        app::Backends {
-            database,
-            redis,
-            outbox_dir: config.outbox_dir,
-        },
-        &config.secrets,
-        app::demo_client(&config.client_id, &config.redirect_uri),
-        clock,
-        &config.public_url,
-        config.sms,
-    )
-    .await
-    .map_err(|error| format!("the demo cannot be built: {error}"))?;
+    let settings = app::Settings {
+        redis,
+        client: app::demo_client(&config.client_id, &config.redirect_uri),
+        public_url: config.public_url,
+        sms: config.sms,
+        outbox_dir: config.outbox_dir,
+        admins: config.admins,
+        trusted_proxies: config.trusted_proxies,
+        dev_panel: config.dev_panel,
+        ..app::Settings::new(database, config.secrets, clock)
+    };
+    let router = app::build(settings)
+        .await
+        .map_err(|error| format!("the demo cannot be built: {error}"))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.addr))?;
     Ok((listener, router))
 }
 
+/// The reverse proxies in front of the demo, whose `X-Forwarded-For` names the client:
+/// `STEPUP_TRUSTED_PROXIES`, comma-separated addresses or networks. Unset, none is trusted and
+/// forwarding headers are ignored (the TCP peer is the client).
+fn trusted_proxies_from_env() -> Result<TrustedProxies, BoxError> {
+    let list = std::env::var("STEPUP_TRUSTED_PROXIES").unwrap_or_default();
+    let networks: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    Ok(TrustedProxies::parse(&networks)
+        .map_err(|error| format!("STEPUP_TRUSTED_PROXIES: {error}"))?)
+}
+
 /// Twilio Verify with `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` and `TWILIO_VERIFY_SERVICE_SID`
 /// (`TWILIO_API_BASE` to point elsewhere); else the outbox file `STEPUP_SMS_OUTBOX`; else `None`
 /// (the outbox beside the database).
-fn sms_from_env() -> Result<Option<stepup::mfa::SmsProvider>, BoxError> {
+fn sms_from_env() -> Result<Option<SmsProvider>, BoxError> {
     let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     if let (Some(account), Some(token), Some(service)) = (
         var("TWILIO_ACCOUNT_SID"),
         var("TWILIO_AUTH_TOKEN"),
         var("TWILIO_VERIFY_SERVICE_SID"),
     ) {
-        let mut twilio = stepup::mfa::TwilioVerify::new(&account, &token, &service)?;
+        let mut twilio = stepup::mfa::sms::TwilioVerify::new(&account, &token, &service)?;
         if let Some(base) = var("TWILIO_API_BASE") {
             twilio = twilio.with_base_url(&base);
         }
         tracing::info!("SMS codes through Twilio Verify");
-        return Ok(Some(stepup::mfa::SmsProvider::verifier(twilio)));
+        return Ok(Some(SmsProvider::verifier(twilio)));
     }
     Ok(var("STEPUP_SMS_OUTBOX").map(|path| {
-        stepup::mfa::SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))
+        SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))
     }))
 }
 

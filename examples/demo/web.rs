@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use stepup::ApiError;
+use stepup::routes::ApiError;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Scripts and styles from this origin only, no inline script, no framing, requests to this
@@ -57,17 +57,6 @@ const OUTBOX_TAIL_BYTES: u64 = 64 * 1024;
 pub(crate) struct Outboxes {
     pub(crate) sms: Option<PathBuf>,
     pub(crate) mail: Option<PathBuf>,
-}
-
-impl Outboxes {
-    /// What the panel shows under the `STEPUP_DEV_PANEL` setting: nothing when it is `off`.
-    pub(crate) fn unless_turned_off(self, setting: Option<&str>) -> Self {
-        if setting == Some("off") {
-            Self::default()
-        } else {
-            self
-        }
-    }
 }
 
 /// `GET /`, `GET /assets/{name}`, and `GET /dev/outbox` when there is an outbox to show.
@@ -124,12 +113,18 @@ async fn asset(Path(name): Path<String>) -> Response {
 }
 
 /// `GET /dev/outbox`: the latest SMS and mail of the outbox files, newest first. They hold
-/// one-time codes, so only a client on this machine (a loopback peer) is shown them.
+/// one-time codes, so only a client on this machine is shown them: a loopback peer that is not a
+/// proxy (a request that carries a forwarding header came from elsewhere, through a proxy on this
+/// machine).
 async fn outbox(State(outboxes): State<Arc<Outboxes>>, request: Request) -> Response {
-    let local = request
+    let loopback_peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| request.headers().contains_key(*name));
+    let local = loopback_peer && !forwarded;
     if !local {
         return ApiError::new(
             StatusCode::FORBIDDEN,
