@@ -11,8 +11,10 @@ use axum::routing::{delete, get};
 use common::*;
 use http::{Request, StatusCode};
 use serde_json::json;
+use stepup::acr::AcrLevels;
+use stepup::middleware::StepUpReason;
 use stepup::{
-    AcrLevels, AcrRequirement, AuthContext, JwtVerifier, RequireAcr, RequireMfa, StepUpReason,
+    AcrRequirement, AuthContext, JwtVerifier, RequireAcr, RequireMfa,
     authenticate,
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -23,7 +25,7 @@ fn protected(
 ) -> impl tower::Service<
     Request<http_body_util::Full<bytes::Bytes>>,
     Response = http::Response<
-        stepup::ResponseBody<stepup::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
+        stepup::middleware::ResponseBody<stepup::middleware::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
     >,
     Error = std::convert::Infallible,
     Future = impl Send,

@@ -11,7 +11,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use stepup::{AuthContext, JwtVerifier, ManualClock, SigningKey};
+use stepup::clock::ManualClock;
+use stepup::{AuthContext, JwtVerifier, SigningKey};
 use tower::{Service, ServiceExt};
 
 /// The fixed "now" of every test: 2027-01-15T08:00:00Z.
