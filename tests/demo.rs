@@ -9,7 +9,9 @@ use demo_support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
-use stepup::{Grant, TotpAlgorithm, amr, level};
+use stepup::acr::{amr, level};
+use stepup::mfa::totp::TotpAlgorithm;
+use stepup::token::Grant;
 
 #[tokio::test]
 async fn the_whole_flow_from_registration_to_deletion() {
@@ -144,11 +146,13 @@ fn only_factor(factors: &Answer) -> Value {
             "active",
             "created_at",
             "id",
+            "kind",
             "label",
             "last_used_at",
             "locked",
             "method",
-            "restricted"
+            "restricted",
+            "status"
         ],
         "no secret, nothing else: {factors:?}"
     );
@@ -285,13 +289,16 @@ async fn bad_mfa_input_is_a_400_json_error_and_changes_nothing() {
     let answer = Answer::read(raw).await;
     answer.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     echoed(&answer);
-    demo.post(
-        "/api/mfa/verify-setup",
-        Some(&password_token),
-        json!({"kode": "1"}),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    // A caller without a fresh second factor is refused before the body is looked at.
+    let unfresh = demo
+        .post(
+            "/api/mfa/verify-setup",
+            Some(&password_token),
+            json!({"kode": "1"}),
+        )
+        .await;
+    assert_eq!(unfresh.status, StatusCode::UNAUTHORIZED, "{unfresh:?}");
+    assert_eq!(unfresh.body["error"], "insufficient_user_authentication");
     let anonymous = demo.post("/api/mfa/setup", None, json!({})).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert_eq!(anonymous.challenge.as_deref(), Some("Bearer"));

@@ -11,7 +11,8 @@ pub mod pg_support;
 
 use std::sync::Arc;
 
-use stepup::{ManualClock, Stores};
+use stepup::Stores;
+use stepup::clock::ManualClock;
 use stepup_store_postgres::PostgresStore;
 use stepup_store_redis::RedisStore;
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
-use stepup::{Clock, Grant, JwtIssuer, ManualClock, SqliteStore, TotpAlgorithm};
+use stepup::clock::{Clock, ManualClock};
+use stepup::mfa::totp::TotpAlgorithm;
+use stepup::token::Grant;
+use stepup::{JwtIssuer, SqliteStore};
 use stepup_store_postgres::PostgresStore;
 
 pub const T0: u64 = 1_800_000_000;
@@ -71,15 +74,15 @@ impl Demo<PostgresStore> {
         let clock = ManualClock::at_unix(T0);
         let backends::Postgres { store, schema } = backends::Postgres::start(&clock).await?;
         let dir = tempfile::tempdir().unwrap();
-        let backends = app::Backends {
-            database: app::Database::Postgres(store.clone()),
-            redis: None,
+        let settings = app::Settings {
             outbox_dir: Some(dir.path().to_owned()),
+            ..app::Settings::new(
+                app::Database::Postgres(store.clone()),
+                secrets(),
+                Arc::new(clock.clone()),
+            )
         };
-        let client = app::demo_client(CLIENT_ID, REDIRECT_URI);
-        let router = app::router(backends, &secrets(), client, Arc::new(clock.clone()))
-            .await
-            .unwrap();
+        let router = app::build(settings).await.unwrap();
         Some(Self {
             base: serve(router).await,
             client: http_client(),
@@ -143,18 +146,12 @@ impl Demo {
         let app::Database::Sqlite(store) = database.clone() else {
             panic!("a sqlite:// URL opens SQLite");
         };
-        let client = app::demo_client(CLIENT_ID, REDIRECT_URI);
-        let router = app::router_with_admins(
-            database,
-            &secrets(),
-            client,
-            Arc::new(clock.clone()),
-            public_url,
-            None,
+        let settings = app::Settings {
+            public_url: public_url.to_owned(),
             admins,
-        )
-        .await
-        .unwrap();
+            ..app::Settings::new(database, secrets(), Arc::new(clock.clone()))
+        };
+        let router = app::build(settings).await.unwrap();
         Self {
             base: serve(router).await,
             client: http_client(),

@@ -152,11 +152,12 @@ impl Mfa {
         proof: &Value,
         client: &ClientInfo,
     ) -> Result<CompletedChallenge, MfaError> {
-        let ticket = self.ticket(mfa_token).await?;
         let factor = self.inner.factors.get(kind)?.clone();
         if !factor.is_available() {
             return Err(UnknownFactor.into());
         }
+        factor.check_proof(proof)?;
+        let ticket = self.ticket(mfa_token).await?;
         // The attempt is counted before the proof is checked, so that racing requests cannot
         // have more than MAX_CODE_ATTEMPTS proofs checked on one token between them.
         let attempts_key = attempts_key(mfa_token);

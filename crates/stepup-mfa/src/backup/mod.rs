@@ -61,6 +61,10 @@ impl Factor for BackupCodesFactor {
         Ok(cx.mfa.remaining_backup_codes(cx.user()).await? > 0)
     }
 
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        parse_input::<Proof>(proof).map(drop)
+    }
+
     /// One hash check, single-use; the answer tells the codes left (`remaining_codes`).
     async fn verify(
         &self,

@@ -198,6 +198,10 @@ impl Factor for Email {
         Ok(answer)
     }
 
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        parse_input::<Code>(proof).map(drop)
+    }
+
     /// `{code}`: the code mailed for this MFA step, and no other.
     async fn verify(
         &self,

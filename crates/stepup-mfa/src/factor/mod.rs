@@ -152,6 +152,14 @@ pub trait Factor: Send + Sync + 'static {
         Err(Unsupported.into())
     }
 
+    /// Checks the shape of `proof` before anything is looked up or counted, so that malformed
+    /// input is a `400` that spends no attempt (default: any shape; [`verify`](Self::verify)
+    /// parses it again).
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        let _ = proof;
+        Ok(())
+    }
+
     /// Checks `proof` for the MFA step ([`FactorContext::challenge_id`]) against the user's
     /// active `credentials` of this kind. A wrong proof is [`InvalidCode`](crate::InvalidCode).
     /// The engine has already counted the attempt and checked the limits and the lock.

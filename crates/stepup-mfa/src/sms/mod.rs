@@ -277,6 +277,10 @@ impl Factor for Sms {
         Ok(answer)
     }
 
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        parse_input::<Code>(proof).map(drop)
+    }
+
     /// `{code}`: the code sent for this MFA step, and no other.
     async fn verify(
         &self,

@@ -149,6 +149,10 @@ impl Factor for Totp {
         Ok(EnrollmentFinish::activate(step))
     }
 
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        parse_input::<Code>(proof).map(drop)
+    }
+
     /// `{code}`: a time step is accepted at most once per user, on every instance.
     async fn verify(
         &self,

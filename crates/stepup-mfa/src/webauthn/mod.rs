@@ -336,6 +336,10 @@ impl Factor for Webauthn {
         serde_json::to_value(&options).map_err(MfaError::internal)
     }
 
+    fn check_proof(&self, proof: &Value) -> Result<(), MfaError> {
+        parse_input::<Assertion>(proof).map(drop)
+    }
+
     /// `{credential}`: the assertion answering this step's challenge (used up whatever the
     /// outcome); `phr` with user verification, `mfa` without.
     async fn verify(
