@@ -13,7 +13,7 @@ use axum::extract::ConnectInfo;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use stepup::ManualClock;
+use stepup::clock::ManualClock;
 use tower::ServiceExt;
 
 const T0: u64 = 1_800_000_000;
@@ -24,21 +24,17 @@ async fn demo(dir: &std::path::Path) -> axum::Router {
     let database = app::Database::open(&url, Arc::new(clock.clone()))
         .await
         .unwrap();
-    let backends = app::Backends {
-        database,
-        redis: None,
-        outbox_dir: Some(dir.to_owned()),
-    };
     let secrets = app::Secrets {
         jwt_secret: b"web page test secret, thirty-two bytes at least".to_vec(),
         seal_key_id: "test".into(),
         seal_key: vec![1; 32],
         lookup_key: vec![2; 32],
     };
-    let client = app::demo_client("demo", "http://localhost:3000/callback");
-    app::router(backends, &secrets, client, Arc::new(clock))
-        .await
-        .unwrap()
+    let settings = app::Settings {
+        outbox_dir: Some(dir.to_owned()),
+        ..app::Settings::new(database, secrets, Arc::new(clock))
+    };
+    app::build(settings).await.unwrap()
 }
 
 /// `GET path`, as if from `peer`.
@@ -134,12 +130,24 @@ async fn the_outbox_panel_answers_loopback_only_and_can_be_turned_off() {
         assert_eq!(body["error"], "access_denied");
         assert!(!body.to_string().contains("654321"));
     }
+    // A reverse proxy on this machine is a loopback peer too: what it forwards is not local.
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let mut request = Request::get("/dev/outbox").body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request
+            .headers_mut()
+            .insert(header, "198.51.100.7".parse().unwrap());
+        let proxied = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(proxied.status(), StatusCode::FORBIDDEN, "{header}");
+    }
 
     let outboxes = app::web::Outboxes {
         sms: Some(dir.path().join("demo.sms.jsonl")),
         mail: None,
     };
-    let off = app::web::routes(outboxes.clone().unless_turned_off(Some("off")));
+    let off = app::web::routes(app::web::Outboxes::default());
     assert_eq!(
         get(&off, "/dev/outbox", Some([127, 0, 0, 1]))
             .await
@@ -147,7 +155,7 @@ async fn the_outbox_panel_answers_loopback_only_and_can_be_turned_off() {
         StatusCode::NOT_FOUND,
         "STEPUP_DEV_PANEL=off removes the panel"
     );
-    let on = app::web::routes(outboxes.unless_turned_off(None));
+    let on = app::web::routes(outboxes);
     assert_eq!(
         get(&on, "/dev/outbox", Some([127, 0, 0, 1])).await.status(),
         StatusCode::OK
