@@ -21,7 +21,8 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
-use stepup::{Clock, ManualClock, TotpAlgorithm};
+use stepup::clock::{Clock, ManualClock};
+use stepup::mfa::totp::TotpAlgorithm;
 
 const T0: u64 = 1_800_000_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -54,21 +55,19 @@ async fn start_demo(clock: &ManualClock, dir: &Path) -> String {
     let database = app::Database::open(&url, Arc::new(clock.clone()))
         .await
         .unwrap();
-    let backends = app::Backends {
-        database,
-        redis: None,
-        outbox_dir: Some(dir.to_owned()),
-    };
     let secrets = app::Secrets {
         jwt_secret: b"browser test secret, thirty-two bytes or more".to_vec(),
         seal_key_id: "test".into(),
         seal_key: vec![7; 32],
         lookup_key: vec![8; 32],
     };
-    let client = app::demo_client("demo", &format!("{base}/callback"));
-    let router = app::router_at(backends, &secrets, client, Arc::new(clock.clone()), &base)
-        .await
-        .unwrap();
+    let settings = app::Settings {
+        client: app::demo_client("demo", &format!("{base}/callback")),
+        public_url: base.clone(),
+        outbox_dir: Some(dir.to_owned()),
+        ..app::Settings::new(database, secrets, Arc::new(clock.clone()))
+    };
+    let router = app::build(settings).await.unwrap();
     tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, service).await.unwrap()

@@ -34,7 +34,7 @@ use cluster_support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use stepup::Clock;
+use stepup::clock::Clock;
 
 /// The variable telling the child entry where the cluster's clock is.
 const CLOCK_FILE: &str = "STEPUP_TEST_CLOCK_FILE";
@@ -80,7 +80,7 @@ fn child_demo() {
         .unwrap();
     runtime.block_on(async {
         let config = demo::Config::from_env().expect("the demo's environment");
-        let clock: stepup::SharedClock = Arc::new(FileClock(clock_file.into()));
+        let clock: stepup::clock::SharedClock = Arc::new(FileClock(clock_file.into()));
         let (listener, router) = demo::start(config, clock).await.expect("the demo starts");
         println!("{LISTENING}{}", listener.local_addr().unwrap());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

@@ -19,7 +19,8 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stepup::mfa::totp::TotpKey;
-use stepup::{SharedClock, TotpAlgorithm};
+use stepup::clock::SharedClock;
+use stepup::mfa::totp::TotpAlgorithm;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -83,6 +84,9 @@ pub fn config(
         secrets: secrets(),
         sms: None,
         outbox_dir: Some(outbox_dir),
+        admins: demo::app::Admins::default(),
+        trusted_proxies: stepup::middleware::TrustedProxies::none(),
+        dev_panel: true,
     }
 }
 
