@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use stepup::mfa::backup::BackupCodes;
 use stepup::mfa::totp::TotpKey;
-use stepup::{Keyring, ManualClock, TotpAlgorithm};
+use stepup::Keyring;
+use stepup::clock::ManualClock;
+use stepup::mfa::totp::TotpAlgorithm;
 
 const T0: u64 = 1_800_000_000;
 const OLD_MIGRATIONS: [(&str, &str); 2] = [
@@ -117,11 +119,10 @@ async fn a_database_of_the_previous_schema_opens_and_its_user_still_logs_in() {
     old_database(&path, secret, &codes).await;
 
     let clock = ManualClock::at_unix(T0);
-    let shared: stepup::SharedClock = Arc::new(clock.clone());
+    let shared: stepup::clock::SharedClock = Arc::new(clock.clone());
     let url = format!("sqlite://{}", path.display());
     let database = app::Database::open(&url, shared.clone()).await.unwrap();
-    let client = app::demo_client("demo", "http://localhost:3000/callback");
-    let router = app::router(database, &secrets(), client, shared)
+    let router = app::build(app::Settings::new(database, secrets(), shared))
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

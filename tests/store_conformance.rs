@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stepup::{ManualClock, SharedClock, SqliteStore};
+use stepup::SqliteStore;
+use stepup::clock::{ManualClock, SharedClock};
 use stepup_store::{
     CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, EphemeralStore,
     FactorStore, MemoryStore, conformance,
@@ -35,6 +36,7 @@ fn pending(payload: &str) -> Credential {
         counter: 0,
         created_at: START,
         last_used_at: None,
+        generation: 0,
     }
 }
 
