@@ -1,5 +1,6 @@
-//! Cost of the second factors (SPEC §4): a TOTP verification, one backup-code attempt, one
-//! WebAuthn assertion, and the same round trips on PostgreSQL.
+//! Cost of the second factors: a TOTP check, one backup-code attempt, one WebAuthn assertion,
+//! each also as the whole MFA step through the engine (the `mfa_token` looked up and counted, the
+//! factor's check, the token taken), on memory and on PostgreSQL.
 //!
 //! `cargo bench --bench factors`; figures go to `docs/benchmarks.md`.
 #![allow(missing_docs)]
@@ -9,8 +10,35 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stepup::mfa::backup::BackupCodes;
-use stepup::mfa::totp::TotpKey;
-use stepup::{Keyring, ManualClock, MemoryStore, Mfa, Proof, Stores, TotpAlgorithm};
+use serde_json::json;
+use stepup::clock::{Clock, ManualClock};
+use stepup::mfa::ClientInfo;
+use stepup::mfa::totp::{Totp, TotpAlgorithm, TotpKey};
+use stepup::{Keyring, MemoryStore, Mfa, Stores};
+
+/// Enrolls TOTP for `user` through the engine; the key of the authenticator app.
+async fn enroll_totp(mfa: &Mfa, user: &str) -> TotpKey {
+    let client = ClientInfo::default();
+    let started = mfa
+        .start_enrollment(user, "totp", &json!({}), &client)
+        .await
+        .unwrap();
+    let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
+    let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
+    let code = key.code_at(mfa.clock().unix_seconds());
+    mfa.finish_enrollment(user, "totp", &json!({ "code": code }), &client)
+        .await
+        .unwrap();
+    key
+}
+
+/// An MFA step for `user`, started outside the measurement.
+async fn mfa_token(mfa: &Mfa, user: &str) -> String {
+    mfa.start_challenge(user, &["pwd"], None)
+        .await
+        .unwrap()
+        .mfa_token
+}
 
 const T0: u64 = 1_800_000_000;
 
@@ -31,9 +59,11 @@ fn totp(c: &mut Criterion) {
         b.iter(|| key.matching_step(black_box("000000"), T0))
     });
 
-    // The whole engine call: read the enrollment, open the sealed secret, check, compare-and-set.
-    // Each iteration moves the clock one step so that the compare-and-set succeeds. The slow-hash
-    // pool waits with a timeout, so the runtime needs its time driver.
+    // The whole MFA step through the engine: the mfa_token looked up and its attempt counted,
+    // the enrollment read, the sealed secret opened, the code checked, the step compare-and-set,
+    // the token taken. Each iteration moves the clock one step so that the compare-and-set
+    // succeeds; the mfa_token is made outside the measurement. The slow-hash pool waits with a
+    // timeout, so the runtime needs its time driver.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,18 +76,25 @@ fn totp(c: &mut Criterion) {
         &[2; 32],
     )
     .unwrap()
-    .with_clock(Arc::new(clock.clone()));
-    let key = runtime.block_on(async {
-        let enrollment = mfa.begin_totp_enrollment("user", "user").await.unwrap();
-        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
-        let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
-        mfa.confirm_totp_enrollment("user", &key.code_at(T0))
-            .await
-            .unwrap();
-        key
-    });
-    let mut now = T0;
-    c.bench_function("totp/mfa_verify_memory_store", |b| {
+    .with_clock(Arc::new(clock.clone()))
+    .with_factor(Totp::default());
+    let key = runtime.block_on(enroll_totp(&mfa, "user"));
+    totp_steps(c, "totp/mfa_step_memory_store", &runtime, &mfa, &clock, &key, "user");
+}
+
+/// The MFA step with a fresh TOTP code, measured as `name`.
+fn totp_steps(
+    c: &mut Criterion,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    mfa: &Mfa,
+    clock: &ManualClock,
+    key: &TotpKey,
+    user: &str,
+) {
+    let client = ClientInfo::default();
+    let mut now = clock.unix_seconds();
+    c.bench_function(name, |b| {
         b.iter_batched(
             || loop {
                 // A code equal to a neighbouring step's is rightly refused as already used (one
@@ -65,12 +102,14 @@ fn totp(c: &mut Criterion) {
                 now += 30;
                 let code = key.code_at(now);
                 if code != key.code_at(now - 30) && code != key.code_at(now + 30) {
-                    break (now, code);
+                    clock.set_unix(now);
+                    break (runtime.block_on(mfa_token(mfa, user)), code);
                 }
             },
-            |(now, code)| {
-                clock.set_unix(now);
-                runtime.block_on(mfa.verify_totp("user", &code)).unwrap()
+            |(token, code)| {
+                runtime
+                    .block_on(mfa.finish_challenge(&token, "totp", &json!({ "code": code }), &client))
+                    .unwrap()
             },
             criterion::BatchSize::SmallInput,
         )
@@ -124,34 +163,11 @@ fn postgres(c: &mut Criterion) {
         &[2; 32],
     )
     .unwrap()
-    .with_clock(Arc::new(clock.clone()));
+    .with_clock(Arc::new(clock.clone()))
+    .with_factor(Totp::default());
     let user = format!("bench-{}", std::process::id());
-    let key = runtime.block_on(async {
-        let enrollment = mfa.begin_totp_enrollment(&user, "user").await.unwrap();
-        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
-        let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
-        mfa.confirm_totp_enrollment(&user, &key.code_at(T0))
-            .await
-            .unwrap();
-        key
-    });
-    let mut now = T0;
-    c.bench_function("totp/mfa_verify_postgres", |b| {
-        b.iter_batched(
-            || loop {
-                now += 30;
-                let code = key.code_at(now);
-                if code != key.code_at(now - 30) && code != key.code_at(now + 30) {
-                    break (now, code);
-                }
-            },
-            |(now, code)| {
-                clock.set_unix(now);
-                runtime.block_on(mfa.verify_totp(&user, &code)).unwrap()
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    let key = runtime.block_on(enroll_totp(&mfa, &user));
+    totp_steps(c, "totp/mfa_step_postgres", &runtime, &mfa, &clock, &key, &user);
 
     // Each redemption gets the same one-code set written back first (not measured), so every
     // measured attempt is a success: lookup, one argon2id, the consume, the count.
@@ -159,6 +175,7 @@ fn postgres(c: &mut Criterion) {
     let code = BackupCodes::generate().remove(0);
     let normalised = BackupCodes::normalise(&code).unwrap();
     let set = stepup::store::CodeSet {
+        // The user was never reset: the set of generation 0.
         kind: stepup::mfa::backup::KIND.to_owned(),
         codes: vec![stepup::store::CodeHash {
             lookup: codes.lookup(&normalised),
@@ -168,17 +185,20 @@ fn postgres(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("backup_code");
     group.sample_size(20);
-    group.bench_function("redeem_postgres", |b| {
+    let client = ClientInfo::default();
+    group.bench_function("mfa_step_postgres", |b| {
         b.iter_batched(
             || {
                 use stepup::store::FactorStore;
                 runtime
                     .block_on(store.replace_codes(&user, set.clone()))
                     .unwrap();
+                runtime.block_on(mfa_token(&mfa, &user))
             },
-            |()| {
+            |token| {
+                let proof = json!({ "code": code });
                 runtime
-                    .block_on(mfa.redeem_backup_code(&user, &code))
+                    .block_on(mfa.finish_challenge(&token, "backup_code", &proof, &client))
                     .unwrap()
             },
             criterion::BatchSize::PerIteration,
@@ -199,7 +219,7 @@ fn postgres(c: &mut Criterion) {
 /// client data, compare-and-set the counter or payload, take the `mfa_token`. The assertion is
 /// made (signed by the soft authenticator) outside the measurement.
 fn webauthn(c: &mut Criterion) {
-    use stepup::mfa::webauthn::{RelyingParty, Url};
+    use stepup::mfa::webauthn::{RelyingParty, Url, Webauthn};
     use webauthn_authenticator_rs::WebauthnAuthenticator;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
@@ -216,18 +236,22 @@ fn webauthn(c: &mut Criterion) {
     )
     .unwrap()
     .with_clock(Arc::new(clock.clone()))
-    .with_relying_party(RelyingParty::new("example.com", ORIGIN).unwrap());
+    .with_factor(Webauthn::new(RelyingParty::new("example.com", ORIGIN).unwrap()));
     let origin = Url::parse(ORIGIN).unwrap();
     let mut key = SoftPasskey::new(true);
+    let client = ClientInfo::default();
     runtime.block_on(async {
         let started = mfa
-            .begin_webauthn_registration("user", "user", "user")
+            .start_enrollment("user", "webauthn", &json!({}), &client)
             .await
             .unwrap();
-        let credential = key
-            .do_registration(origin.clone(), started.options)
-            .unwrap();
-        mfa.finish_webauthn_registration("user", &started.registration_token, &credential, None)
+        let options = serde_json::from_value(started.clone()).unwrap();
+        let credential = key.do_registration(origin.clone(), options).unwrap();
+        let finish = json!({
+            "registration_token": started["registration_token"],
+            "credential": credential,
+        });
+        mfa.finish_enrollment("user", "webauthn", &finish, &client)
             .await
             .unwrap();
     });
@@ -235,18 +259,19 @@ fn webauthn(c: &mut Criterion) {
         b.iter_batched(
             || {
                 runtime.block_on(async {
-                    let challenge = mfa.start_challenge("user", &["pwd"], None).await.unwrap();
+                    let token = mfa_token(&mfa, "user").await;
                     let options = mfa
-                        .begin_webauthn_challenge(&challenge.mfa_token)
+                        .prepare_challenge(&token, "webauthn", &client)
                         .await
                         .unwrap();
+                    let options = serde_json::from_value(options).unwrap();
                     let assertion = key.do_authentication(origin.clone(), options).unwrap();
-                    (challenge.mfa_token, assertion)
+                    (token, json!({ "credential": assertion }))
                 })
             },
-            |(mfa_token, assertion)| {
+            |(token, proof)| {
                 runtime
-                    .block_on(mfa.complete_challenge(&mfa_token, Proof::Webauthn(&assertion)))
+                    .block_on(mfa.finish_challenge(&token, "webauthn", &proof, &client))
                     .unwrap()
             },
             criterion::BatchSize::SmallInput,

@@ -39,11 +39,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
-use stepup::{
-    Grant, JwtIssuer, Keyring, ManualClock, MemoryStore, PasswordCheck, PasswordCheckFailed,
-    RequireMfa, StepUp, TotpAlgorithm, authenticate,
-};
+use stepup::clock::ManualClock;
+use stepup::mfa::totp::{TotpAlgorithm, TotpKey};
+use stepup::mfa::{ClientInfo, PasswordCheckFailed};
+use stepup::token::Grant;
+use stepup::{JwtIssuer, Keyring, MemoryStore, PasswordCheck, RequireMfa, StepUp, authenticate};
 use tokio::net::TcpStream;
 use tower::ServiceBuilder;
 
@@ -389,7 +389,7 @@ struct Users {
     count: usize,
 }
 
-#[stepup::store::async_trait]
+#[stepup::policy::async_trait]
 impl PasswordCheck for Users {
     async fn check(
         &self,
@@ -452,16 +452,18 @@ async fn logins(settings: &Settings) {
     let mut keys = Vec::new();
     for n in 0..users {
         let user = format!("user-{n}");
-        let enrollment = stepup
+        let client = ClientInfo::default();
+        let started = stepup
             .mfa()
-            .begin_totp_enrollment(&user, &user)
+            .start_enrollment(&user, "totp", &json!({}), &client)
             .await
             .unwrap();
-        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+        let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
         let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
+        let code = json!({ "code": key.code_at(T0) });
         stepup
             .mfa()
-            .confirm_totp_enrollment(&user, &key.code_at(T0))
+            .finish_enrollment(&user, "totp", &code, &client)
             .await
             .unwrap();
         keys.push(Arc::new(key));

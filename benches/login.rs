@@ -1,6 +1,7 @@
-//! Whole logins and the rate-limit check (SPEC §4).
+//! Whole logins and the rate-limit check.
 //!
-//! - `rate_limit/*`: one per-address check on the in-memory store, alone and as the tower layer.
+//! - `rate_limit/*`: one per-address check on the in-memory store, alone and as the tower layer
+//!   over the engine's request ceiling (address grouping included).
 //! - `login/*`: complete logins through the drop-in routes, in process (no sockets): a password
 //!   login, and a full MFA login (password, then a TOTP code), each ending with a signed token.
 //!   The password is checked with argon2id (OWASP parameters), as in the demo; that check is most
@@ -22,12 +23,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
+use stepup::clock::ManualClock;
+use stepup::mfa::totp::{TotpAlgorithm, TotpKey};
+use stepup::mfa::{ClientInfo, PasswordCheckFailed};
 use stepup::store::EphemeralStore;
-use stepup::{
-    JwtIssuer, Keyring, ManualClock, MemoryStore, PasswordCheck, PasswordCheckFailed, StepUp,
-    TotpAlgorithm,
-};
+use stepup::{JwtIssuer, Keyring, MemoryStore, PasswordCheck, StepUp, Stores};
 use tower::{Service, ServiceExt};
 
 const T0: u64 = 1_800_000_000;
@@ -36,7 +36,7 @@ struct OneUser {
     hash: String,
 }
 
-#[stepup::store::async_trait]
+#[stepup::policy::async_trait]
 impl PasswordCheck for OneUser {
     async fn check(
         &self,
@@ -67,7 +67,13 @@ fn rate_limit(c: &mut Criterion) {
             .unwrap()
         })
     });
-    let layer = stepup_tower::RateLimitLayer::new(Arc::new(MemoryStore::new()), "bench")
+    let engine = stepup::Mfa::new(
+        Stores::shared(MemoryStore::new()),
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        &[2; 32],
+    )
+    .unwrap();
+    let layer = stepup_tower::RateLimitLayer::new(engine, "bench")
         .with_limit(u64::MAX, Duration::from_secs(300));
     let mut service = tower::ServiceBuilder::new()
         .layer(layer)
@@ -81,7 +87,7 @@ fn rate_limit(c: &mut Criterion) {
             let mut request = Request::new(());
             request
                 .extensions_mut()
-                .insert(stepup_tower::ClientAddr("203.0.113.9".parse().unwrap()));
+                .insert(stepup::client::ClientAddr("203.0.113.9".parse().unwrap()));
             futures_executor::block_on(service.call(request)).unwrap()
         })
     });
@@ -136,16 +142,15 @@ fn logins(c: &mut Criterion) {
 
     // Enroll, then time whole MFA logins; each uses the next time step, as a person would.
     let key = runtime.block_on(async {
-        let enrollment = stepup
-            .mfa()
-            .begin_totp_enrollment("bench", "bench")
+        let client = ClientInfo::default();
+        let mfa = stepup.mfa();
+        let started = mfa
+            .start_enrollment("bench", "totp", &json!({}), &client)
             .await
             .unwrap();
-        let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+        let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
         let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
-        stepup
-            .mfa()
-            .confirm_totp_enrollment("bench", &key.code_at(T0))
+        mfa.finish_enrollment("bench", "totp", &json!({ "code": key.code_at(T0) }), &client)
             .await
             .unwrap();
         key

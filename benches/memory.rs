@@ -21,7 +21,11 @@ use std::time::{Duration, Instant};
 
 use stepup::mfa::totp::TotpKey;
 use stepup::store::EphemeralStore;
-use stepup::{Keyring, ManualClock, MemoryStore, Mfa, Stores, TotpAlgorithm};
+use serde_json::json;
+use stepup::clock::ManualClock;
+use stepup::mfa::ClientInfo;
+use stepup::mfa::totp::{Totp, TotpAlgorithm};
+use stepup::{Keyring, MemoryStore, Mfa, Stores};
 use stepup_core::tokens::digest;
 
 const T0: u64 = 1_800_000_000;
@@ -68,12 +72,14 @@ async fn run(count: usize) -> (u64, u64, Duration) {
         &[2; 32],
     )
     .unwrap()
-    .with_clock(Arc::new(clock.clone()));
-    let enrollment = mfa
-        .begin_totp_enrollment(USER, "user@example.com")
+    .with_clock(Arc::new(clock.clone()))
+    .with_factor(Totp::default());
+    let client = ClientInfo::default();
+    let started = mfa
+        .start_enrollment(USER, "totp", &json!({}), &client)
         .await
         .unwrap();
-    let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+    let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
     let key = TotpKey::new(
         secret.as_bytes(),
         TotpAlgorithm::Sha1,
@@ -84,7 +90,7 @@ async fn run(count: usize) -> (u64, u64, Duration) {
         "user",
     )
     .unwrap();
-    mfa.confirm_totp_enrollment(USER, &key.code_at(T0))
+    mfa.finish_enrollment(USER, "totp", &json!({ "code": key.code_at(T0) }), &client)
         .await
         .unwrap();
     // Warm the allocator and the cache's structures before the baseline.
