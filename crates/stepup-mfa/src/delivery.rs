@@ -1,6 +1,6 @@
 //! One-time codes sent to a destination (a phone, a mail address, anything a factor delivers
 //! to), the machinery every such factor shares through its
-//! [`FactorContext`](crate::factor::FactorContext):
+//! [`crate::factor::FactorContext`]:
 //!
 //! - **the code**: 6 random digits, stored only as a keyed digest that covers what the code was
 //!   sent for ([`Purpose`]: an enrollment of one destination, or one MFA step), live at most

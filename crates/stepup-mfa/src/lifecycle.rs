@@ -90,8 +90,9 @@ pub struct FactorInfo {
 
 impl Mfa {
     /// Who may enroll a factor for `user`: a first factor needs a password from the last
-    /// [`enrollment_max_age`](crate::login::LoginSettings) (a stolen password-level token cannot
-    /// enroll the thief's authenticator later); with a factor enrolled, a fresh second factor.
+    /// enrollment window ([`Mfa::with_enrollment_max_age`], 10 minutes by default: a stolen
+    /// password-level token cannot enroll the thief's authenticator later); with a factor
+    /// enrolled, a fresh second factor ([`Mfa::with_fresh_mfa_max_age`]).
     pub async fn enrollment_requirement(&self, user: &str) -> Result<AcrRequirement, MfaError> {
         let settings = &self.inner.login;
         Ok(if self.is_enrolled(user).await? {

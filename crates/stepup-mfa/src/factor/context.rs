@@ -39,7 +39,8 @@ impl ClientInfo {
 }
 
 /// A factor's view of stepup's state: its kind, its user, the MFA step it answers, and the
-/// operations it may make. See the [module](self).
+/// operations it may make. Everything a factor writes goes through it, so the engine's rules hold
+/// for every factor.
 pub struct FactorContext<'a> {
     pub(crate) mfa: &'a Mfa,
     pub(crate) kind: &'static str,
