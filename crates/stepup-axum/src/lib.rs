@@ -34,6 +34,7 @@ mod login;
 pub mod oauth;
 pub mod path;
 mod recovery;
+mod registered_client;
 mod respond;
 mod router;
 mod stepup;

@@ -10,33 +10,11 @@ use axum::response::Response;
 use serde::Deserialize;
 use stepup_mfa::PendingAuthorization;
 
+pub use crate::registered_client::OAuthClient;
 use crate::caller::Client;
 use crate::error::ApiError;
 use crate::respond::secret_json;
 use crate::stepup::StepUp;
-
-/// A registered OAuth client: its id and the redirect URIs it may use, matched exactly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthClient {
-    pub(crate) id: String,
-    pub(crate) redirect_uris: Vec<String>,
-}
-
-impl OAuthClient {
-    /// A public client (no secret: PKCE protects its codes).
-    pub fn new(id: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            redirect_uris: Vec::new(),
-        }
-    }
-
-    /// Allows `uri` as a redirect URI (compared byte for byte).
-    pub fn with_redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        self.redirect_uris.push(uri.into());
-        self
-    }
-}
 
 /// The OAuth parameters of an authorization request, as sent.
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,16 @@ use crate::factors::aliases;
 use crate::stepup::StepUp;
 use crate::{devices, events, factors, login, oauth, recovery};
 
-pub(crate) fn router(stepup: StepUp) -> Router {
+impl StepUp {
+    /// The drop-in routes (see the [crate](crate) docs). Mount with `.merge(stepup.routes())`
+    /// under `.layer(stepup.authenticate())`, and serve with the peer address
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`): the per-address limits read it.
+    pub fn routes(&self) -> Router {
+        router(self.clone())
+    }
+}
+
+fn router(stepup: StepUp) -> Router {
     let fresh = RequireMfa.max_age(stepup.fresh_mfa_max_age());
     let (max, window) = stepup.inner.request_ceiling;
     // A generous ceiling on all requests per address bounds the password hashing and the sends

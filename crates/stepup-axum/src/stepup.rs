@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::policy::RequestCeiling;
@@ -20,7 +19,7 @@ use stepup_tower::{
     ResolveClientAddrLayer, TrustedProxies,
 };
 
-use crate::oauth::OAuthClient;
+use crate::registered_client::OAuthClient;
 
 /// Why [`StepUpBuilder::build`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +55,6 @@ impl StepUp {
     /// Starts the configuration.
     pub fn builder() -> StepUpBuilder {
         StepUpBuilder::default()
-    }
-
-    /// The drop-in routes (see the [crate](crate) docs). Mount with `.merge(stepup.routes())`
-    /// under `.layer(stepup.authenticate())`, and serve with the peer address
-    /// (`into_make_service_with_connect_info::<SocketAddr>()`): the per-address limits read it.
-    pub fn routes(&self) -> Router {
-        crate::router::router(self.clone())
     }
 
     /// The layer that verifies bearer tokens issued by this `StepUp`.
