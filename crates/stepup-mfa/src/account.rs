@@ -25,10 +25,21 @@ const RESET_WAITS_FOR_CHANGES: Duration = Duration::from_secs(2);
 
 impl Mfa {
     /// Whether a verified token of `caller` still stands: issued under the user's current
-    /// generation (or, without a `gen` claim, after the user's last reset). Fails closed when the
-    /// store cannot answer.
+    /// generation (or, without a `gen` claim, after the user's last reset). Answered from this
+    /// process's copy of the generations, with no I/O, while it is fresh
+    /// ([`replica`](crate::replica)); from the store when the copy is stale or behind the token.
+    /// Fails closed when neither can answer.
     pub async fn check_token(&self, caller: &AuthContext) -> Result<bool, MfaError> {
-        let generation = self.current_generation(caller.subject()).await?;
+        let replica = &self.inner.replica;
+        replica.start(&self.inner.stores.factors);
+        let copied = replica.generation(caller.subject()).ok();
+        let generation = match copied {
+            // The store's generation is the copy's or later: a token of an older one is void,
+            // of the same one stands (a newer reset reaches the copy within the bound).
+            Some(copied) if caller.generation().is_none_or(|issued| issued <= copied.value) => copied,
+            // Stale, or a token minted after a reset this copy has not seen: ask the store.
+            _ => self.current_generation(caller.subject()).await?,
+        };
         Ok(token_stands(caller, generation))
     }
 
@@ -71,6 +82,9 @@ impl Mfa {
     /// deletes when it can; the generation makes the reset hold even when it cannot.
     pub(crate) async fn reset_user(&self, user: &str) -> Result<Generation, MfaError> {
         let generation = self.factors().advance_generation(user, self.now()).await?;
+        // This process enforces the reset at once; the others within the replica's bound.
+        self.inner.replica.learn(user, generation);
+        self.inner.replica.wake();
         let deadline = std::time::Instant::now() + RESET_WAITS_FOR_CHANGES;
         loop {
             match self.one_factor_change(user, self.delete_everything(user)).await {

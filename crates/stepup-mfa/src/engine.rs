@@ -94,6 +94,7 @@ pub(crate) struct Inner {
     pub(crate) accounts: Arc<dyn PasswordCheck>,
     pub(crate) restricted_alone: bool,
     pub(crate) login: crate::login::LoginSettings,
+    pub(crate) replica: Arc<crate::replica::Replica>,
     pub(crate) recovery: crate::recovery::RecoverySettings,
 }
 
@@ -124,6 +125,9 @@ impl Mfa {
                 restricted_alone: true,
                 login: Default::default(),
                 recovery: Default::default(),
+                replica: Arc::new(crate::replica::Replica::new(
+                    crate::replica::FRESHNESS_BOUND,
+                )),
             }),
         })
     }

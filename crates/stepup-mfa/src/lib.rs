@@ -45,6 +45,7 @@ pub mod login;
 pub mod notices;
 pub mod policies;
 pub mod recovery;
+pub mod replica;
 pub mod seal;
 #[cfg(feature = "sms")]
 pub mod sms;
