@@ -80,6 +80,8 @@ pub struct PasswordLogin<'a> {
 /// Where a login step stands.
 #[derive(Debug)]
 #[non_exhaustive]
+// Made once per login and matched at once: boxing the login would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum LoginStep {
     /// Authenticated: end it with [`Mfa::conclude`].
     Authenticated(Login),
