@@ -1,28 +1,21 @@
-//! The OAuth side of the demo: authorization code with PKCE, step-up of a signed-in user, and the
-//! per-user attempt limit, end to end over HTTP.
+//! The OAuth side of the drop-in routes: authorization code with PKCE, step-up of a signed-in
+//! user, and the per-user attempt limit, end to end over HTTP.
 
-mod demo_support;
+mod support;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use demo_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use support::*;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more";
-
-fn challenge_of(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
+const VERIFIER: &str = PKCE_VERIFIER;
 
 /// The authorization request of a PKCE client, with the user's password.
 fn authorization(email: &str) -> Value {
     json!({
         "username": email,
-        "password": "correct horse",
+        "password": PASSWORD,
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI,
         "state": "af0ifjsldkj&x=1",
@@ -32,7 +25,7 @@ fn authorization(email: &str) -> Value {
 }
 
 /// Sends `body` and expects a `302` to the client's redirect URI; returns the code.
-async fn expect_code(demo: &Demo, path: &str, body: Value) -> String {
+async fn expect_code(demo: &App, path: &str, body: Value) -> String {
     let response = demo
         .request(Method::POST, path, None)
         .json(&body)
@@ -56,11 +49,11 @@ async fn expect_code(demo: &Demo, path: &str, body: Value) -> String {
     get("code").unwrap()
 }
 
-async fn exchange(demo: &Demo, form: &[(&str, &str)]) -> Answer {
+async fn exchange(demo: &App, form: &[(&str, &str)]) -> Answer {
     Answer::read(demo.request(Method::POST, "/oauth/token", None).form(form)).await
 }
 
-async fn exchange_code(demo: &Demo, code: &str) -> Answer {
+async fn exchange_code(demo: &App, code: &str) -> Answer {
     exchange(
         demo,
         &[
@@ -76,7 +69,7 @@ async fn exchange_code(demo: &Demo, code: &str) -> Answer {
 
 #[tokio::test]
 async fn a_code_is_exchanged_once_with_its_verifier() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     demo.register("ann@example.com").await;
     let code = expect_code(&demo, "/oauth/authorize", authorization("ann@example.com")).await;
     let token = exchange_code(&demo, &code).await;
@@ -92,7 +85,7 @@ async fn a_code_is_exchanged_once_with_its_verifier() {
 
 #[tokio::test]
 async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     demo.register("ben@example.com").await;
     let other_verifier = "x".repeat(43);
     let cases: [[(&str, &str); 5]; 4] = [
@@ -146,7 +139,7 @@ async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
 
 #[tokio::test]
 async fn codes_expire_after_a_minute() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     demo.register("cal@example.com").await;
     let code = expect_code(&demo, "/oauth/authorize", authorization("cal@example.com")).await;
     demo.clock.advance(Duration::from_secs(61));
@@ -157,7 +150,7 @@ async fn codes_expire_after_a_minute() {
 
 #[tokio::test]
 async fn bad_authorization_requests_are_refused_without_redirecting() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     demo.register("dee@example.com").await;
     let with = |key: &str, value: Value| {
         let mut request = authorization("dee@example.com");
@@ -197,7 +190,7 @@ async fn bad_authorization_requests_are_refused_without_redirecting() {
 
 #[tokio::test]
 async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     let (_, key, _) = demo.enrolled_user("eli@example.com").await;
     let first = demo
         .post("/oauth/authorize", None, authorization("eli@example.com"))
@@ -220,7 +213,7 @@ async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
 
 #[tokio::test]
 async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     let (password_token, key, _) = demo.enrolled_user("fin@example.com").await;
     demo.clock.advance(Duration::from_secs(600));
 
@@ -265,7 +258,7 @@ async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
 
 #[tokio::test]
 async fn step_up_needs_a_token_and_an_enrolled_factor() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     demo.register("gil@example.com").await;
     let token = demo.login("gil@example.com").await.token();
     demo.post(
@@ -301,7 +294,7 @@ async fn step_up_needs_a_token_and_an_enrolled_factor() {
 
 #[tokio::test]
 async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_tokens() {
-    let demo = Demo::start().await;
+    let demo = sqlite_app().await;
     let (_, key, _) = demo.enrolled_user("hal@example.com").await;
     // Each attempt with a fresh mfa_token and a new X-Forwarded-For (the peer is no trusted
     // proxy): the user's count goes on regardless.
