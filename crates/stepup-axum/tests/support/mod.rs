@@ -532,6 +532,8 @@ pub struct App {
     pub base: String,
     pub http: Client,
     pub stepup: StepUp,
+    /// The stores under the engine, for checks of what is really kept.
+    pub stores: Stores,
     pub clock: ManualClock,
     pub users: Users,
     pub sms: SmsOutbox,
@@ -561,7 +563,7 @@ pub fn issuer() -> JwtIssuer {
 }
 
 /// The StepUp a library user builds: the four factors, recovery mail, one client.
-pub async fn build_stepup(backend: &Backend, options: &Options) -> StepUp {
+pub async fn build_stepup(backend: &Backend, options: &Options) -> (StepUp, Stores) {
     let clock: SharedClock = Arc::new(backend.clock.clone());
     let host = url::Url::parse(&options.public_url)
         .unwrap()
@@ -570,9 +572,10 @@ pub async fn build_stepup(backend: &Backend, options: &Options) -> StepUp {
         .to_owned();
     let relying_party = RelyingParty::new(&host, &options.public_url).unwrap();
     let mailer: Arc<dyn stepup_mail::Mailer> = Arc::new(backend.mail.clone());
+    let stores = backend.stores().await;
     let mut builder = StepUp::builder()
         .issuer(issuer())
-        .stores(backend.stores().await)
+        .stores(stores.clone())
         .keyring(Keyring::new("test", &[3; 32]).unwrap())
         .lookup_key(&[4; 32])
         .passwords(backend.users.clone())
@@ -598,7 +601,7 @@ pub async fn build_stepup(backend: &Backend, options: &Options) -> StepUp {
     if let Some((max, window)) = options.request_ceiling {
         builder = builder.request_ceiling(max, window);
     }
-    builder.build().unwrap()
+    (builder.build().unwrap(), stores)
 }
 
 /// The application's router: its own routes, stepup's drop-in routes, JSON fallbacks.
@@ -710,12 +713,13 @@ pub fn http_client() -> Client {
 
 impl App {
     async fn start(backend: &Backend, options: Options) -> Self {
-        let stepup = build_stepup(backend, &options).await;
+        let (stepup, stores) = build_stepup(backend, &options).await;
         let router = router(&stepup, &backend.users, options.admins.clone());
         Self {
             base: serve(router).await,
             http: http_client(),
             stepup,
+            stores,
             clock: backend.clock.clone(),
             users: backend.users.clone(),
             sms: backend.sms.clone(),
