@@ -346,6 +346,8 @@ impl Mfa {
         if !factor.is_available() {
             return Err(UnknownFactor.into());
         }
+        // A malformed proof is a `400` naming the field, before anything is claimed or counted.
+        factor.check_proof(proof)?;
         self.limited_by_address(client, async {
             let claimed = factor
                 .claimed_credential(proof)
