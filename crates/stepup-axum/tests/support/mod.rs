@@ -488,8 +488,11 @@ pub(crate) use on_backends;
 // ---------------------------------------------------------------------------------------------
 // The application.
 
+/// Wraps an instance's stores (a test's instrumentation).
+pub type WrapStores = Arc<dyn Fn(Stores) -> Stores + Send + Sync>;
+
 /// How an instance is configured beyond the defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// The WebAuthn origin; its host is the `rp_id`.
     pub public_url: String,
@@ -503,6 +506,8 @@ pub struct Options {
     pub request_ceiling: Option<(u64, Duration)>,
     /// The user ids the admin reset route lets in (behind a fresh `phr` login).
     pub admins: Vec<String>,
+    /// Wraps the stores before the engine gets them.
+    pub wrap_stores: Option<WrapStores>,
 }
 
 impl Default for Options {
@@ -515,6 +520,7 @@ impl Default for Options {
             restricted_alone: true,
             request_ceiling: None,
             admins: Vec::new(),
+            wrap_stores: None,
         }
     }
 }
@@ -572,7 +578,10 @@ pub async fn build_stepup(backend: &Backend, options: &Options) -> (StepUp, Stor
         .to_owned();
     let relying_party = RelyingParty::new(&host, &options.public_url).unwrap();
     let mailer: Arc<dyn stepup_mail::Mailer> = Arc::new(backend.mail.clone());
-    let stores = backend.stores().await;
+    let mut stores = backend.stores().await;
+    if let Some(wrap) = &options.wrap_stores {
+        stores = wrap(stores);
+    }
     let mut builder = StepUp::builder()
         .issuer(issuer())
         .stores(stores.clone())
