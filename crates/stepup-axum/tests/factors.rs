@@ -526,3 +526,41 @@ async fn the_earlier_paths_are_aliases_of_the_generic_ones() {
     let listed = app.get("/api/mfa/factors", Some(&fresh)).await;
     assert_eq!(listed.body["factors"], json!([]));
 }
+
+/// New backup codes need a fresh second factor; the set is replaced whole.
+#[tokio::test]
+async fn backup_codes_are_regenerated_whole_with_a_fresh_second_factor() {
+    let app = sqlite_app().await;
+    let email = "pia@example.com";
+    let (password, key, old) = app.enrolled_user(email).await;
+    let refused = app
+        .post(
+            "/api/mfa/backup-codes/regenerate",
+            Some(&password),
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    assert_eq!(refused.challenge.as_deref(), Some(CHALLENGE));
+    let fresh = app.fresh_mfa_token(email, &key).await;
+    let regenerated = app
+        .post("/api/mfa/backup-codes/regenerate", Some(&fresh), json!({}))
+        .await;
+    assert_eq!(regenerated.status, StatusCode::OK, "{regenerated:?}");
+    assert_eq!(regenerated.cache_control.as_deref(), Some("no-store"));
+    let new = strings(&regenerated.body["backup_codes"]);
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|code| !old.contains(code)));
+    let mfa_token = app.mfa_token(email).await;
+    app.mfa_step(&mfa_token, json!({"backup_code": old[0]}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
+    let used = app
+        .mfa_step(
+            &mfa_token,
+            json!({"method": "backup_code", "backup_code": new[0]}),
+        )
+        .await;
+    assert_eq!(used.body["acr"], "mfa", "{used:?}");
+    assert_eq!(used.body["remaining_codes"], 9);
+}
