@@ -41,7 +41,10 @@ async fn a_whole_session_logs_events_but_no_secret() {
 
     let app = sqlite_app().await;
     let mut secrets: Vec<String> = vec![PASSWORD.into()];
-    let (password_token, key, codes) = app.enrolled_user("ivy@example.com").await;
+    // An account whose password the application keeps as an argon2id hash.
+    app.register_argon2("ivy@example.com").await;
+    let password_token = app.login("ivy@example.com").await.token();
+    let (key, codes) = app.enroll_totp(&password_token).await;
     secrets.push(password_token.clone());
     secrets.extend(codes.iter().cloned());
     secrets.extend(codes.iter().map(|code| code.replace('-', "")));

@@ -70,7 +70,7 @@ async fn exchange_code(app: &App, code: &str) -> Answer {
 #[tokio::test]
 async fn a_code_is_exchanged_once_with_its_verifier() {
     let app = sqlite_app().await;
-    app.register("ann@example.com").await;
+    app.register_argon2("ann@example.com").await;
     let code = expect_code(&app, "/oauth/authorize", authorization("ann@example.com")).await;
     let token = exchange_code(&app, &code).await;
     assert_eq!(token.body["acr"], "pwd");
