@@ -29,7 +29,7 @@ use stepup_store::{Credential, CredentialRef, CredentialStatus, Enrollment};
 
 use crate::audit::AuditEvent;
 use crate::error::{
-    AlreadyEnrolled, FactorChangeInProgress, InvalidCode, InvalidLabel, MfaError,
+    AlreadyEnrolled, FactorChangeInProgress, InvalidLabel, MfaError,
     NoPendingEnrollment, PolicyRefusal, Unsupported,
 };
 use crate::factor::{ClientInfo, Factor, FactorContext, NewCredential};
@@ -142,8 +142,9 @@ impl Mfa {
 
     /// Finishes an enrollment of `kind` with its first proof (`{"code": …}`, or a passkey's
     /// registration): the credential becomes active, with the backup codes (shown once) when it
-    /// is the user's first factor. A wrong proof is [`InvalidCode`] and counts against the
-    /// user's attempt limit.
+    /// is the user's first factor. A wrong proof is [`InvalidCode`](crate::InvalidCode), counts
+    /// against the user's attempt limit, is audited, and is answered with the factor's
+    /// [`enrollment_refusal`](Factor::enrollment_refusal).
     pub async fn finish_enrollment(
         &self,
         user: &str,
@@ -169,13 +170,9 @@ impl Mfa {
                 .limited(user, None, &setup, factor.finish_enrollment(&cx, pending.as_ref(), input))
                 .await
                 .map_err(|error| match error {
-                    // Enrolling is not a login: a wrong first code is bad input (`400`), though
+                    // Enrolling is not a login: a wrong first proof is bad input (`400`), though
                     // it counted against the user's attempt limit all the same.
-                    MfaError::InvalidCode(_) => PolicyRefusal::bad_request(
-                        InvalidCode::CODE,
-                        InvalidCode::DESCRIPTION,
-                    )
-                    .into(),
+                    MfaError::InvalidCode(_) => factor.enrollment_refusal().into(),
                     other => other,
                 })?;
             let (codes, set) = self.first_factor_backup_codes(user).await?;

@@ -80,6 +80,8 @@ pub struct PasswordLogin<'a> {
 /// Where a login step stands.
 #[derive(Debug)]
 #[non_exhaustive]
+// Made once per login and matched at once: boxing the login would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum LoginStep {
     /// Authenticated: end it with [`Mfa::conclude`].
     Authenticated(Login),
@@ -344,6 +346,8 @@ impl Mfa {
         if !factor.is_available() {
             return Err(UnknownFactor.into());
         }
+        // A malformed proof is a `400` naming the field, before anything is claimed or counted.
+        factor.check_proof(proof)?;
         self.limited_by_address(client, async {
             let claimed = factor
                 .claimed_credential(proof)

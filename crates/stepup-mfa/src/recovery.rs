@@ -71,6 +71,8 @@ struct PendingRecovery {
 /// How a confirmed recovery ended.
 #[derive(Debug)]
 #[non_exhaustive]
+// Made once per recovery and matched at once: boxing the login would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RecoveryOutcome {
     /// The factors are gone: the user is signed in at `pwd` (conclude the login with
     /// [`Mfa::conclude`]) and enrolls again.

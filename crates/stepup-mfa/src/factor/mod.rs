@@ -69,7 +69,7 @@ pub use context::{ClientInfo, FactorContext};
 pub use input::{parse_input, parse_json};
 pub(crate) use registry::Registry;
 
-use crate::error::{MfaError, Unsupported};
+use crate::error::{InvalidCode, MfaError, PolicyRefusal, Unsupported};
 
 /// One kind of second factor. See the [module](self) for what the engine does around it.
 ///
@@ -138,6 +138,12 @@ pub trait Factor: Send + Sync + 'static {
     ) -> Result<EnrollmentFinish, MfaError> {
         let _ = (cx, pending, input);
         Err(Unsupported.into())
+    }
+
+    /// What a wrong first proof of an enrollment answers (it was counted against the user's
+    /// attempt limit and audited all the same). Default: `400 invalid_mfa_code`.
+    fn enrollment_refusal(&self) -> PolicyRefusal {
+        PolicyRefusal::bad_request(InvalidCode::CODE, InvalidCode::DESCRIPTION)
     }
 
     /// Prepares the MFA step's challenge for this factor (sends a code, or makes WebAuthn

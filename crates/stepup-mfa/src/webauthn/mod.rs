@@ -240,6 +240,13 @@ impl Factor for Webauthn {
         Enrollment::Many
     }
 
+    fn enrollment_refusal(&self) -> PolicyRefusal {
+        PolicyRefusal::bad_request(
+            "invalid_credential",
+            "the credential does not verify for this registration",
+        )
+    }
+
     /// Creation options (`{"publicKey": …}`) and the `registration_token` to send back; the
     /// user's credentials are excluded.
     async fn start_enrollment(
@@ -298,15 +305,12 @@ impl Factor for Webauthn {
         if state.user != cx.user() {
             return Err(InvalidCeremony.into());
         }
+        // A registration that does not verify is a wrong proof: counted and audited by the
+        // engine, answered with `enrollment_refusal`.
         let passkey = self
             .webauthn()
             .finish_passkey_registration(&finish.credential, &state.state)
-            .map_err(|_| {
-                PolicyRefusal::bad_request(
-                    "invalid_credential",
-                    "the credential does not verify for this registration",
-                )
-            })?;
+            .map_err(|_| InvalidCode)?;
         let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
         let credential = NewCredential::new(id, encode_passkey(&passkey)?).with_label(label);
         Ok(EnrollmentFinish::new_credential(credential))

@@ -1,19 +1,21 @@
-//! "Remember this device" and the audit trail, end to end over HTTP.
+//! "Remember this device", the audit trail and the per-address limits of the login, end to end
+//! over HTTP.
 
-mod demo_support;
+mod support;
 
 use std::time::Duration;
 
-use demo_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use stepup_mfa::totp::TotpKey;
+use support::*;
 
 /// Completes the MFA step with `remember_device` and returns the `Set-Cookie` header.
-async fn remember(demo: &Demo, email: &str, key: &stepup::mfa::totp::TotpKey) -> String {
-    let mfa_token = demo.mfa_token(email).await;
-    let response = demo
+async fn remember(app: &App, email: &str, key: &TotpKey) -> String {
+    let mfa_token = app.mfa_token(email).await;
+    let response = app
         .request(Method::POST, "/oauth/authorize/mfa", None)
-        .json(&json!({"mfa_token": mfa_token, "code": demo.code(key), "remember_device": true}))
+        .json(&json!({"mfa_token": mfa_token, "code": app.code(key), "remember_device": true}))
         .send()
         .await
         .unwrap();
@@ -22,29 +24,19 @@ async fn remember(demo: &Demo, email: &str, key: &stepup::mfa::totp::TotpKey) ->
         .to_str()
         .unwrap()
         .to_owned();
-    demo.clock.advance(Duration::from_secs(30));
+    app.clock.advance(Duration::from_secs(30));
     cookie
 }
 
-/// The `name=value` part of a `Set-Cookie` header, as a browser would send it back.
-fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-async fn login_with_cookie(demo: &Demo, email: &str, cookie: &str) -> Answer {
-    Answer::read(
-        demo.request(Method::POST, "/oauth/authorize", None)
-            .header("cookie", cookie)
-            .json(&json!({"username": email, "password": "correct horse"})),
-    )
-    .await
+async fn login_with_cookie(app: &App, email: &str, cookie: &str) -> Answer {
+    app.login_with_cookie(email, cookie).await
 }
 
 #[tokio::test]
 async fn the_cookie_is_host_only_http_only_secure_and_strict() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("ada@example.com").await;
-    let set_cookie = remember(&demo, "ada@example.com", &key).await;
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("ada@example.com").await;
+    let set_cookie = remember(&app, "ada@example.com", &key).await;
     let mut attributes: Vec<&str> = set_cookie.split("; ").collect();
     let pair = attributes.remove(0);
     let (name, token) = pair.split_once('=').unwrap();
@@ -65,25 +57,25 @@ async fn the_cookie_is_host_only_http_only_secure_and_strict() {
 
 #[tokio::test]
 async fn a_remembered_device_skips_the_mfa_step_but_never_meets_max_age() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("bo@example.com").await;
-    let cookie = cookie_pair(&remember(&demo, "bo@example.com", &key).await);
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("bo@example.com").await;
+    let cookie = cookie_pair(&remember(&app, "bo@example.com", &key).await);
 
-    let login = login_with_cookie(&demo, "bo@example.com", &cookie).await;
+    let login = login_with_cookie(&app, "bo@example.com", &cookie).await;
     assert_eq!(login.body["acr"], "mfa", "{login:?}");
     assert!(login.body.get("mfa_required").is_none());
     let token = login.token();
-    let me = demo.get("/api/me", Some(&token)).await;
+    let me = app.get("/api/me", Some(&token)).await;
     assert_eq!(me.body["amr"], json!(["pwd"]), "only what was used now");
     assert_eq!(me.body["auth_time"], Value::Null);
 
-    let refused = demo.delete("/api/account", Some(&token)).await;
+    let refused = app.delete("/api/account", Some(&token)).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.challenge.unwrap().contains("max_age=300"));
 
     // The wrong password is still the wrong password.
     let wrong = Answer::read(
-        demo.request(Method::POST, "/oauth/authorize", None)
+        app.request(Method::POST, "/oauth/authorize", None)
             .header("cookie", &cookie)
             .json(&json!({"username": "bo@example.com", "password": "wrong horse"})),
     )
@@ -93,19 +85,19 @@ async fn a_remembered_device_skips_the_mfa_step_but_never_meets_max_age() {
 
 #[tokio::test]
 async fn a_device_vouches_only_for_its_own_user() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("cy@example.com").await;
-    demo.enrolled_user("di@example.com").await;
-    let cookie = cookie_pair(&remember(&demo, "cy@example.com", &key).await);
-    let login = login_with_cookie(&demo, "di@example.com", &cookie).await;
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("cy@example.com").await;
+    app.enrolled_user("di@example.com").await;
+    let cookie = cookie_pair(&remember(&app, "cy@example.com", &key).await);
+    let login = login_with_cookie(&app, "di@example.com", &cookie).await;
     assert_eq!(login.body["mfa_required"], true);
     // Nor through the authorization-code path.
     let login = Answer::read(
-        demo.request(Method::POST, "/oauth/authorize", None)
+        app.request(Method::POST, "/oauth/authorize", None)
             .header("cookie", &cookie)
             .json(&json!({
                 "username": "di@example.com",
-                "password": "correct horse",
+                "password": PASSWORD,
                 "client_id": CLIENT_ID,
                 "redirect_uri": REDIRECT_URI,
                 "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
@@ -120,19 +112,19 @@ async fn a_device_vouches_only_for_its_own_user() {
         "__Host-stepup_device=x",
         "garbage",
     ] {
-        let login = login_with_cookie(&demo, "cy@example.com", forged).await;
+        let login = login_with_cookie(&app, "cy@example.com", forged).await;
         assert_eq!(login.body["mfa_required"], true, "{forged}");
     }
 }
 
 #[tokio::test]
 async fn devices_are_listed_revoked_and_expire() {
-    let demo = Demo::start().await;
-    let (password_token, key, _) = demo.enrolled_user("ed@example.com").await;
-    let first = cookie_pair(&remember(&demo, "ed@example.com", &key).await);
-    let second = cookie_pair(&remember(&demo, "ed@example.com", &key).await);
+    let app = sqlite_app().await;
+    let (password_token, key, _) = app.enrolled_user("ed@example.com").await;
+    let first = cookie_pair(&remember(&app, "ed@example.com", &key).await);
+    let second = cookie_pair(&remember(&app, "ed@example.com", &key).await);
 
-    let listed = demo.get("/api/mfa/devices", Some(&password_token)).await;
+    let listed = app.get("/api/mfa/devices", Some(&password_token)).await;
     let devices = listed.body["devices"].as_array().unwrap().clone();
     assert_eq!(devices.len(), 2);
     assert!(devices.iter().all(|device| device["id"].is_string()
@@ -141,11 +133,11 @@ async fn devices_are_listed_revoked_and_expire() {
         && device.get("token_hash").is_none()));
 
     // Revoke the first: it no longer skips the step; the second still does.
-    let first_login = login_with_cookie(&demo, "ed@example.com", &first).await;
+    let first_login = login_with_cookie(&app, "ed@example.com", &first).await;
     assert_eq!(first_login.body["acr"], "mfa");
     let first_id = {
         let listed = Answer::read(
-            demo.request(Method::GET, "/api/mfa/devices", Some(&password_token))
+            app.request(Method::GET, "/api/mfa/devices", Some(&password_token))
                 .header("cookie", &first),
         )
         .await;
@@ -158,36 +150,34 @@ async fn devices_are_listed_revoked_and_expire() {
             .unwrap()
             .to_owned()
     };
-    let revoked = demo
+    let revoked = app
         .delete(
             &format!("/api/mfa/devices/{first_id}"),
             Some(&password_token),
         )
         .await;
     assert_eq!(revoked.body, json!({"success": true}));
-    demo.delete(
+    app.delete(
         &format!("/api/mfa/devices/{first_id}"),
         Some(&password_token),
     )
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
-        login_with_cookie(&demo, "ed@example.com", &first)
-            .await
-            .body["mfa_required"],
+        login_with_cookie(&app, "ed@example.com", &first).await.body["mfa_required"],
         true
     );
     assert_eq!(
-        login_with_cookie(&demo, "ed@example.com", &second)
+        login_with_cookie(&app, "ed@example.com", &second)
             .await
             .body["acr"],
         "mfa"
     );
 
     // 30 days later the second has expired too.
-    demo.clock.advance(Duration::from_secs(30 * 24 * 60 * 60));
+    app.clock.advance(Duration::from_secs(30 * 24 * 60 * 60));
     assert_eq!(
-        login_with_cookie(&demo, "ed@example.com", &second)
+        login_with_cookie(&app, "ed@example.com", &second)
             .await
             .body["mfa_required"],
         true
@@ -196,35 +186,35 @@ async fn devices_are_listed_revoked_and_expire() {
 
 #[tokio::test]
 async fn removing_the_factor_revokes_every_device() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("fa@example.com").await;
-    let cookie = cookie_pair(&remember(&demo, "fa@example.com", &key).await);
-    let mfa_token = demo.mfa_token("fa@example.com").await;
-    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("fa@example.com").await;
+    let cookie = cookie_pair(&remember(&app, "fa@example.com", &key).await);
+    let mfa_token = app.mfa_token("fa@example.com").await;
+    let fresh = app.mfa_step_with_code(&mfa_token, &key).await.token();
     assert_eq!(
-        demo.delete("/api/mfa/totp", Some(&fresh)).await.body,
+        app.delete("/api/mfa/totp", Some(&fresh)).await.body,
         json!({"success": true})
     );
-    let listed = demo.get("/api/mfa/devices", Some(&fresh)).await;
+    let listed = app.get("/api/mfa/devices", Some(&fresh)).await;
     assert_eq!(listed.body["devices"], json!([]));
     // Without a factor the login is a password login, and the old cookie adds nothing.
-    let login = login_with_cookie(&demo, "fa@example.com", &cookie).await;
+    let login = login_with_cookie(&app, "fa@example.com", &cookie).await;
     assert_eq!(login.body["acr"], "pwd");
 }
 
 #[tokio::test]
 async fn a_session_is_audited_in_order() {
-    let demo = Demo::start().await;
-    let (password_token, key, codes) = demo.enrolled_user("gus@example.com").await;
-    let mfa_token = demo.mfa_token("gus@example.com").await;
-    demo.mfa_step(&mfa_token, json!({"code": "000000"})).await;
-    demo.mfa_step(&mfa_token, json!({"backup_code": codes[0]}))
+    let app = sqlite_app().await;
+    let (password_token, key, codes) = app.enrolled_user("gus@example.com").await;
+    let mfa_token = app.mfa_token("gus@example.com").await;
+    app.mfa_step(&mfa_token, json!({"code": "000000"})).await;
+    app.mfa_step(&mfa_token, json!({"backup_code": codes[0]}))
         .await
         .token();
-    remember(&demo, "gus@example.com", &key).await;
-    demo.delete("/api/mfa/devices", Some(&password_token)).await;
+    remember(&app, "gus@example.com", &key).await;
+    app.delete("/api/mfa/devices", Some(&password_token)).await;
 
-    let events = demo.get("/api/mfa/events", Some(&password_token)).await;
+    let events = app.get("/api/mfa/events", Some(&password_token)).await;
     let kinds: Vec<&str> = events.body["events"]
         .as_array()
         .unwrap()
@@ -263,29 +253,29 @@ async fn a_session_is_audited_in_order() {
         json!({"acr": "pwd", "amr": ["pwd"], "via": "direct"})
     );
     // Nobody else's events, and none without a token.
-    let (other, _, _) = demo.enrolled_user("hy@example.com").await;
-    let theirs = demo.get("/api/mfa/events", Some(&other)).await;
+    let (other, _, _) = app.enrolled_user("hy@example.com").await;
+    let theirs = app.get("/api/mfa/events", Some(&other)).await;
     assert_eq!(theirs.body["events"].as_array().unwrap().len(), 3);
     assert_eq!(
-        demo.get("/api/mfa/events", None).await.status,
+        app.get("/api/mfa/events", None).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
 
 #[tokio::test]
 async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarded_headers() {
-    let demo = Demo::start().await;
+    let app = sqlite_app().await;
     // Each guess names another account, so the per-account password limit stays out of it.
     for attempt in 0..30 {
         let answer = Answer::read(
-            demo.request(Method::POST, "/oauth/authorize", None)
+            app.request(Method::POST, "/oauth/authorize", None)
                 .header("x-forwarded-for", format!("203.0.113.{attempt}"))
                 .json(&json!({"username": format!("nobody{attempt}@example.com"), "password": "guess"})),
         )
         .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     }
-    let response = demo
+    let response = app
         .request(Method::POST, "/oauth/authorize", None)
         .header("x-forwarded-for", "198.51.100.7")
         .json(&json!({"username": "nobody@example.com", "password": "guess"}))
@@ -294,8 +284,8 @@ async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarde
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "300");
-    demo.clock.advance(Duration::from_secs(300));
-    let answer = demo
+    app.clock.advance(Duration::from_secs(300));
+    let answer = app
         .post(
             "/oauth/authorize",
             None,
@@ -305,9 +295,9 @@ async fn the_login_endpoints_are_limited_per_address_even_with_rotating_forwarde
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a new window");
 }
 
-/// A login with the wrong password, from the demo client's one address.
-async fn wrong_login(demo: &Demo, email: &str) -> Answer {
-    demo.post(
+/// A login with the wrong password, from the app client's one address.
+async fn wrong_login(app: &App, email: &str) -> Answer {
+    app.post(
         "/oauth/authorize",
         None,
         json!({"username": email, "password": "wrong horse"}),
@@ -317,49 +307,49 @@ async fn wrong_login(demo: &Demo, email: &str) -> Answer {
 
 #[tokio::test]
 async fn successful_logins_never_use_up_the_address_budget_but_failures_do() {
-    let demo = Demo::start().await;
-    demo.register("kai@example.com").await;
+    let app = sqlite_app().await;
+    app.register("kai@example.com").await;
     // Every request of the test comes from one address (the test's loopback peer). An office
     // behind one address logs in as often as it needs: successes are given back.
     for login in 0..40 {
-        let answer = demo.login("kai@example.com").await;
+        let answer = app.login("kai@example.com").await;
         assert_eq!(answer.status, StatusCode::OK, "login {login}: {answer:?}");
         assert_eq!(answer.body["acr"], "pwd");
     }
     // Failures count, and a success in between does not wipe them out. (Each guess names
     // another account, so the per-account password limit stays out of it.)
     for guess in 0..15 {
-        wrong_login(&demo, &format!("guess{guess}@example.com"))
+        wrong_login(&app, &format!("guess{guess}@example.com"))
             .await
             .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
     }
-    assert_eq!(demo.login("kai@example.com").await.body["acr"], "pwd");
+    assert_eq!(app.login("kai@example.com").await.body["acr"], "pwd");
     for guess in 15..30 {
-        wrong_login(&demo, &format!("guess{guess}@example.com"))
+        wrong_login(&app, &format!("guess{guess}@example.com"))
             .await
             .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
     }
     // 30 failures: the next attempt is refused before any check, even with the right password.
     for refused in [
-        demo.login("kai@example.com").await,
-        wrong_login(&demo, "kai@example.com").await,
+        app.login("kai@example.com").await,
+        wrong_login(&app, "kai@example.com").await,
     ] {
         refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
         assert_eq!(refused.retry_after.as_deref(), Some("300"), "{refused:?}");
     }
     // A new window gives the address its budget back.
-    demo.clock.advance(Duration::from_secs(300));
-    assert_eq!(demo.login("kai@example.com").await.body["acr"], "pwd");
+    app.clock.advance(Duration::from_secs(300));
+    assert_eq!(app.login("kai@example.com").await.body["acr"], "pwd");
 }
 
 #[tokio::test]
 async fn the_request_ceiling_is_300_per_address_whatever_the_outcome() {
-    let demo = Demo::start().await;
-    demo.register("lea@example.com").await;
+    let app = sqlite_app().await;
+    app.register("lea@example.com").await;
     // Requests refused before any check (a body that is not JSON) are no failed logins, but
     // every request counts toward the ceiling.
     let garbage = || {
-        demo.request(Method::POST, "/oauth/authorize", None)
+        app.request(Method::POST, "/oauth/authorize", None)
             .header("content-type", "application/json")
             .body("not json")
     };
@@ -368,42 +358,41 @@ async fn the_request_ceiling_is_300_per_address_whatever_the_outcome() {
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "request {request}");
     }
     // The 300th still passes, and is a good login.
-    assert_eq!(demo.login("lea@example.com").await.body["acr"], "pwd");
+    assert_eq!(app.login("lea@example.com").await.body["acr"], "pwd");
     // The 301st is refused whatever it holds.
-    let refused = demo.login("lea@example.com").await;
+    let refused = app.login("lea@example.com").await;
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     assert_eq!(refused.retry_after.as_deref(), Some("300"), "{refused:?}");
     Answer::read(garbage())
         .await
         .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     // Each login endpoint has its own ceiling.
-    demo.post(
+    app.post(
         "/oauth/authorize/mfa",
         None,
         json!({"mfa_token": "x", "code": "123456"}),
     )
     .await
     .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_token");
-    demo.clock.advance(Duration::from_secs(300));
-    assert_eq!(demo.login("lea@example.com").await.body["acr"], "pwd");
+    app.clock.advance(Duration::from_secs(300));
+    assert_eq!(app.login("lea@example.com").await.body["acr"], "pwd");
 }
 
 #[tokio::test]
 async fn deleting_the_account_forgets_its_devices() {
-    use stepup::store::DeviceStore;
-    let demo = Demo::start().await;
-    let (password_token, key, _) = demo.enrolled_user("ike@example.com").await;
-    let user = demo.get("/api/me", Some(&password_token)).await.body["sub"]
+    let app = sqlite_app().await;
+    let (password_token, key, _) = app.enrolled_user("ike@example.com").await;
+    let user = app.get("/api/me", Some(&password_token)).await.body["sub"]
         .as_str()
         .unwrap()
         .to_owned();
-    remember(&demo, "ike@example.com", &key).await;
-    assert_eq!(demo.store.devices(&user).await.unwrap().len(), 1);
-    let mfa_token = demo.mfa_token("ike@example.com").await;
-    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
+    remember(&app, "ike@example.com", &key).await;
+    assert_eq!(app.stores.devices.devices(&user).await.unwrap().len(), 1);
+    let mfa_token = app.mfa_token("ike@example.com").await;
+    let fresh = app.mfa_step_with_code(&mfa_token, &key).await.token();
     assert_eq!(
-        demo.delete("/api/account", Some(&fresh)).await.body,
+        app.delete("/api/account", Some(&fresh)).await.body,
         json!({"success": true})
     );
-    assert!(demo.store.devices(&user).await.unwrap().is_empty());
+    assert!(app.stores.devices.devices(&user).await.unwrap().is_empty());
 }

@@ -1,4 +1,5 @@
-//! The per-client rate limit, with client addresses resolved through trusted proxies only.
+//! The per-client request ceiling (`RateLimitLayer` counted by the engine), with client
+//! addresses resolved through trusted proxies only.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -7,8 +8,9 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use stepup::store::{EphemeralStore, StoreResult, async_trait};
-use stepup::{ManualClock, MemoryStore, StoreError};
+use stepup_core::clock::ManualClock;
+use stepup_mfa::{Keyring, Mfa, Stores};
+use stepup_store::{EphemeralStore, MemoryStore, StoreError, StoreResult, async_trait};
 use stepup_tower::client_addr::{
     ForwardedHeader, PeerAddr, ResolveClientAddrLayer, TrustedProxies,
 };
@@ -21,6 +23,13 @@ const WINDOW: Duration = Duration::from_secs(60);
 const LIMIT: u64 = 5;
 
 type TestService = BoxCloneSyncService<Request<String>, Response<ResponseBody<String>>, Infallible>;
+
+/// The engine counting the ceiling, its ephemeral state in `counters`.
+fn engine(counters: Arc<dyn EphemeralStore>) -> Mfa {
+    let mut stores = Stores::shared(MemoryStore::new());
+    stores.ephemeral = counters;
+    Mfa::new(stores, Keyring::new("k1", &[1; 32]).unwrap(), &[2; 32]).unwrap()
+}
 
 /// Client resolution (10.0.0.0/8 trusted, writing `X-Forwarded-For`) then a limit of 5 per
 /// minute; the inner service echoes the client address it saw.
@@ -35,7 +44,7 @@ fn service_reading(counters: Arc<dyn EphemeralStore>, header: ForwardedHeader) -
         .with_header(header);
     let service = ServiceBuilder::new()
         .layer(ResolveClientAddrLayer::new(trusted))
-        .layer(RateLimitLayer::new(counters, "login").with_limit(LIMIT, WINDOW))
+        .layer(RateLimitLayer::new(engine(counters), "login").with_limit(LIMIT, WINDOW))
         .service(service_fn(|request: Request<String>| async move {
             let client = request
                 .extensions()
@@ -313,6 +322,41 @@ async fn refusals_are_json_error_bodies_that_echo_nothing() {
 }
 
 #[tokio::test]
+async fn ipv6_clients_of_one_64_share_a_budget() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let service = service(store(&clock));
+    for host in 1..=LIMIT {
+        let peer = format!("[2001:db8:1:2::{host:x}]:40000");
+        let (code, _, body) = send(&service, request(&peer, &[])).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, format!("2001:db8:1:2::{host:x}"));
+    }
+    // Another address of the same /64 (a client choosing its interface id) is the same client…
+    assert_eq!(
+        status(
+            &service,
+            request("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", &[])
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // …and so is one named by a trusted proxy.
+    let via_proxy = request(
+        "10.0.0.1:443",
+        &[("x-forwarded-for", "2001:db8:1:2:abcd::1")],
+    );
+    assert_eq!(
+        status(&service, via_proxy).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The next /64 is another client.
+    assert_eq!(
+        status(&service, request("[2001:db8:1:3::1]:1", &[])).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn limit_resets_after_the_window() {
     let clock = ManualClock::at_unix(1_700_000_000);
     let service = service(store(&clock));
@@ -395,7 +439,7 @@ async fn the_default_ceiling_is_300_requests_per_5_minutes() {
     let service = BoxCloneSyncService::new(
         ServiceBuilder::new()
             .layer(ResolveClientAddrLayer::new(TrustedProxies::none()))
-            .layer(RateLimitLayer::new(store(&clock), "login"))
+            .layer(RateLimitLayer::new(engine(store(&clock)), "login"))
             .service(service_fn(|_: Request<String>| async {
                 Ok::<_, Infallible>(Response::new(String::new()))
             })),

@@ -1,28 +1,21 @@
-//! The OAuth side of the demo: authorization code with PKCE, step-up of a signed-in user, and the
-//! per-user attempt limit, end to end over HTTP.
+//! The OAuth side of the drop-in routes: authorization code with PKCE, step-up of a signed-in
+//! user, and the per-user attempt limit, end to end over HTTP.
 
-mod demo_support;
+mod support;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use demo_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use support::*;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more";
-
-fn challenge_of(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
+const VERIFIER: &str = PKCE_VERIFIER;
 
 /// The authorization request of a PKCE client, with the user's password.
 fn authorization(email: &str) -> Value {
     json!({
         "username": email,
-        "password": "correct horse",
+        "password": PASSWORD,
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI,
         "state": "af0ifjsldkj&x=1",
@@ -32,8 +25,8 @@ fn authorization(email: &str) -> Value {
 }
 
 /// Sends `body` and expects a `302` to the client's redirect URI; returns the code.
-async fn expect_code(demo: &Demo, path: &str, body: Value) -> String {
-    let response = demo
+async fn expect_code(app: &App, path: &str, body: Value) -> String {
+    let response = app
         .request(Method::POST, path, None)
         .json(&body)
         .send()
@@ -56,13 +49,13 @@ async fn expect_code(demo: &Demo, path: &str, body: Value) -> String {
     get("code").unwrap()
 }
 
-async fn exchange(demo: &Demo, form: &[(&str, &str)]) -> Answer {
-    Answer::read(demo.request(Method::POST, "/oauth/token", None).form(form)).await
+async fn exchange(app: &App, form: &[(&str, &str)]) -> Answer {
+    Answer::read(app.request(Method::POST, "/oauth/token", None).form(form)).await
 }
 
-async fn exchange_code(demo: &Demo, code: &str) -> Answer {
+async fn exchange_code(app: &App, code: &str) -> Answer {
     exchange(
-        demo,
+        app,
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -76,24 +69,24 @@ async fn exchange_code(demo: &Demo, code: &str) -> Answer {
 
 #[tokio::test]
 async fn a_code_is_exchanged_once_with_its_verifier() {
-    let demo = Demo::start().await;
-    demo.register("ann@example.com").await;
-    let code = expect_code(&demo, "/oauth/authorize", authorization("ann@example.com")).await;
-    let token = exchange_code(&demo, &code).await;
+    let app = sqlite_app().await;
+    app.register_argon2("ann@example.com").await;
+    let code = expect_code(&app, "/oauth/authorize", authorization("ann@example.com")).await;
+    let token = exchange_code(&app, &code).await;
     assert_eq!(token.body["acr"], "pwd");
     assert_eq!(token.body["token_type"], "Bearer");
-    let me = demo.get("/api/me", Some(&token.token())).await;
+    let me = app.get("/api/me", Some(&token.token())).await;
     assert_eq!(me.body["amr"], json!(["pwd"]));
 
-    exchange_code(&demo, &code)
+    exchange_code(&app, &code)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
 async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
-    let demo = Demo::start().await;
-    demo.register("ben@example.com").await;
+    let app = sqlite_app().await;
+    app.register("ben@example.com").await;
     let other_verifier = "x".repeat(43);
     let cases: [[(&str, &str); 5]; 4] = [
         [
@@ -126,39 +119,39 @@ async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
         ],
     ];
     for mut form in cases {
-        let code = expect_code(&demo, "/oauth/authorize", authorization("ben@example.com")).await;
+        let code = expect_code(&app, "/oauth/authorize", authorization("ben@example.com")).await;
         form[1].1 = &code;
-        exchange(&demo, &form)
+        exchange(&app, &form)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
         // The failed attempt consumed the code: the right verifier is too late now.
-        exchange_code(&demo, &code)
+        exchange_code(&app, &code)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    exchange(&demo, &[("grant_type", "password")])
+    exchange(&app, &[("grant_type", "password")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
-    exchange(&demo, &[("grant_type", "authorization_code")])
+    exchange(&app, &[("grant_type", "authorization_code")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test]
 async fn codes_expire_after_a_minute() {
-    let demo = Demo::start().await;
-    demo.register("cal@example.com").await;
-    let code = expect_code(&demo, "/oauth/authorize", authorization("cal@example.com")).await;
-    demo.clock.advance(Duration::from_secs(61));
-    exchange_code(&demo, &code)
+    let app = sqlite_app().await;
+    app.register("cal@example.com").await;
+    let code = expect_code(&app, "/oauth/authorize", authorization("cal@example.com")).await;
+    app.clock.advance(Duration::from_secs(61));
+    exchange_code(&app, &code)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
 async fn bad_authorization_requests_are_refused_without_redirecting() {
-    let demo = Demo::start().await;
-    demo.register("dee@example.com").await;
+    let app = sqlite_app().await;
+    app.register("dee@example.com").await;
     let with = |key: &str, value: Value| {
         let mut request = authorization("dee@example.com");
         request[key] = value;
@@ -189,7 +182,7 @@ async fn bad_authorization_requests_are_refused_without_redirecting() {
         (with("client_id", Value::Null), "invalid_request"),
     ];
     for (request, error) in cases {
-        demo.post("/oauth/authorize", None, request)
+        app.post("/oauth/authorize", None, request)
             .await
             .assert_error(StatusCode::BAD_REQUEST, error);
     }
@@ -197,9 +190,9 @@ async fn bad_authorization_requests_are_refused_without_redirecting() {
 
 #[tokio::test]
 async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("eli@example.com").await;
-    let first = demo
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("eli@example.com").await;
+    let first = app
         .post("/oauth/authorize", None, authorization("eli@example.com"))
         .await;
     assert_eq!(first.status, StatusCode::OK);
@@ -207,25 +200,25 @@ async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
     assert!(first.body.get("code").is_none());
     let mfa_token = first.body["mfa_token"].as_str().unwrap();
     let code = expect_code(
-        &demo,
+        &app,
         "/oauth/authorize/mfa",
-        json!({"mfa_token": mfa_token, "code": demo.code(&key)}),
+        json!({"mfa_token": mfa_token, "code": app.code(&key)}),
     )
     .await;
-    let token = exchange_code(&demo, &code).await;
+    let token = exchange_code(&app, &code).await;
     assert_eq!(token.body["acr"], "mfa");
-    let me = demo.get("/api/me", Some(&token.token())).await;
+    let me = app.get("/api/me", Some(&token.token())).await;
     assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
 }
 
 #[tokio::test]
 async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
-    let demo = Demo::start().await;
-    let (password_token, key, _) = demo.enrolled_user("fin@example.com").await;
-    demo.clock.advance(Duration::from_secs(600));
+    let app = sqlite_app().await;
+    let (password_token, key, _) = app.enrolled_user("fin@example.com").await;
+    app.clock.advance(Duration::from_secs(600));
 
     // The resource server says what it wants…
-    let refused = demo.delete("/api/account", Some(&password_token)).await;
+    let refused = app.delete("/api/account", Some(&password_token)).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     let acr_values = refused.body["acr_values"].as_str().unwrap().to_owned();
     assert_eq!(refused.body["max_age"], 300);
@@ -235,14 +228,14 @@ async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
     with_client["acr_values"] = json!(acr_values);
     with_client.as_object_mut().unwrap().remove("username");
     with_client.as_object_mut().unwrap().remove("password");
-    let answer = demo
+    let answer = app
         .post("/oauth/authorize", Some(&password_token), with_client)
         .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["mfa_required"], true);
 
     // …and the client asks for exactly that, with the token it has and no password.
-    let step_up = demo
+    let step_up = app
         .post(
             "/oauth/authorize",
             Some(&password_token),
@@ -252,30 +245,30 @@ async fn a_signed_in_user_follows_the_step_up_challenge_to_completion() {
     assert_eq!(step_up.body["mfa_required"], true, "{step_up:?}");
     assert!(step_up.body.get("access_token").is_none());
     let mfa_token = step_up.body["mfa_token"].as_str().unwrap();
-    let stepped = demo.mfa_step_with_code(mfa_token, &key).await;
+    let stepped = app.mfa_step_with_code(mfa_token, &key).await;
     assert_eq!(stepped.body["acr"], "mfa");
     let token = stepped.token();
-    let me = demo.get("/api/me", Some(&token)).await;
+    let me = app.get("/api/me", Some(&token)).await;
     assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
     assert_eq!(me.body["auth_time"], T0 + 30 + 600, "a fresh auth_time");
 
-    let deleted = demo.delete("/api/account", Some(&token)).await;
+    let deleted = app.delete("/api/account", Some(&token)).await;
     assert_eq!(deleted.body, json!({"success": true}));
 }
 
 #[tokio::test]
 async fn step_up_needs_a_token_and_an_enrolled_factor() {
-    let demo = Demo::start().await;
-    demo.register("gil@example.com").await;
-    let token = demo.login("gil@example.com").await.token();
-    demo.post(
+    let app = sqlite_app().await;
+    app.register("gil@example.com").await;
+    let token = app.login("gil@example.com").await.token();
+    app.post(
         "/oauth/authorize",
         Some(&token),
         json!({"acr_values": "mfa"}),
     )
     .await
     .assert_error(StatusCode::BAD_REQUEST, "mfa_not_enrolled");
-    let anonymous = demo
+    let anonymous = app
         .post("/oauth/authorize", None, json!({"acr_values": "mfa"}))
         .await;
     anonymous.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -284,11 +277,11 @@ async fn step_up_needs_a_token_and_an_enrolled_factor() {
         Some("Bearer"),
         "step-up without a token asks for one"
     );
-    demo.post("/oauth/authorize", Some(&token), json!({}))
+    app.post("/oauth/authorize", Some(&token), json!({}))
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     let forged = format!("{token}x");
-    let answer = demo
+    let answer = app
         .post(
             "/oauth/authorize",
             Some(&forged),
@@ -301,25 +294,25 @@ async fn step_up_needs_a_token_and_an_enrolled_factor() {
 
 #[tokio::test]
 async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_tokens() {
-    let demo = Demo::start().await;
-    let (_, key, _) = demo.enrolled_user("hal@example.com").await;
+    let app = sqlite_app().await;
+    let (_, key, _) = app.enrolled_user("hal@example.com").await;
     // Each attempt with a fresh mfa_token and a new X-Forwarded-For (the peer is no trusted
     // proxy): the user's count goes on regardless.
     for attempt in 0..5 {
-        let mfa_token = demo.mfa_token("hal@example.com").await;
+        let mfa_token = app.mfa_token("hal@example.com").await;
         let answer = Answer::read(
-            demo.request(Method::POST, "/oauth/authorize/mfa", None)
+            app.request(Method::POST, "/oauth/authorize/mfa", None)
                 .header("x-forwarded-for", format!("192.0.2.{attempt}"))
                 .json(&json!({"mfa_token": mfa_token, "code": "000000"})),
         )
         .await;
         answer.assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
     }
-    let mfa_token = demo.mfa_token("hal@example.com").await;
-    let response = demo
+    let mfa_token = app.mfa_token("hal@example.com").await;
+    let response = app
         .request(Method::POST, "/oauth/authorize/mfa", None)
         .header("x-forwarded-for", "192.0.2.99")
-        .json(&json!({"mfa_token": mfa_token, "code": demo.code(&key)}))
+        .json(&json!({"mfa_token": mfa_token, "code": app.code(&key)}))
         .send()
         .await
         .unwrap();
@@ -329,16 +322,16 @@ async fn the_sixth_wrong_code_gets_429_with_retry_after_even_with_fresh_mfa_toke
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "too_many_requests");
 
-    demo.clock.advance(Duration::from_secs(300));
-    let stepped = demo.mfa_step_with_code(&mfa_token, &key).await;
+    app.clock.advance(Duration::from_secs(300));
+    let stepped = app.mfa_step_with_code(&mfa_token, &key).await;
     assert_eq!(
         stepped.status,
         StatusCode::UNAUTHORIZED,
         "the token expired meanwhile"
     );
-    let mfa_token = demo.mfa_token("hal@example.com").await;
+    let mfa_token = app.mfa_token("hal@example.com").await;
     assert_eq!(
-        demo.mfa_step_with_code(&mfa_token, &key).await.body["acr"],
+        app.mfa_step_with_code(&mfa_token, &key).await.body["acr"],
         "mfa"
     );
 }
