@@ -40,7 +40,7 @@ pub(crate) struct Replica {
     /// Whether the catch-up task runs.
     started: AtomicBool,
     /// Wakes the catch-up task early (a change this process made, or one the store announced).
-    wake: Notify,
+    wake: Arc<Notify>,
     bound: Duration,
 }
 
@@ -64,7 +64,7 @@ impl Replica {
                 synced_at: None,
             }),
             started: AtomicBool::new(false),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             bound,
         }
     }
@@ -163,11 +163,11 @@ async fn catch_up(replica: Weak<Replica>, store: Arc<dyn FactorStore>) {
             return;
         };
         replica.catch_up_once(store.as_ref()).await;
-        let wake = replica.wake.notified();
-        // Hold no strong reference while waiting, so dropping the engine ends the task.
-        let wait = tokio::time::timeout(CATCH_UP_EVERY, wake);
+        // Hold no strong reference while waiting, so dropping the engine ends the task. A wake
+        // meanwhile is kept by the `Notify` as a permit, not lost.
+        let wake = replica.wake.clone();
         drop(replica);
-        let _ = wait.await;
+        let _ = tokio::time::timeout(CATCH_UP_EVERY, wake.notified()).await;
     }
 }
 
