@@ -168,14 +168,6 @@ impl Mfa {
         &self.inner.kdf
     }
 
-    /// Runs a slow hash in the pool.
-    pub(crate) async fn run_kdf<T: Send + 'static>(
-        &self,
-        hash: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, MfaError> {
-        self.inner.kdf.run(hash).await.map_err(|_| MfaError::Busy)
-    }
-
     /// The audit trail, for events the application records itself.
     pub fn audit(&self) -> &Audit {
         &self.inner.audit

@@ -34,9 +34,7 @@ impl Mfa {
             .code_hash(user, KIND, &lookup)
             .await?
             .ok_or(MfaError::InvalidCode)?;
-        let matches = self
-            .run_kdf(move || BackupCodes::verify(&normalised, &hash))
-            .await?;
+        let matches = self.kdf().verify(normalised.as_bytes(), &hash).await?;
         if !matches || !self.factors().consume_code(user, KIND, &lookup).await? {
             return Err(MfaError::InvalidCode);
         }
@@ -79,25 +77,22 @@ impl Mfa {
 
     async fn new_backup_codes(&self) -> Result<(Vec<String>, CodeSet), MfaError> {
         let codes = BackupCodes::generate();
-        let backup = self.inner.backup.clone();
-        let for_hashing = codes.clone();
-        let hashes = self
-            .run_kdf(move || {
-                for_hashing
-                    .iter()
-                    .map(|code| {
-                        let normalised = BackupCodes::normalise(code)?;
-                        let hash = BackupCodes::hash(&normalised).ok()?;
-                        Some(CodeHash {
-                            lookup: backup.lookup(&normalised),
-                            hash,
-                            expires_at: None,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .await?
+        let normalised = codes
+            .iter()
+            .map(|code| BackupCodes::normalise(code))
+            .collect::<Option<Vec<_>>>()
             .ok_or(MfaError::Internal("could not hash the backup codes"))?;
+        // The ten hashes run across the pool's slots at once.
+        let hashes = self.kdf().hash_many(&normalised).await?;
+        let hashes = normalised
+            .iter()
+            .zip(hashes)
+            .map(|(normalised, hash)| CodeHash {
+                lookup: self.inner.backup.lookup(normalised),
+                hash,
+                expires_at: None,
+            })
+            .collect();
         Ok((
             codes,
             CodeSet {
