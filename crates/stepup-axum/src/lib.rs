@@ -34,6 +34,7 @@ pub mod oauth;
 mod recovery;
 mod respond;
 mod router;
+pub mod serve;
 mod sms;
 mod stepup;
 mod webauthn;
