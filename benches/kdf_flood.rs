@@ -9,18 +9,21 @@
 //! in its own process, since the peak is the process's.
 //!
 //! Then the ten backup codes of an enrollment: hashed across the pool (`hash_many`) against one
-//! after another.
+//! after another, and a whole TOTP enrollment confirmation through the engine (`MemoryStore`),
+//! which hashes them.
 //!
 //! `cargo bench --bench kdf_flood` (full: 200 registrations, asserts the target); without
 //! `--bench` (`cargo test --benches`) a flood of 20 checks that it runs, and nothing is asserted.
 //! Linux only (reads `/proc`).
 #![allow(missing_docs)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use stepup::KdfPool;
+use stepup::mfa::totp::TotpKey;
+use stepup::{KdfPool, Keyring, ManualClock, MemoryStore, Mfa, Stores, TotpAlgorithm};
 
 /// Concurrent registrations of a full run.
 const REGISTRATIONS: usize = 200;
@@ -164,6 +167,46 @@ async fn enrollment_codes() {
     );
 }
 
+/// A whole TOTP enrollment confirmation through the engine on `MemoryStore`: the code checked,
+/// the factor activated with its ten backup codes, hashed across the engine's pool.
+async fn confirm_enrollment(pool: &KdfPool) -> Duration {
+    const T0: u64 = 1_800_000_000;
+    const USER: &str = "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b";
+    let clock = ManualClock::at_unix(T0);
+    let store = MemoryStore::new().with_clock(Arc::new(clock.clone()));
+    let mfa = Mfa::new(
+        Stores::shared(store),
+        Keyring::new("k1", &[1; 32]).unwrap(),
+        &[2; 32],
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock))
+    .with_kdf_pool(pool.clone());
+    let enrollment = mfa
+        .begin_totp_enrollment(USER, "user@example.com")
+        .await
+        .unwrap();
+    let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+    let key = TotpKey::new(
+        secret.as_bytes(),
+        TotpAlgorithm::Sha1,
+        6,
+        30,
+        1,
+        "bench",
+        "user",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let confirmed = mfa
+        .confirm_totp_enrollment(USER, &key.code_at(T0))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(confirmed.len(), 10, "ten backup codes");
+    took
+}
+
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
     let registrations = if full {
@@ -183,6 +226,22 @@ fn main() {
     let (_, peak, _, slowest_login) = runtime.block_on(flood(mode, registrations));
     if mode == Mode::Pool {
         runtime.block_on(enrollment_codes());
+        // One pool, warm, as in a running server.
+        let pool = KdfPool::default();
+        runtime
+            .block_on(pool.hash_many(&["warm", "both slots"]))
+            .unwrap();
+        let mut confirmations: Vec<Duration> = (0..5)
+            .map(|_| runtime.block_on(confirm_enrollment(&pool)))
+            .collect();
+        confirmations.sort();
+        println!(
+            "kdf_flood/confirm_totp_enrollment: {:.0} ms median of 5 ({:.0} to {:.0} ms) on {} slots",
+            confirmations[2].as_secs_f64() * 1000.0,
+            confirmations[0].as_secs_f64() * 1000.0,
+            confirmations[4].as_secs_f64() * 1000.0,
+            pool.slots(),
+        );
     }
     if full && mode == Mode::Pool {
         assert!(
