@@ -139,13 +139,17 @@ async fn half_sent_connections_neither_starve_healthz_nor_outlive_the_header_tim
     let server = tokio::spawn(server.into_future());
 
     // 1,100 half-sent requests from 20 addresses, 55 each.
+    // One after another: a burst of 1,100 connects would overflow the listen backlog, and the
+    // kernel's SYN retries would only slow the test down.
     let started = Instant::now();
     let mut held = Vec::with_capacity(HELD);
     for index in 0..HELD {
         let source = loopback(2 + (index % usize::from(ATTACKERS)) as u8);
+        // Before the connection exists, so before the server's timer starts.
+        let opened = Instant::now();
         let mut stream = connect_from(source, server_addr).await;
         stream.write_all(HALF_SENT).await.unwrap();
-        held.push((stream, Instant::now()));
+        held.push((stream, opened));
     }
     let opened_in = started.elapsed();
     wait_until("the server holds all 1,100", Duration::from_secs(1), || {
@@ -164,8 +168,8 @@ async fn half_sent_connections_neither_starve_healthz_nor_outlive_the_header_tim
 
     // One more that trickles a header byte every 100 ms: still cut at the timeout.
     let trickle = tokio::spawn(async move {
-        let mut stream = connect_from(loopback(2 + ATTACKERS), server_addr).await;
         let opened = Instant::now();
+        let mut stream = connect_from(loopback(2 + ATTACKERS), server_addr).await;
         for byte in HALF_SENT.iter().cycle() {
             if stream.write_all(&[*byte]).await.is_err() {
                 break;
@@ -207,9 +211,10 @@ async fn half_sent_connections_neither_starve_healthz_nor_outlive_the_header_tim
     let capped = loopback(100);
     let mut at_cap = Vec::with_capacity(PER_ADDRESS);
     for _ in 0..PER_ADDRESS {
+        let opened = Instant::now();
         let mut stream = connect_from(capped, server_addr).await;
         stream.write_all(HALF_SENT).await.unwrap();
-        at_cap.push((stream, Instant::now()));
+        at_cap.push((stream, opened));
     }
     wait_until(
         "64 held from the capped address",
@@ -239,11 +244,11 @@ async fn half_sent_connections_neither_starve_healthz_nor_outlive_the_header_tim
         last_close = last_close.max(after);
     }
     assert!(
-        first_close >= HEADER_TIMEOUT - Duration::from_millis(50),
+        first_close >= HEADER_TIMEOUT,
         "a connection was closed after {first_close:?}, before the timeout"
     );
     let trickled_for = trickle.await.unwrap();
-    assert!(trickled_for >= HEADER_TIMEOUT - Duration::from_millis(50));
+    assert!(trickled_for >= HEADER_TIMEOUT);
     wait_until(
         "every connection is uncounted",
         Duration::from_secs(1),
