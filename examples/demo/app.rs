@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
@@ -224,7 +222,7 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
     let users = Users {
         table,
         kdf: kdf.clone(),
-        dummy_hash: hash_password("a password nobody has").expect("hashing a constant works"),
+        dummy_hash: kdf.hash(b"a password nobody has").await?,
     };
     let stepup = StepUp::builder()
         .issuer(
@@ -338,10 +336,9 @@ impl PasswordCheck for Users {
         let hash = row
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |(_, hash)| hash.clone());
-        let password = password.to_owned();
         let matches = self
             .kdf
-            .run(move || verify_password(&password, &hash))
+            .verify(password.as_bytes(), &hash)
             .await
             .map_err(|_| PasswordCheckFailed)?;
         Ok(row.filter(|_| matches).map(|(id, _)| id))
@@ -403,16 +400,17 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let email = normalise_email(&registration.email).map_err(ApiError::invalid_request)?;
     check_password(&registration.password).map_err(ApiError::invalid_request)?;
-    let password = registration.password;
-    // The same bounded pool as stepup's own hashing: a flood of registrations waits, then gets
-    // 503, instead of holding 19 MiB per request.
+    // The same bounded pool as stepup's own hashing, in its slots' memory: a flood of
+    // registrations waits, then gets 503, instead of holding 19 MiB per request.
     let password_hash = demo
         .users
         .kdf
-        .run(move || hash_password(&password))
+        .hash(registration.password.as_bytes())
         .await
-        .map_err(|_| unavailable())?
-        .map_err(|_| ApiError::server_error())?;
+        .map_err(|error| match error {
+            stepup::mfa::kdf::KdfError::Busy => unavailable(),
+            _ => ApiError::server_error(),
+        })?;
     let id = uuid::Uuid::new_v4().to_string();
     let inserted = demo
         .users
@@ -508,17 +506,4 @@ fn check_password(password: &str) -> Result<(), &'static str> {
         8..=256 => Ok(()),
         _ => Err("the password may have at most 256 characters"),
     }
-}
-
-/// argon2id with the crate's default (OWASP-recommended) parameters and a random salt.
-fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes())?
-        .to_string())
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
 }

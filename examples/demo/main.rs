@@ -62,15 +62,13 @@ async fn main() -> Result<(), BoxError> {
             tracing::error!(%error, "the demo cannot start");
         })?;
     tracing::info!("stepup demo listening on http://{}", listener.local_addr()?);
-    // The peer address feeds the per-address rate limits.
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    // A header-read timeout and per-address and total connection caps against slow clients; the
+    // peer address reaches the router as `ConnectInfo<SocketAddr>`, for the per-address limits.
+    stepup_axum::serve::serve(listener, router, stepup_axum::serve::ServeLimits::default())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 

@@ -37,6 +37,7 @@ mod recovery;
 mod registered_client;
 mod respond;
 mod router;
+pub mod serve;
 mod stepup;
 
 pub use error::ApiError;
@@ -44,5 +45,6 @@ pub use json::JsonBody;
 pub use oauth::OAuthClient;
 pub use recovery::admin_reset;
 pub use router::peer_from_connect_info;
+pub use serve::{ServeLimits, serve};
 pub use stepup::{BuildError, StepUp, StepUpBuilder};
 pub use stepup_mfa::{PasswordCheck, PasswordCheckFailed};

@@ -76,14 +76,18 @@ impl BackupCodes {
         stepup_core::tokens::hex(&mac.finalize().into_bytes())
     }
 
-    /// The argon2id hash (PHC string) of a normalised code.
+    /// The argon2id hash (PHC string) of a normalised code, in memory allocated for this one
+    /// hash. The engine hashes through its bounded pool instead
+    /// ([`KdfPool::hash_many`](crate::KdfPool::hash_many)), in the same format.
     pub fn hash(normalised: &str) -> Result<String, argon2::password_hash::Error> {
         Ok(Argon2::default()
             .hash_password(normalised.as_bytes())?
             .to_string())
     }
 
-    /// Whether `normalised` matches the stored argon2id `hash` (constant-time inside argon2).
+    /// Whether `normalised` matches the stored argon2id `hash` (constant-time inside argon2), in
+    /// memory allocated for this one check. The engine checks through its bounded pool instead
+    /// ([`KdfPool::verify`](crate::KdfPool::verify)).
     pub fn verify(normalised: &str, hash: &str) -> bool {
         Argon2::default()
             .verify_password(normalised.as_bytes(), hash)

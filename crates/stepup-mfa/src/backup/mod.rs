@@ -83,10 +83,7 @@ impl Factor for BackupCodesFactor {
             .code_hash(user, &kind, &lookup)
             .await?
             .ok_or(InvalidCode)?;
-        let matches = mfa
-            .kdf()
-            .run(move || BackupCodes::verify(&normalised, &hash))
-            .await?;
+        let matches = mfa.kdf().verify(normalised.as_bytes(), &hash).await?;
         if !matches || !mfa.factors().consume_code(user, &kind, &lookup).await? {
             return Err(InvalidCode.into());
         }
@@ -148,26 +145,22 @@ impl Mfa {
 
     async fn new_backup_codes(&self, generation: u64) -> Result<(Vec<String>, CodeSet), MfaError> {
         let codes = BackupCodes::generate();
-        let backup = self.inner.backup.clone();
-        let for_hashing = codes.clone();
-        let hashes = self
-            .kdf()
-            .run(move || {
-                for_hashing
-                    .iter()
-                    .map(|code| {
-                        let normalised = BackupCodes::normalise(code)?;
-                        let hash = BackupCodes::hash(&normalised).ok()?;
-                        Some(CodeHash {
-                            lookup: backup.lookup(&normalised),
-                            hash,
-                            expires_at: None,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .await?
+        let normalised = codes
+            .iter()
+            .map(|code| BackupCodes::normalise(code))
+            .collect::<Option<Vec<_>>>()
             .ok_or_else(|| MfaError::internal("could not hash the backup codes"))?;
+        // The ten hashes run across the pool's slots at once.
+        let hashes = self.kdf().hash_many(&normalised).await?;
+        let hashes = normalised
+            .iter()
+            .zip(hashes)
+            .map(|(normalised, hash)| CodeHash {
+                lookup: self.inner.backup.lookup(normalised),
+                hash,
+                expires_at: None,
+            })
+            .collect();
         Ok((
             codes,
             CodeSet {
