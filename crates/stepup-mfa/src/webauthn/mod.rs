@@ -201,6 +201,9 @@ fn user_handle(cx: &FactorContext<'_>, user: &str) -> Uuid {
 #[derive(Serialize, Deserialize)]
 struct RegistrationState {
     user: String,
+    /// The user's generation when it started: a reset since voids it.
+    #[serde(default)]
+    generation: u64,
     state: PasskeyRegistration,
 }
 
@@ -273,6 +276,7 @@ impl Factor for Webauthn {
         }
         let state = RegistrationState {
             user: user.to_owned(),
+            generation: cx.generation(),
             state,
         };
         let token = tokens::random_token();
@@ -282,8 +286,8 @@ impl Factor for Webauthn {
         Ok(EnrollmentStart::ceremony(answer))
     }
 
-    /// `{registration_token, credential, label?}`: the authenticator's answer. The ceremony is
-    /// used up whatever the outcome.
+    /// `{registration_token, credential, label?}`: the authenticator's answer, to a ceremony of
+    /// this user and generation. The ceremony is used up whatever the outcome.
     async fn finish_enrollment(
         &self,
         cx: &FactorContext<'_>,
@@ -295,7 +299,9 @@ impl Factor for Webauthn {
         let state: RegistrationState = take_ceremony(cx, &registration_key(&finish.registration_token))
             .await?
             .ok_or(InvalidCeremony)?;
-        if state.user != cx.user() {
+        // Another user's ceremony, or one started before a reset: a registration that raced a
+        // recovery never lands in the user's new generation.
+        if state.user != cx.user() || state.generation != cx.generation() {
             return Err(InvalidCeremony.into());
         }
         let passkey = self
