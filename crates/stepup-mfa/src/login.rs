@@ -24,6 +24,7 @@ use stepup_core::acr::{amr, level};
 use stepup_core::policy::TrustedDevice;
 use stepup_core::token::{Grant, IssuedToken, JwtIssuer};
 use stepup_core::AuthContext;
+use stepup_store::{CredentialRef, CredentialStatus};
 
 use crate::audit::AuditEvent;
 use crate::authorization::{Authentication, PendingAuthorization};
@@ -358,6 +359,21 @@ impl Mfa {
             if !self.accounts().account_exists(&user).await? {
                 return Err(InvalidCode.into());
             }
+            // The login carries the generation of the credential that answered, and only while
+            // it is still the user's: a reset landing while the proof was checked voids it.
+            let generation = self.current_generation(&user).await?.value;
+            let id = signed_in.verified.credential_id.as_deref().ok_or(InvalidCode)?;
+            let key = CredentialRef {
+                user: &user,
+                kind: factor.kind(),
+                id,
+            };
+            let answered = self.factors().credential(key).await?;
+            if !answered.is_some_and(|credential| {
+                credential.generation == generation && credential.status == CredentialStatus::Active
+            }) {
+                return Err(InvalidCode.into());
+            }
             if self.factors().failures(&user, factor.kind()).await? > 0 {
                 self.factors().clear_failures(&user, factor.kind()).await?;
             }
@@ -366,7 +382,6 @@ impl Mfa {
             };
             self.audit().record(&user, event).await;
             self.factor_login_succeeded(&user).await?;
-            let generation = self.current_generation(&user).await?.value;
             Ok(Login {
                 authentication: Authentication {
                     subject: user,
