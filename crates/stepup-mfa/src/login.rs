@@ -81,6 +81,8 @@ pub struct PasswordLogin<'a> {
 /// Where a login step stands.
 #[derive(Debug)]
 #[non_exhaustive]
+// One per login step, moved once: boxing the login would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum LoginStep {
     /// Authenticated: end it with [`Mfa::conclude`].
     Authenticated(Login),
@@ -219,6 +221,14 @@ impl Mfa {
                 self.password_only(user, generation, pending, "direct"),
             ));
         }
+        // A device vouches only while it is of the user's generation: one checked before a reset
+        // that landed since (and a new factor enrolled) vouches for nothing.
+        let vouching = match vouching {
+            Some(device) if self.device_of_generation(&user, &device.id, generation).await? => {
+                Some(device)
+            }
+            _ => None,
+        };
         if let Some(device) = vouching {
             // No MFA step: the device vouches for a second factor verified when it was
             // remembered, not now, so the login has no `auth_time` (it never meets a `max_age`).
