@@ -71,6 +71,8 @@ struct PendingRecovery {
 /// How a confirmed recovery ended.
 #[derive(Debug)]
 #[non_exhaustive]
+// One per recovery, moved once: boxing the login would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum RecoveryOutcome {
     /// The factors are gone: the user is signed in at `pwd` (conclude the login with
     /// [`Mfa::conclude`]) and enrolls again.
