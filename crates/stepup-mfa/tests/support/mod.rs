@@ -853,6 +853,7 @@ pub fn with_user_handle(credential: &PublicKeyCredential, handle: &Value) -> Val
 /// PostgreSQL with the ephemeral state in Redis as well (name them in the plain form too). Each
 /// backend is a module (`memory`, `sqlite`, `postgres`, `postgres_and_redis`) of `#[tokio::test]`s
 /// on a multi-threaded runtime, so races are real.
+#[allow(unused_macros)]
 macro_rules! on_every_store {
     (redis: $($scenario:ident),* $(,)?) => {
         mod postgres_and_redis {
