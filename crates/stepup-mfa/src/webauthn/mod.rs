@@ -399,9 +399,13 @@ impl Factor for Webauthn {
         Ok(answer)
     }
 
+    /// The credential the assertion is checked against (its `rawId`, as stored): whatever the
+    /// client puts in `id`, failures count against the credential the assertion really names.
     fn claimed_credential(&self, proof: &Value) -> Option<String> {
-        let id = proof["credential"]["id"].as_str()?;
-        (id.len() <= 1024).then(|| id.to_owned())
+        let credential: PublicKeyCredential =
+            serde_json::from_value(proof.get("credential")?.clone()).ok()?;
+        let id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
+        (id.len() <= 1024).then_some(id)
     }
 
     /// `{passkey_token, credential}`: the credential names its user (by its id and user
