@@ -174,6 +174,18 @@ impl Mailbox {
         code_in(&mail.body)
     }
 
+    /// Waits (at most 30 s) until the mails so far satisfy `done`.
+    pub async fn wait_until(&self, done: impl Fn(&[Mail]) -> bool) {
+        let mut sent = self.sent.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !done(&self.mails()) {
+            tokio::time::timeout_at(deadline, sent.changed())
+                .await
+                .expect("the mails awaited never came")
+                .unwrap();
+        }
+    }
+
     /// The first mail with `subject` after the first `skip`, waiting for it (at most 30 s).
     pub async fn wait_for(&self, skip: usize, subject: &str) -> Mail {
         let mut sent = self.sent.subscribe();
@@ -208,8 +220,8 @@ pub fn recovery_code_in(body: &str) -> String {
 pub type Hook = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The application's accounts: every user exists unless deleted here; the username is the user
-/// id, the password [`PASSWORD`], the address `{user}@example.com` (none for users whose name
-/// starts with `nomail`). A test can hook the next question the engine asks about an account,
+/// id or the address `{user}@example.com` (none for users whose name starts with `nomail`), the
+/// password [`PASSWORD`]. A test can hook the next question the engine asks about an account,
 /// to make something happen at that very moment.
 #[derive(Clone, Default)]
 pub struct Accounts {
@@ -251,8 +263,10 @@ impl PasswordCheck for Accounts {
         username: &str,
         password: &str,
     ) -> Result<Option<String>, PasswordCheckFailed> {
-        let known = !self.deleted.lock().unwrap().contains(username);
-        Ok((known && password == PASSWORD).then(|| username.to_owned()))
+        // A user signs in by id or by address.
+        let user = username.strip_suffix("@example.com").unwrap_or(username);
+        let known = !self.deleted.lock().unwrap().contains(user);
+        Ok((known && password == PASSWORD).then(|| user.to_owned()))
     }
 
     async fn account_exists(&self, user: &str) -> Result<bool, PasswordCheckFailed> {
