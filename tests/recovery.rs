@@ -1,8 +1,8 @@
-//! Account recovery and the admin reset: over HTTP on the demo (SQLite and PostgreSQL, the mail
-//! outbox file; the demo's own admin route), over HTTP on a small app with a recovery delay and
-//! the admin handler (memory store, an in-memory outbox), and on the engine for the race (memory,
-//! SQLite, PostgreSQL, and PostgreSQL with the ephemeral state — where recovery codes live — in
-//! Redis). The clock is always the test's: nothing sleeps to make time pass.
+//! Account recovery and the admin reset over HTTP: on the demo (SQLite and PostgreSQL, the mail
+//! outbox file; the demo's own admin route), and on a small app with a recovery delay and the
+//! admin handler (memory store, an in-memory outbox). (The engine's recovery and resets, and the
+//! races, are tested beside the engine, in `crates/stepup-mfa/tests/resets.rs`.) The clock is
+//! always the test's: nothing sleeps to make time pass.
 
 mod demo_support;
 
@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use stepup::mail::{Mail, MemoryOutbox};
 use stepup::mfa::totp::TotpKey;
 use stepup::{
-    AttemptPolicy, Clock, Grant, JwtIssuer, Keyring, ManualClock, MemoryStore, Mfa, MfaError,
-    PasswordCheck, PasswordCheckFailed, SqliteStore, StepUp, Stores, TotpAlgorithm,
+    AttemptPolicy, Clock, Grant, JwtIssuer, Keyring, ManualClock, MemoryStore, PasswordCheck,
+    PasswordCheckFailed, StepUp, TotpAlgorithm,
 };
 use tower::ServiceExt;
 
@@ -797,78 +797,4 @@ async fn admin_reset_removes_factors_unlocks_and_records_the_admin() {
     let key = app.enroll().await;
     let (status, _) = app.mfa_login(&key).await;
     assert_eq!(status, StatusCode::OK);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The engine: 100 concurrent confirmations of one code.
-
-async fn race(stores: Stores, clock: ManualClock) {
-    let outbox = MemoryOutbox::default();
-    let mfa = Mfa::new(stores, Keyring::new("k1", &[1; 32]).unwrap(), &[2; 32])
-        .unwrap()
-        .with_clock(Arc::new(clock))
-        .with_mailer(Arc::new(outbox.clone()));
-    mfa.request_recovery("ada", EMAIL).await.unwrap();
-    let code = recovery_code_in(
-        &wait_for_mail(&outbox, 0, "Your account recovery code")
-            .await
-            .body,
-    );
-    let mut tasks = Vec::new();
-    for _ in 0..100 {
-        let mfa = mfa.clone();
-        let code = code.clone();
-        tasks.push(tokio::spawn(async move {
-            mfa.confirm_recovery::<MfaError>(&code, async |_user: &str| Ok(true))
-                .await
-        }));
-    }
-    let mut successes = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => successes += 1,
-            Err(MfaError::InvalidRecoveryCode) => {}
-            Err(other) => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(successes, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_of_100_concurrent_confirmations_wins_on_memory() {
-    let clock = ManualClock::at_unix(T0);
-    let store = MemoryStore::new().with_clock(Arc::new(clock.clone()));
-    race(Stores::shared(store), clock).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_of_100_concurrent_confirmations_wins_on_postgres() {
-    let clock = ManualClock::at_unix(T0);
-    let Some(pg) = backends::Postgres::start(&clock).await else {
-        return;
-    };
-    race(pg.stores(), clock).await;
-    pg.finish().await;
-}
-
-/// Recovery codes live in the ephemeral store: with it in Redis, the race is Redis's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_of_100_concurrent_confirmations_wins_on_postgres_and_redis() {
-    let clock = ManualClock::at_unix(T0);
-    let Some((pg, stores)) = backends::postgres_and_redis(&clock).await else {
-        return;
-    };
-    race(stores, clock).await;
-    pg.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_of_100_concurrent_confirmations_wins_on_sqlite() {
-    let clock = ManualClock::at_unix(T0);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("race.db").display());
-    let store = SqliteStore::open_with_clock(&url, Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    race(Stores::shared(store), clock).await;
 }
