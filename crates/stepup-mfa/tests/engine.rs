@@ -890,6 +890,16 @@ async fn the_database_file_holds_no_secret_code_or_token_in_the_clear() {
             "a single-use token is kept under its SHA-256"
         );
     }
+    let old_tables = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM sqlite_master WHERE name IN ('totp_enrollments', 'backup_codes')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        old_tables, 0,
+        "the TOTP-specific tables of version 1 are gone"
+    );
     let payload: Value = serde_json::from_str(
         &sqlx::query_scalar::<_, String>(
             "SELECT payload FROM credentials WHERE user_id = 'henry' AND kind = 'totp'",
