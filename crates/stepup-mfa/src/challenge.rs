@@ -76,6 +76,9 @@ impl Mfa {
         first_factors: &[&str],
         pending: Option<PendingAuthorization>,
     ) -> Result<MfaChallenge, MfaError> {
+        // The generation first, then what it offers: a step started while a reset lands carries
+        // the generation its methods came from (void once the reset is done), never a later one.
+        let generation = self.current_generation(user).await?.value;
         let methods = self.methods(user).await?;
         if methods.is_empty() {
             return Err(NotEnrolled.into());
@@ -85,7 +88,7 @@ impl Mfa {
             sub: user.to_owned(),
             amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
             pending,
-            generation: self.current_generation(user).await?.value,
+            generation,
         };
         let ticket = serde_json::to_vec(&ticket).map_err(MfaError::internal)?;
         if !self

@@ -75,6 +75,19 @@ impl Mfa {
         }))
     }
 
+    /// Whether `user`'s remembered device `id` is of `generation`.
+    pub(crate) async fn device_of_generation(
+        &self,
+        user: &str,
+        id: &str,
+        generation: u64,
+    ) -> Result<bool, MfaError> {
+        let devices = self.devices_store().devices(user).await?;
+        Ok(devices
+            .iter()
+            .any(|device| device.id == id && device.generation == generation))
+    }
+
     /// Records that remembered device `device_id` of `user` skipped the MFA step (audited).
     pub(crate) async fn device_used(
         &self,

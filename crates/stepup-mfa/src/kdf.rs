@@ -612,10 +612,12 @@ mod tests {
         // A refusal holds no slot.
         assert_eq!(pool.available(), 1);
         assert_eq!(
-            MfaError::from(KdfError::UnsupportedHash("x")).to_string(),
-            MfaError::Internal("a stored hash cannot be checked").to_string()
+            MfaError::from(KdfError::UnsupportedHash("x")).status(),
+            http::StatusCode::INTERNAL_SERVER_ERROR
         );
-        assert!(matches!(MfaError::from(KdfError::Busy), MfaError::Busy));
+        let busy = MfaError::from(KdfError::Busy);
+        assert!(matches!(busy, MfaError::Unavailable(_)));
+        assert_eq!(busy.status(), http::StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

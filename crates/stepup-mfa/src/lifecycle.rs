@@ -311,13 +311,12 @@ impl Mfa {
 
     /// The kinds the user can complete an MFA step with now: each registered, available kind the
     /// user has an active, current, unlocked credential of (in registration order), then backup
-    /// codes while some are left and the user has such a factor.
+    /// codes while some are left and the user [is enrolled](Self::is_enrolled).
     pub async fn methods(&self, user: &str) -> Result<Vec<String>, MfaError> {
         let generation = self.current_generation(user).await?.value;
         let credentials = self.active_credentials(user).await?;
         let client = ClientInfo::default();
         let mut methods = Vec::new();
-        let mut enrolled = false;
         for factor in self.inner.factors.iter().filter(|f| f.is_enrollable()) {
             let of_kind: Vec<Credential> = credentials
                 .iter()
@@ -327,7 +326,6 @@ impl Mfa {
             if of_kind.is_empty() {
                 continue;
             }
-            enrolled = true;
             let cx = FactorContext::new(self, factor.kind(), user, generation, &client);
             if factor.is_available()
                 && !self.is_locked(user, factor.kind()).await?
@@ -336,7 +334,7 @@ impl Mfa {
                 methods.push(factor.kind().to_owned());
             }
         }
-        if enrolled {
+        if self.is_enrolled(user).await? {
             for factor in self.inner.factors.iter().filter(|f| !f.is_enrollable()) {
                 let cx = FactorContext::new(self, factor.kind(), user, generation, &client);
                 if !self.is_locked(user, factor.kind()).await? && factor.is_offered(&cx, &[]).await?
@@ -348,9 +346,26 @@ impl Mfa {
         Ok(methods)
     }
 
-    /// Whether the user has an active, current credential of a registered kind.
+    /// Whether the user has a second factor: a current credential that was confirmed (active, or
+    /// disabled as a suspected clone), of any kind but backup codes. A kind the engine does not
+    /// register (any more) or cannot use now still counts: the user then needs a factor the
+    /// engine offers (backup codes, or recovery), never the password alone.
     pub async fn is_enrolled(&self, user: &str) -> Result<bool, MfaError> {
-        Ok(!self.active_credentials(user).await?.is_empty())
+        let generation = self.current_generation(user).await?.value;
+        Ok(self
+            .factors()
+            .credentials(user)
+            .await?
+            .iter()
+            .any(|credential| {
+                credential.generation == generation
+                    && credential.status != CredentialStatus::Pending
+                    && self
+                        .inner
+                        .factors
+                        .find(&credential.kind)
+                        .is_none_or(|factor| factor.is_enrollable())
+            }))
     }
 
     /// The user's credentials of the current generation, of registered kinds, any status.

@@ -24,6 +24,7 @@ use stepup_core::acr::{amr, level};
 use stepup_core::policy::TrustedDevice;
 use stepup_core::token::{Grant, IssuedToken, JwtIssuer};
 use stepup_core::AuthContext;
+use stepup_store::{CredentialRef, CredentialStatus};
 
 use crate::audit::AuditEvent;
 use crate::authorization::{Authentication, PendingAuthorization};
@@ -220,6 +221,14 @@ impl Mfa {
                 self.password_only(user, generation, pending, "direct"),
             ));
         }
+        // A device vouches only while it is of the user's generation: one checked before a reset
+        // that landed since (and a new factor enrolled) vouches for nothing.
+        let vouching = match vouching {
+            Some(device) if self.device_of_generation(&user, &device.id, generation).await? => {
+                Some(device)
+            }
+            _ => None,
+        };
         if let Some(device) = vouching {
             // No MFA step: the device vouches for a second factor verified when it was
             // remembered, not now, so the login has no `auth_time` (it never meets a `max_age`).
@@ -362,6 +371,21 @@ impl Mfa {
             if !self.accounts().account_exists(&user).await? {
                 return Err(InvalidCode.into());
             }
+            // The login carries the generation of the credential that answered, and only while
+            // it is still the user's: a reset landing while the proof was checked voids it.
+            let generation = self.current_generation(&user).await?.value;
+            let id = signed_in.verified.credential_id.as_deref().ok_or(InvalidCode)?;
+            let key = CredentialRef {
+                user: &user,
+                kind: factor.kind(),
+                id,
+            };
+            let answered = self.factors().credential(key).await?;
+            if !answered.is_some_and(|credential| {
+                credential.generation == generation && credential.status == CredentialStatus::Active
+            }) {
+                return Err(InvalidCode.into());
+            }
             if self.factors().failures(&user, factor.kind()).await? > 0 {
                 self.factors().clear_failures(&user, factor.kind()).await?;
             }
@@ -370,7 +394,6 @@ impl Mfa {
             };
             self.audit().record(&user, event).await;
             self.factor_login_succeeded(&user).await?;
-            let generation = self.current_generation(&user).await?.value;
             Ok(Login {
                 authentication: Authentication {
                     subject: user,

@@ -210,7 +210,8 @@ impl PostgresStore {
     }
 
     /// [`Enrollment::OnePerUser`]: replaces the user's other credentials of the kind, refused
-    /// while an active one of the new credential's generation exists, in one transaction.
+    /// while an active one of the new credential's generation, or any of a newer generation,
+    /// exists, in one transaction.
     ///
     /// Two locks make it race-safe under `READ COMMITTED`: an advisory lock on (user, kind) makes
     /// concurrent one-per-user enrollments take turns (a row another one is inserting is invisible,
@@ -239,13 +240,17 @@ impl PostgresStore {
         .await
         .map_err(db_error)?;
         for (name, generation) in &stored {
-            if rows::status(name)? == CredentialStatus::Active && *generation == new.generation {
+            // An active credential of the same generation holds the place; anything of a newer
+            // generation means this write comes from before a reset and must not replace it.
+            let holds =
+                rows::status(name)? == CredentialStatus::Active && *generation == new.generation;
+            if holds || *generation > new.generation {
                 tx.rollback().await.map_err(db_error)?;
                 return Ok(false);
             }
         }
         // Every row of the kind seen is locked by this transaction, and none holds the place:
-        // pending ones, and those of another generation, active or not, are replaced.
+        // pending ones, and those of an older generation, active or not, are replaced.
         sqlx::query(
             "DELETE FROM credentials WHERE user_id = $1 AND kind = $2 \
              AND NOT (status = 'active' AND generation = $3)",

@@ -58,7 +58,7 @@ impl FactorStore for SqliteStore {
                 let mut tx = self.begin_immediate().await?;
                 let holding: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM credentials WHERE user_id = ?1 AND kind = ?2 \
-                     AND status = 'active' AND generation = ?3",
+                     AND ((status = 'active' AND generation = ?3) OR generation > ?3)",
                 )
                 .bind(&credential.user)
                 .bind(&credential.kind)
@@ -70,8 +70,8 @@ impl FactorStore for SqliteStore {
                     tx.rollback().await.map_err(db_error)?;
                     return Ok(false);
                 }
-                // Every other credential of the kind: pending ones, and those of another
-                // generation, active or not.
+                // Every other credential of the kind: pending ones, and those of an older
+                // generation, active or not (a newer one refused the call above).
                 sqlx::query(
                     "DELETE FROM credentials WHERE user_id = ?1 AND kind = ?2 \
                      AND NOT (status = 'active' AND generation = ?3)",

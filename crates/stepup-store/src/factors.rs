@@ -134,9 +134,11 @@ pub struct CredentialRef<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enrollment {
     /// At most one per user (an authenticator app): the call is refused while the user has an
-    /// active credential of the kind of the same [`generation`](Credential::generation); every
-    /// other credential of the user and kind (pending ones, and those of another generation) is
-    /// replaced. Other users are not looked at: every user may hold the same id (TOTP's is `totp`).
+    /// active credential of the kind of the same [`generation`](Credential::generation), or a
+    /// credential of the kind (of any status) of a newer generation: a write made before a reset
+    /// and landing after it never replaces what was enrolled since. Every other credential of the
+    /// user and kind (pending ones, and those of an older generation) is replaced. Other users
+    /// are not looked at: every user may hold the same id (TOTP's is `totp`).
     OnePerUser,
     /// Any number per user (passkeys), each id held by one user only: refused when a credential
     /// of the kind with this id is already stored, pending or active, for ANY user (the caller's
@@ -177,9 +179,9 @@ pub struct CodeSet {
 pub trait FactorStore: Send + Sync + 'static {
     /// Stores `credential` (its `status` is ignored: it is stored pending) under `rule`. Returns
     /// `false`, changing nothing, when the rule refuses it: [`Enrollment::OnePerUser`] while the
-    /// user has an active credential of the kind and generation, [`Enrollment::Many`] while any
-    /// user holds a credential of the kind with this id. The check and the write are one atomic
-    /// step.
+    /// user has an active credential of the kind and generation or any credential of the kind of
+    /// a newer generation, [`Enrollment::Many`] while any user holds a credential of the kind
+    /// with this id. The check and the write are one atomic step.
     async fn put_pending(&self, credential: Credential, rule: Enrollment) -> StoreResult<bool>;
 
     /// Turns the pending credential active with `counter` as its counter and, in the same atomic

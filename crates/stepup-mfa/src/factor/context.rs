@@ -213,11 +213,12 @@ impl<'a> FactorContext<'a> {
         {
             tracing::error!(%error, "a distrusted credential could not be disabled");
         }
-        let event = AuditEvent::factor(
-            self.kind,
-            reason,
-            serde_json::json!({ "credential_id": credential.id }),
-        );
+        let event = AuditEvent::Factor {
+            kind: self.kind.to_owned(),
+            name: reason,
+            detail: serde_json::json!({ "credential_id": credential.id }),
+            notify: true,
+        };
         self.mfa.audit().record(&credential.user, event).await;
     }
 

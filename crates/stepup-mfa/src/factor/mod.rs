@@ -230,7 +230,9 @@ pub trait Factor: Send + Sync + 'static {
         None
     }
 
-    /// Finishes a login with this factor alone: the user it names, if the proof verifies.
+    /// Finishes a login with this factor alone: the user it names, if the proof verifies, with
+    /// the credential that answered ([`Verified::by`]); the engine refuses the login unless that
+    /// credential is active and of the user's current generation.
     async fn finish_sign_in(
         &self,
         cx: &FactorContext<'_>,

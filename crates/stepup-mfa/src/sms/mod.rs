@@ -230,7 +230,12 @@ impl Factor for Sms {
                 "the phone number must be in E.164 form (+ and 8 to 15 digits) and able to receive SMS",
             )
         })?;
-        self.check_country(&number)?;
+        if let Err(refused) = self.check_country(&number) {
+            // Audited like every refused send (`sms_refused`): SMS pumping shows in the trail.
+            cx.record("refused", json!({ "reason": "country_not_allowed" }))
+                .await;
+            return Err(refused);
+        }
         let destination = cx.digest(&format!("sms-number:{}", number.as_str()));
         let purpose = Purpose::Enrollment {
             destination: &destination,

@@ -201,6 +201,9 @@ fn user_handle(cx: &FactorContext<'_>, user: &str) -> Uuid {
 #[derive(Serialize, Deserialize)]
 struct RegistrationState {
     user: String,
+    /// The user's generation when it started: a reset since voids it.
+    #[serde(default)]
+    generation: u64,
     state: PasskeyRegistration,
 }
 
@@ -280,6 +283,7 @@ impl Factor for Webauthn {
         }
         let state = RegistrationState {
             user: user.to_owned(),
+            generation: cx.generation(),
             state,
         };
         let token = tokens::random_token();
@@ -289,8 +293,8 @@ impl Factor for Webauthn {
         Ok(EnrollmentStart::ceremony(answer))
     }
 
-    /// `{registration_token, credential, label?}`: the authenticator's answer. The ceremony is
-    /// used up whatever the outcome.
+    /// `{registration_token, credential, label?}`: the authenticator's answer, to a ceremony of
+    /// this user and generation. The ceremony is used up whatever the outcome.
     async fn finish_enrollment(
         &self,
         cx: &FactorContext<'_>,
@@ -302,7 +306,9 @@ impl Factor for Webauthn {
         let state: RegistrationState = take_ceremony(cx, &registration_key(&finish.registration_token))
             .await?
             .ok_or(InvalidCeremony)?;
-        if state.user != cx.user() {
+        // Another user's ceremony, or one started before a reset: a registration that raced a
+        // recovery never lands in the user's new generation.
+        if state.user != cx.user() || state.generation != cx.generation() {
             return Err(InvalidCeremony.into());
         }
         // A registration that does not verify is a wrong proof: counted and audited by the
@@ -401,9 +407,13 @@ impl Factor for Webauthn {
         Ok(answer)
     }
 
+    /// The credential the assertion is checked against (its `rawId`, as stored): whatever the
+    /// client puts in `id`, failures count against the credential the assertion really names.
     fn claimed_credential(&self, proof: &Value) -> Option<String> {
-        let id = proof["credential"]["id"].as_str()?;
-        (id.len() <= 1024).then(|| id.to_owned())
+        let credential: PublicKeyCredential =
+            serde_json::from_value(proof.get("credential")?.clone()).ok()?;
+        let id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
+        (id.len() <= 1024).then_some(id)
     }
 
     /// `{passkey_token, credential}`: the credential names its user (by its id and user

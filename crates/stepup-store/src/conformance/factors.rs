@@ -33,6 +33,7 @@ pub async fn run<S: FactorStore>(store: Arc<S>, clock: ManualClock) {
 
     enrollment::one_per_user(&store, &ids).await;
     enrollment::one_per_user_generations(&store, &ids).await;
+    enrollment::one_per_user_never_replaces_a_newer_generation(&store, &ids).await;
     enrollment::many(&store, &ids).await;
     enrollment::across_users(&store, &ids).await;
     enrollment::activation(&store, &ids).await;

@@ -107,16 +107,18 @@ impl Factors {
 
     fn put_pending(&mut self, credential: Credential, rule: Enrollment) -> bool {
         let refused = match rule {
-            // An active credential of the kind and the same generation; a stale one does not hold
-            // the place.
+            // An active credential of the kind and the same generation (a stale one does not hold
+            // the place), or any of a newer generation: a write from before a reset never
+            // replaces what was enrolled after it.
             Enrollment::OnePerUser => self
                 .credentials
                 .get(&credential.user)
                 .and_then(|kinds| kinds.get(&credential.kind))
                 .is_some_and(|of_kind| {
                     of_kind.values().any(|stored| {
-                        stored.status == CredentialStatus::Active
-                            && stored.generation == credential.generation
+                        (stored.status == CredentialStatus::Active
+                            && stored.generation == credential.generation)
+                            || stored.generation > credential.generation
                     })
                 }),
             // Any user's credential of the kind with this id, the caller's included.
@@ -128,8 +130,9 @@ impl Factors {
             return false;
         }
         if rule == Enrollment::OnePerUser {
-            // Nothing active of this generation (checked above): every credential of the kind is
-            // replaced (pending ones, and those of another generation, active or not).
+            // Nothing active of this generation and nothing newer (checked above): every
+            // credential of the kind is replaced (pending ones, and those of an older
+            // generation, active or not).
             let replaced: Vec<String> = self
                 .credentials
                 .get_mut(&credential.user)

@@ -152,7 +152,9 @@ pub(super) async fn one_per_user<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
 }
 
 /// One per user looks at the generation: only an active credential of the kind made in the same
-/// generation as the new one holds the place; every other one of the kind is replaced.
+/// generation as the new one holds the place; every other one of the kind of the same or an older
+/// generation is replaced (one of a newer generation refuses the call: see
+/// [`one_per_user_never_replaces_a_newer_generation`]).
 pub(super) async fn one_per_user_generations<S: FactorStore>(store: &Arc<S>, ids: &Ids) {
     let user = ids.user("one-per-user-generation");
     let other = ids.user("one-per-user-generation-other");
@@ -253,6 +255,120 @@ pub(super) async fn one_per_user_generations<S: FactorStore>(store: &Arc<S>, ids
         listed(store, &user).await,
         pairs(&[(PHONE, "phone"), (TOTP, "app-3")]),
         "one credential of the kind is left: the latest",
+    );
+}
+
+/// A write from before a reset never replaces what was enrolled after it: one per user refuses a
+/// credential older than one of the kind the user holds (active, pending or disabled), changing
+/// nothing; a credential of the same or a newer generation still replaces what is not active in
+/// its own generation.
+pub(super) async fn one_per_user_never_replaces_a_newer_generation<S: FactorStore>(
+    store: &Arc<S>,
+    ids: &Ids,
+) {
+    let user = ids.user("one-per-user-newer");
+    let rule = Enrollment::OnePerUser;
+    let fresh = of_generation(credential(&user, TOTP, "app-fresh", T0 + 1), 2);
+    check(
+        put(store, &fresh, rule).await,
+        true,
+        "put_pending (one per user) in generation 2",
+    );
+
+    // Pending in generation 2: a stale write of generation 1 leaves it alone.
+    let stale = of_generation(credential(&user, TOTP, "app-stale", T0 + 2), 1);
+    check(
+        put(store, &stale, rule).await,
+        false,
+        "put_pending (one per user) of generation 1 over a pending credential of generation 2",
+    );
+    check(
+        stored(store, fresh.key()).await,
+        Some(fresh.clone()),
+        "a stale put_pending leaves the newer pending credential as it was",
+    );
+    check(
+        stored(store, stale.key()).await,
+        None,
+        "a stale put_pending stores nothing",
+    );
+
+    // Active in generation 2: the stale write is refused, whatever its id.
+    check(
+        expect(store.activate(fresh.key(), 4, None).await, "activate"),
+        true,
+        "activate",
+    );
+    let stale_same_id = of_generation(credential(&user, TOTP, "app-fresh", T0 + 3), 0);
+    for (given, what) in [
+        (&stale, "another id"),
+        (&stale_same_id, "the active one's id"),
+    ] {
+        check(
+            put(store, given, rule).await,
+            false,
+            &format!(
+                "put_pending (one per user) of an older generation over an active credential of \
+                 a newer one, with {what}"
+            ),
+        );
+    }
+    check(
+        ignoring_last_use(stored(store, fresh.key()).await),
+        Some(activated(&fresh, 4)),
+        "the newer active credential after stale put_pending calls",
+    );
+
+    // Disabled in generation 2: still newer, still not replaced by a stale write.
+    check(
+        expect(
+            store.disable_credential(fresh.key()).await,
+            "disable_credential",
+        ),
+        true,
+        "disable_credential",
+    );
+    check(
+        put(store, &stale, rule).await,
+        false,
+        "put_pending (one per user) of an older generation over a disabled credential of a newer one",
+    );
+    check(
+        stored(store, fresh.key()).await.map(|stored| stored.status),
+        Some(CredentialStatus::Disabled),
+        "the newer disabled credential after a stale put_pending",
+    );
+
+    // Other kinds are not held back by the newer credential of this one.
+    let phone = of_generation(credential(&user, PHONE, "phone", T0 + 4), 1);
+    check(
+        put(store, &phone, rule).await,
+        true,
+        "put_pending (one per user) of another kind in an older generation",
+    );
+
+    // The same generation replaces the disabled credential; a newer one replaces it in turn.
+    let again = of_generation(credential(&user, TOTP, "app-again", T0 + 5), 2);
+    check(
+        put(store, &again, rule).await,
+        true,
+        "put_pending (one per user) in the generation of a disabled credential of the kind",
+    );
+    let newest = of_generation(credential(&user, TOTP, "app-newest", T0 + 6), 3);
+    check(
+        put(store, &newest, rule).await,
+        true,
+        "put_pending (one per user) in a newer generation",
+    );
+    check(
+        listed(store, &user).await,
+        pairs(&[(PHONE, "phone"), (TOTP, "app-newest")]),
+        "the credentials after the stale writes were refused and newer ones replaced",
+    );
+    check(
+        put(store, &again, rule).await,
+        false,
+        "put_pending (one per user) of generation 2 over a pending credential of generation 3",
     );
 }
 
