@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use stepup::mfa::totp::TotpKey;
-use stepup::{KdfPool, Keyring, ManualClock, MemoryStore, Mfa, Stores, TotpAlgorithm};
+use serde_json::json;
+use stepup::clock::ManualClock;
+use stepup::mfa::ClientInfo;
+use stepup::mfa::kdf::KdfPool;
+use stepup::mfa::totp::{Totp, TotpAlgorithm};
+use stepup::{Keyring, MemoryStore, Mfa, Stores};
 
 /// Concurrent registrations of a full run.
 const REGISTRATIONS: usize = 200;
@@ -181,12 +186,14 @@ async fn confirm_enrollment(pool: &KdfPool) -> Duration {
     )
     .unwrap()
     .with_clock(Arc::new(clock))
-    .with_kdf_pool(pool.clone());
-    let enrollment = mfa
-        .begin_totp_enrollment(USER, "user@example.com")
+    .with_kdf_pool(pool.clone())
+    .with_factor(Totp::default());
+    let client = ClientInfo::default();
+    let started = mfa
+        .start_enrollment(USER, "totp", &json!({}), &client)
         .await
         .unwrap();
-    let secret = totp_rs::Secret::try_from_base32(&enrollment.secret).unwrap();
+    let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
     let key = TotpKey::new(
         secret.as_bytes(),
         TotpAlgorithm::Sha1,
@@ -197,13 +204,13 @@ async fn confirm_enrollment(pool: &KdfPool) -> Duration {
         "user",
     )
     .unwrap();
-    let started = Instant::now();
+    let timer = Instant::now();
     let confirmed = mfa
-        .confirm_totp_enrollment(USER, &key.code_at(T0))
+        .finish_enrollment(USER, "totp", &json!({ "code": key.code_at(T0) }), &client)
         .await
         .unwrap();
-    let took = started.elapsed();
-    assert_eq!(confirmed.len(), 10, "ten backup codes");
+    let took = timer.elapsed();
+    assert_eq!(confirmed.backup_codes.len(), 10, "ten backup codes");
     took
 }
 
