@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use stepup::mfa::backup::BackupCodes;
 use serde_json::json;
 use stepup::clock::{Clock, ManualClock};
 use stepup::mfa::ClientInfo;
+use stepup::mfa::backup::BackupCodes;
 use stepup::mfa::totp::{Totp, TotpAlgorithm, TotpKey};
 use stepup::{Keyring, MemoryStore, Mfa, Stores};
 
@@ -79,7 +79,15 @@ fn totp(c: &mut Criterion) {
     .with_clock(Arc::new(clock.clone()))
     .with_factor(Totp::default());
     let key = runtime.block_on(enroll_totp(&mfa, "user"));
-    totp_steps(c, "totp/mfa_step_memory_store", &runtime, &mfa, &clock, &key, "user");
+    totp_steps(
+        c,
+        "totp/mfa_step_memory_store",
+        &runtime,
+        &mfa,
+        &clock,
+        &key,
+        "user",
+    );
 }
 
 /// The MFA step with a fresh TOTP code, measured as `name`.
@@ -108,7 +116,12 @@ fn totp_steps(
             },
             |(token, code)| {
                 runtime
-                    .block_on(mfa.finish_challenge(&token, "totp", &json!({ "code": code }), &client))
+                    .block_on(mfa.finish_challenge(
+                        &token,
+                        "totp",
+                        &json!({ "code": code }),
+                        &client,
+                    ))
                     .unwrap()
             },
             criterion::BatchSize::SmallInput,
@@ -167,7 +180,15 @@ fn postgres(c: &mut Criterion) {
     .with_factor(Totp::default());
     let user = format!("bench-{}", std::process::id());
     let key = runtime.block_on(enroll_totp(&mfa, &user));
-    totp_steps(c, "totp/mfa_step_postgres", &runtime, &mfa, &clock, &key, &user);
+    totp_steps(
+        c,
+        "totp/mfa_step_postgres",
+        &runtime,
+        &mfa,
+        &clock,
+        &key,
+        &user,
+    );
 
     // Each redemption gets the same one-code set written back first (not measured), so every
     // measured attempt is a success: lookup, one argon2id, the consume, the count.
@@ -236,7 +257,9 @@ fn webauthn(c: &mut Criterion) {
     )
     .unwrap()
     .with_clock(Arc::new(clock.clone()))
-    .with_factor(Webauthn::new(RelyingParty::new("example.com", ORIGIN).unwrap()));
+    .with_factor(Webauthn::new(
+        RelyingParty::new("example.com", ORIGIN).unwrap(),
+    ));
     let origin = Url::parse(ORIGIN).unwrap();
     let mut key = SoftPasskey::new(true);
     let client = ClientInfo::default();

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use stepup::mfa::totp::TotpKey;
 use serde_json::json;
 use stepup::clock::ManualClock;
 use stepup::mfa::ClientInfo;
 use stepup::mfa::kdf::KdfPool;
+use stepup::mfa::totp::TotpKey;
 use stepup::mfa::totp::{Totp, TotpAlgorithm};
 use stepup::{Keyring, MemoryStore, Mfa, Stores};
 

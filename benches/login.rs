@@ -150,9 +150,14 @@ fn logins(c: &mut Criterion) {
             .unwrap();
         let secret = totp_rs::Secret::try_from_base32(started["secret"].as_str().unwrap()).unwrap();
         let key = TotpKey::new(secret.as_bytes(), TotpAlgorithm::Sha1, 6, 30, 1, "b", "u").unwrap();
-        mfa.finish_enrollment("bench", "totp", &json!({ "code": key.code_at(T0) }), &client)
-            .await
-            .unwrap();
+        mfa.finish_enrollment(
+            "bench",
+            "totp",
+            &json!({ "code": key.code_at(T0) }),
+            &client,
+        )
+        .await
+        .unwrap();
         key
     });
     let mut now = T0;

@@ -19,12 +19,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepup::mfa::totp::TotpKey;
-use stepup::store::EphemeralStore;
 use serde_json::json;
 use stepup::clock::ManualClock;
 use stepup::mfa::ClientInfo;
+use stepup::mfa::totp::TotpKey;
 use stepup::mfa::totp::{Totp, TotpAlgorithm};
+use stepup::store::EphemeralStore;
 use stepup::{Keyring, MemoryStore, Mfa, Stores};
 use stepup_core::tokens::digest;
 

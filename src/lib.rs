@@ -50,6 +50,9 @@ pub use stepup_core::token::{JwtIssuer, JwtVerifier, SigningKey, VerifyingKey};
 pub use stepup_core::{AcrRequirement, AuthContext, AuthRejection, Error};
 pub use stepup_tower::{RequireAcr, RequireMfa, authenticate};
 
+#[cfg(feature = "routes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
+pub use stepup_axum::StepUp;
 #[cfg(feature = "engine")]
 #[cfg_attr(docsrs, doc(cfg(feature = "engine")))]
 pub use stepup_mfa::{Keyring, Mfa, MfaError, PasswordCheck, Stores};
@@ -65,9 +68,6 @@ pub use stepup_store_redis::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use stepup_store_sqlite::SqliteStore;
-#[cfg(feature = "routes")]
-#[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
-pub use stepup_axum::StepUp;
 
 /// Levels (`acr`), methods (`amr`) and requirements.
 pub mod acr {

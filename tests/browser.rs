@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
 use stepup::clock::{Clock, ManualClock};
 use stepup::mfa::totp::TotpAlgorithm;
+use stepup::mfa::totp::TotpKey;
 
 const T0: u64 = 1_800_000_000;
 const CHROMIUM: &str = "/usr/bin/chromium";

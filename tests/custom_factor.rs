@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use stepup::mfa::delivery::{Purpose, SendPolicy};
 use stepup::mfa::factor::{
-    EnrollmentFinish, EnrollmentStart, Factor, FactorContext, NewCredential, Verified,
-    async_trait, parse_input,
+    EnrollmentFinish, EnrollmentStart, Factor, FactorContext, NewCredential, Verified, async_trait,
+    parse_input,
 };
 use stepup::mfa::{InvalidCode, PasswordCheckFailed};
 use stepup::store::Credential;
@@ -26,7 +26,12 @@ struct Printer(Arc<Mutex<Vec<String>>>);
 
 impl Printer {
     fn last(&self) -> String {
-        self.0.lock().unwrap().last().cloned().expect("a code was printed")
+        self.0
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a code was printed")
     }
 
     fn count(&self) -> usize {
@@ -46,7 +51,11 @@ struct Code {
 }
 
 impl PrintedCodes {
-    async fn print(&self, cx: &FactorContext<'_>, purpose: Purpose<'_>) -> Result<Value, stepup::MfaError> {
+    async fn print(
+        &self,
+        cx: &FactorContext<'_>,
+        purpose: Purpose<'_>,
+    ) -> Result<Value, stepup::MfaError> {
         cx.admit_send(&self.sends, cx.user(), purpose).await?;
         let code = cx.issue_code(purpose, Duration::from_secs(300)).await?;
         self.printer.0.lock().unwrap().push(code);
@@ -75,9 +84,17 @@ impl Factor for PrintedCodes {
         _input: &Value,
     ) -> Result<EnrollmentStart, stepup::MfaError> {
         let answer = self
-            .print(cx, Purpose::Enrollment { destination: "device" })
+            .print(
+                cx,
+                Purpose::Enrollment {
+                    destination: "device",
+                },
+            )
             .await?;
-        Ok(EnrollmentStart::pending(NewCredential::new("printed", "{}"), answer))
+        Ok(EnrollmentStart::pending(
+            NewCredential::new("printed", "{}"),
+            answer,
+        ))
     }
 
     async fn finish_enrollment(
@@ -87,7 +104,9 @@ impl Factor for PrintedCodes {
         input: &Value,
     ) -> Result<EnrollmentFinish, stepup::MfaError> {
         let Code { code } = parse_input(input)?;
-        let purpose = Purpose::Enrollment { destination: "device" };
+        let purpose = Purpose::Enrollment {
+            destination: "device",
+        };
         if !cx.consume_code(purpose, &code).await? {
             return Err(InvalidCode.into());
         }
@@ -121,7 +140,11 @@ struct OneUser;
 
 #[async_trait]
 impl PasswordCheck for OneUser {
-    async fn check(&self, username: &str, password: &str) -> Result<Option<String>, PasswordCheckFailed> {
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<String>, PasswordCheckFailed> {
         Ok((username == "ada" && password == "correct horse").then(|| "user-ada".to_owned()))
     }
 
@@ -153,15 +176,20 @@ async fn serve(printer: Printer) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     format!("http://{address}")
 }
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().post(format!("{base}{path}")).json(&body);
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -204,8 +232,13 @@ async fn an_application_factor_is_enrolled_used_and_removed_over_http() {
     let password_token = first["access_token"].as_str().unwrap().to_owned();
 
     // Enrollment through the generic routes: a code printed, then confirmed.
-    let (status, started) =
-        post(&base, "/api/mfa/factors/printed", Some(&password_token), json!({})).await;
+    let (status, started) = post(
+        &base,
+        "/api/mfa/factors/printed",
+        Some(&password_token),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{started}");
     assert_eq!(printer.count(), 1);
     let (status, wrong) = post(
@@ -249,7 +282,11 @@ async fn an_application_factor_is_enrolled_used_and_removed_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(printer.count(), 2, "one code for the enrollment, one for this step");
+    assert_eq!(
+        printer.count(),
+        2,
+        "one code for the enrollment, one for this step"
+    );
     let (status, refused) = post(
         &base,
         "/oauth/authorize/mfa",
@@ -293,6 +330,9 @@ async fn an_application_factor_is_enrolled_used_and_removed_over_http() {
     assert_eq!(removal.status(), StatusCode::OK);
     let (_, listed) = get(&base, "/api/mfa/factors", &mfa_access).await;
     assert_eq!(listed["factors"], json!([]));
-    assert_eq!(listed["backup_codes_remaining"], 0, "the codes went with the last factor");
+    assert_eq!(
+        listed["backup_codes_remaining"], 0,
+        "the codes went with the last factor"
+    );
     assert_eq!(login(&base).await["acr"], "pwd");
 }

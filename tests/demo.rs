@@ -8,9 +8,9 @@ use std::time::Duration;
 use demo_support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
 use stepup::acr::{amr, level};
 use stepup::mfa::totp::TotpAlgorithm;
+use stepup::mfa::totp::TotpKey;
 use stepup::token::Grant;
 
 #[tokio::test]

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use cluster_support::*;
 use reqwest::StatusCode;
-use stepup::mfa::totp::TotpKey;
 use stepup::clock::{Clock, ManualClock};
+use stepup::mfa::totp::TotpKey;
 
 /// A cut backend must be answered for within this (PostgreSQL's pool waits 5 seconds for a
 /// connection; Redis's connection manager gives up within about 3 with nothing listening).

@@ -13,10 +13,7 @@ use http::{Request, StatusCode};
 use serde_json::json;
 use stepup::acr::AcrLevels;
 use stepup::middleware::StepUpReason;
-use stepup::{
-    AcrRequirement, AuthContext, JwtVerifier, RequireAcr, RequireMfa,
-    authenticate,
-};
+use stepup::{AcrRequirement, AuthContext, JwtVerifier, RequireAcr, RequireMfa, authenticate};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 fn protected(
@@ -25,7 +22,9 @@ fn protected(
 ) -> impl tower::Service<
     Request<http_body_util::Full<bytes::Bytes>>,
     Response = http::Response<
-        stepup::middleware::ResponseBody<stepup::middleware::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
+        stepup::middleware::ResponseBody<
+            stepup::middleware::ResponseBody<http_body_util::Full<bytes::Bytes>>,
+        >,
     >,
     Error = std::convert::Infallible,
     Future = impl Send,

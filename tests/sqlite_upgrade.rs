@@ -14,11 +14,11 @@ use argon2::password_hash::PasswordHasher;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
-use stepup::mfa::backup::BackupCodes;
-use stepup::mfa::totp::TotpKey;
 use stepup::Keyring;
 use stepup::clock::ManualClock;
+use stepup::mfa::backup::BackupCodes;
 use stepup::mfa::totp::TotpAlgorithm;
+use stepup::mfa::totp::TotpKey;
 
 const T0: u64 = 1_800_000_000;
 const OLD_MIGRATIONS: [(&str, &str); 2] = [

@@ -14,11 +14,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use stepup::clock::SharedClock;
+use stepup::mfa::PasswordCheckFailed;
 use stepup::mfa::email::Email;
 use stepup::mfa::sms::{Sms, SmsProvider};
 use stepup::mfa::totp::{Totp, TotpConfig};
 use stepup::mfa::webauthn::{RelyingParty, Webauthn};
-use stepup::mfa::PasswordCheckFailed;
 use stepup::routes::{ApiError, JsonBody, OAuthClient};
 use stepup::{
     AuthContext, JwtIssuer, Keyring, PasswordCheck, RequireAcr, RequireMfa, StepUp, Stores,
@@ -207,7 +207,10 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         outboxes = web::Outboxes::default();
     }
     let (table, stores) = match database {
-        Database::Sqlite(store) => (UserTable::Sqlite(store.pool().clone()), Stores::shared(store)),
+        Database::Sqlite(store) => (
+            UserTable::Sqlite(store.pool().clone()),
+            Stores::shared(store),
+        ),
         Database::Postgres(store) => (
             UserTable::Postgres(store.pool().clone()),
             Stores::shared(store),

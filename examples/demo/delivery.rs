@@ -66,9 +66,7 @@ impl SmsSender for SmsOutbox {
             }
             Err(error) => {
                 tracing::error!(%error, outbox = %self.path.display(), "could not write the SMS outbox");
-                Err(SmsError::Unavailable(
-                    "the outbox cannot be written",
-                ))
+                Err(SmsError::Unavailable("the outbox cannot be written"))
             }
         }
     }

@@ -148,11 +148,13 @@ pub(crate) async fn start(
     let is_postgres = config.database_url.starts_with("postgres://")
         || config.database_url.starts_with("postgresql://");
     let database = match (&config.database_schema, is_postgres) {
-        (Some(schema), true) => {
-            stepup_store_postgres::PostgresStore::open_in_schema(&config.database_url, schema, clock.clone())
-                .await
-                .map(app::Database::Postgres)
-        }
+        (Some(schema), true) => stepup_store_postgres::PostgresStore::open_in_schema(
+            &config.database_url,
+            schema,
+            clock.clone(),
+        )
+        .await
+        .map(app::Database::Postgres),
         (Some(_), false) => return Err("STEPUP_DATABASE_SCHEMA needs a PostgreSQL database".into()),
         (None, _) => app::Database::open(&config.database_url, clock.clone()).await,
     }
@@ -225,9 +227,8 @@ fn sms_from_env() -> Result<Option<SmsProvider>, BoxError> {
         tracing::info!("SMS codes through Twilio Verify");
         return Ok(Some(SmsProvider::verifier(twilio)));
     }
-    Ok(var("STEPUP_SMS_OUTBOX").map(|path| {
-        SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))
-    }))
+    Ok(var("STEPUP_SMS_OUTBOX")
+        .map(|path| SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))))
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -31,7 +31,11 @@ struct Users {
 
 #[stepup::policy::async_trait]
 impl PasswordCheck for Users {
-    async fn check(&self, username: &str, password: &str) -> Result<Option<String>, PasswordCheckFailed> {
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<String>, PasswordCheckFailed> {
         let hash = self.ada.clone();
         let password = password.to_owned();
         // Checked for every username, so an unknown one takes as long as a wrong password.
@@ -70,7 +74,10 @@ fn argon2_hash(password: &str) -> String {
 /// The API you already have: a profile, and a route that moves money.
 fn your_api() -> Router {
     Router::new()
-        .route("/api/me", get(|me: AuthContext| async move { format!("hello {}", me.subject()) }))
+        .route(
+            "/api/me",
+            get(|me: AuthContext| async move { format!("hello {}", me.subject()) }),
+        )
         .route(
             "/api/transfer",
             // A second factor from the last 5 minutes, or an RFC 9470 challenge.
@@ -83,7 +90,9 @@ fn your_api() -> Router {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let kdf = KdfPool::default();
     let stepup = StepUp::builder()
-        .issuer(JwtIssuer::hs256(b"quickstart only: use a secret from your vault")?)
+        .issuer(JwtIssuer::hs256(
+            b"quickstart only: use a secret from your vault",
+        )?)
         .store(SqliteStore::open("sqlite://stepup-quickstart.db").await?)
         .keyring(Keyring::new("k1", &[7; 32])?)
         .lookup_key(&[8; 32])
@@ -101,6 +110,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!("quickstart on http://{}", listener.local_addr()?);
     // The peer address feeds the per-address limits.
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
 use stepup::clock::SharedClock;
 use stepup::mfa::totp::TotpAlgorithm;
+use stepup::mfa::totp::TotpKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use stepup::mfa::totp::TotpKey;
 use stepup::clock::{Clock, ManualClock};
 use stepup::mfa::totp::TotpAlgorithm;
+use stepup::mfa::totp::TotpKey;
 use stepup::token::Grant;
 use stepup::{JwtIssuer, SqliteStore};
 

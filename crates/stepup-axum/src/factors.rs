@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::caller::{Caller, Client};
 use crate::error::ApiError;
-use crate::path::Path;
 use crate::json::JsonBody;
+use crate::path::Path;
 use crate::respond::secret_json;
 use crate::stepup::StepUp;
 
@@ -140,7 +140,14 @@ pub(crate) mod aliases {
         caller: Caller,
         client: Client,
     ) -> Result<Response, ApiError> {
-        start(stepup, Path("totp".to_owned()), caller, client, Bytes::new()).await
+        start(
+            stepup,
+            Path("totp".to_owned()),
+            caller,
+            client,
+            Bytes::new(),
+        )
+        .await
     }
 
     /// `POST /api/mfa/verify-setup` `{code}`.
@@ -154,7 +161,10 @@ pub(crate) mod aliases {
     }
 
     /// `DELETE /api/mfa/totp` (fresh MFA).
-    pub(crate) async fn totp_remove(stepup: State<StepUp>, caller: Caller) -> Result<Response, ApiError> {
+    pub(crate) async fn totp_remove(
+        stepup: State<StepUp>,
+        caller: Caller,
+    ) -> Result<Response, ApiError> {
         remove(stepup, Path(("totp".to_owned(), "totp".to_owned())), caller).await
     }
 
@@ -179,7 +189,10 @@ pub(crate) mod aliases {
     }
 
     /// `DELETE /api/mfa/sms` (fresh MFA).
-    pub(crate) async fn sms_remove(stepup: State<StepUp>, caller: Caller) -> Result<Response, ApiError> {
+    pub(crate) async fn sms_remove(
+        stepup: State<StepUp>,
+        caller: Caller,
+    ) -> Result<Response, ApiError> {
         remove(stepup, Path(("sms".to_owned(), "sms".to_owned())), caller).await
     }
 
@@ -189,7 +202,14 @@ pub(crate) mod aliases {
         caller: Caller,
         client: Client,
     ) -> Result<Response, ApiError> {
-        start(stepup, Path("webauthn".to_owned()), caller, client, Bytes::new()).await
+        start(
+            stepup,
+            Path("webauthn".to_owned()),
+            caller,
+            client,
+            Bytes::new(),
+        )
+        .await
     }
 
     /// `POST /api/mfa/webauthn/register/finish` `{registration_token, credential, label?}`.

@@ -33,17 +33,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "expected a JSON body (Content-Type: application/json)",
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request",
-                    "the body is too large",
-                )
-            } else {
-                ApiError::invalid_request("the body could not be read")
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "invalid_request",
+                        "the body is too large",
+                    )
+                } else {
+                    ApiError::invalid_request("the body could not be read")
+                }
+            })?;
         Ok(Self(stepup_mfa::factor::parse_json(&bytes)?))
     }
 }

@@ -23,9 +23,9 @@ use stepup_mfa::{LoginStep, PasswordLogin};
 
 use crate::caller::Client;
 use crate::error::ApiError;
-use crate::path::Path;
 use crate::json::JsonBody;
 use crate::oauth::{self, OAuthParams};
+use crate::path::Path;
 use crate::respond::{conclude, no_store, secret_json};
 use crate::stepup::StepUp;
 
@@ -123,7 +123,13 @@ pub(crate) async fn authorize_mfa(
     let proof = Value::Object(step.proof);
     let login = stepup
         .mfa()
-        .finish_mfa(&step.mfa_token, &kind, &proof, step.remember_device, &client)
+        .finish_mfa(
+            &step.mfa_token,
+            &kind,
+            &proof,
+            step.remember_device,
+            &client,
+        )
         .await?;
     conclude(&stepup, login).await
 }

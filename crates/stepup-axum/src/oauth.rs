@@ -10,9 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use stepup_mfa::PendingAuthorization;
 
-pub use crate::registered_client::OAuthClient;
 use crate::caller::Client;
 use crate::error::ApiError;
+pub use crate::registered_client::OAuthClient;
 use crate::respond::secret_json;
 use crate::stepup::StepUp;
 

@@ -24,8 +24,8 @@ use stepup_mfa::RecoveryOutcome;
 
 use crate::caller::Client;
 use crate::error::ApiError;
-use crate::path::Path;
 use crate::json::JsonBody;
+use crate::path::Path;
 use crate::respond::{conclude, no_store};
 use crate::stepup::StepUp;
 
@@ -119,4 +119,3 @@ pub async fn admin_reset(
     stepup.mfa().admin_reset(&user, admin.subject()).await?;
     Ok(no_store(Json(json!({ "success": true })).into_response()))
 }
-

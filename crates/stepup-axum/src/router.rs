@@ -47,7 +47,8 @@ fn router(stepup: StepUp) -> Router {
         )
         .route(
             "/oauth/authorize/mfa/webauthn/start",
-            post(|s, c, b| login::prepare_kind(s, "webauthn", c, b)).layer(ceiling("authorize_mfa")),
+            post(|s, c, b| login::prepare_kind(s, "webauthn", c, b))
+                .layer(ceiling("authorize_mfa")),
         )
         .route(
             "/oauth/authorize/mfa/sms/send",

@@ -10,8 +10,8 @@ use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::policy::RequestCeiling;
 use stepup_core::token::{JwtIssuer, JwtVerifier};
 use stepup_mfa::{
-    AddressPolicy, AttemptPolicy, Factor, KdfPool, Keyring, Mfa, MfaError, Notifier,
-    PasswordCheck, Stores,
+    AddressPolicy, AttemptPolicy, Factor, KdfPool, Keyring, Mfa, MfaError, Notifier, PasswordCheck,
+    Stores,
 };
 use stepup_store::Store;
 use stepup_tower::{

@@ -85,7 +85,10 @@ mod tests {
     fn ipv6_clients_are_grouped_by_prefix() {
         let key = |grouping: AddressGrouping, ip: &str| grouping.key(Some(ip.parse().unwrap()));
         let by64 = AddressGrouping::default();
-        assert_eq!(key(by64, "2001:db8:1:2:aaaa::1"), key(by64, "2001:db8:1:2:bbbb::9"));
+        assert_eq!(
+            key(by64, "2001:db8:1:2:aaaa::1"),
+            key(by64, "2001:db8:1:2:bbbb::9")
+        );
         assert_ne!(key(by64, "2001:db8:1:2::1"), key(by64, "2001:db8:1:3::1"));
         let by128 = AddressGrouping::ipv6_prefix(128);
         assert_ne!(key(by128, "2001:db8::1"), key(by128, "2001:db8::2"));

@@ -15,9 +15,9 @@ use std::time::Duration;
 use stepup_core::AuthContext;
 use stepup_store::Generation;
 
-use crate::audit::AuditEvent;
-use crate::error::{TokenRevoked, FactorChangeInProgress, MfaError};
 use crate::Mfa;
+use crate::audit::AuditEvent;
+use crate::error::{FactorChangeInProgress, MfaError, TokenRevoked};
 
 /// How long a reset waits for a factor change in flight to end before it goes ahead (the
 /// generation voids what that change writes anyway).
@@ -36,7 +36,13 @@ impl Mfa {
         let generation = match copied {
             // The store's generation is the copy's or later: a token of an older one is void,
             // of the same one stands (a newer reset reaches the copy within the bound).
-            Some(copied) if caller.generation().is_none_or(|issued| issued <= copied.value) => copied,
+            Some(copied)
+                if caller
+                    .generation()
+                    .is_none_or(|issued| issued <= copied.value) =>
+            {
+                copied
+            }
             // Stale, or a token minted after a reset this copy has not seen: ask the store.
             _ => self.current_generation(caller.subject()).await?,
         };
@@ -87,7 +93,10 @@ impl Mfa {
         self.inner.replica.wake();
         let deadline = std::time::Instant::now() + RESET_WAITS_FOR_CHANGES;
         loop {
-            match self.one_factor_change(user, self.delete_everything(user)).await {
+            match self
+                .one_factor_change(user, self.delete_everything(user))
+                .await
+            {
                 Err(MfaError::FactorChangeInProgress(FactorChangeInProgress))
                     if std::time::Instant::now() < deadline =>
                 {
@@ -144,10 +153,16 @@ mod tests {
 
     #[test]
     fn a_token_stands_while_its_generation_is_the_users() {
-        let token = AuthContext::builder("u").generation(3).issued_at(100).build();
+        let token = AuthContext::builder("u")
+            .generation(3)
+            .issued_at(100)
+            .build();
         assert!(token_stands(&token, generation(3, Some(100))));
         assert!(!token_stands(&token, generation(4, Some(99))));
-        assert!(!token_stands(&token, generation(2, Some(50))), "not from a later one either");
+        assert!(
+            !token_stands(&token, generation(2, Some(50))),
+            "not from a later one either"
+        );
     }
 
     #[test]
@@ -155,7 +170,10 @@ mod tests {
         let token = AuthContext::builder("u").issued_at(100).build();
         assert!(token_stands(&token, generation(0, None)));
         assert!(token_stands(&token, generation(1, Some(99))));
-        assert!(!token_stands(&token, generation(1, Some(100))), "the reset's own second");
+        assert!(
+            !token_stands(&token, generation(1, Some(100))),
+            "the reset's own second"
+        );
         let no_iat = AuthContext::builder("u").build();
         assert!(!token_stands(&no_iat, generation(1, Some(5))));
         assert!(token_stands(&no_iat, generation(0, None)));

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use stepup_core::clock::SharedClock;
 use stepup_store::{AuditRecord, AuditStore, StoreError};
 
-
 /// Something that happened to a user's authentication. [`kind`](Self::kind) is the stable name
 /// stored and logged (`totp_enrolled`, `mfa_failed`, …); [`detail`](Self::detail) the rest.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use stepup_core::tokens;
 use subtle::ConstantTimeEq;
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::error::{InvalidGrant, MfaError};
 use crate::factor::ClientInfo;
-use crate::Mfa;
 
 /// How long an authorization code lives.
 pub const CODE_TTL: Duration = Duration::from_secs(60);

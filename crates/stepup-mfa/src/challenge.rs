@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use stepup_core::tokens;
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::authorization::PendingAuthorization;
 use crate::error::{InvalidMfaToken, MfaError, NotEnrolled, UnknownFactor};
 use crate::factor::{ClientInfo, FactorContext};
-use crate::Mfa;
 
 /// How long an `mfa_token` lives.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
@@ -144,8 +144,11 @@ impl Mfa {
         proof: &Value,
         client: &ClientInfo,
     ) -> Result<CompletedChallenge, MfaError> {
-        self.limited_by_address(client, self.finish_challenge_now(mfa_token, kind, proof, client))
-            .await
+        self.limited_by_address(
+            client,
+            self.finish_challenge_now(mfa_token, kind, proof, client),
+        )
+        .await
     }
 
     async fn finish_challenge_now(

@@ -146,7 +146,11 @@ pub(crate) async fn admit_send(
     );
     let address = cx.mfa.address_key(cx.client().address);
     let scopes: [(&'static str, &str, &[SendLimit]); 3] = [
-        ("destination_limit", &destination_key, &policy.per_destination),
+        (
+            "destination_limit",
+            &destination_key,
+            &policy.per_destination,
+        ),
         ("user_limit", cx.user(), &policy.per_user),
         ("address_limit", &address, &policy.per_address),
     ];
@@ -165,7 +169,11 @@ pub(crate) async fn admit_send(
 
 async fn refused(cx: &FactorContext<'_>, reason: &'static str) {
     tracing::info!(target: "stepup::delivery", kind = cx.kind(), reason, "a code send was refused");
-    let event = AuditEvent::factor(cx.kind(), "refused", serde_json::json!({ "reason": reason }));
+    let event = AuditEvent::factor(
+        cx.kind(),
+        "refused",
+        serde_json::json!({ "reason": reason }),
+    );
     cx.mfa.audit().record(cx.user(), event).await;
 }
 
@@ -220,7 +228,11 @@ fn code_kind(cx: &FactorContext<'_>) -> String {
 
 /// The keyed digest a code is stored under: the code and what it was sent for.
 fn lookup(cx: &FactorContext<'_>, binding: &str, code: &str) -> String {
-    cx.digest(&format!("{}-code:{binding}:{}", cx.kind(), tokens::digest(code)))
+    cx.digest(&format!(
+        "{}-code:{binding}:{}",
+        cx.kind(),
+        tokens::digest(code)
+    ))
 }
 
 /// Six ASCII digits, spaces and dashes ignored.

@@ -62,7 +62,11 @@ impl Mfa {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let Some(device) = self.devices_store().device_by_token(&tokens::digest(token)).await? else {
+        let Some(device) = self
+            .devices_store()
+            .device_by_token(&tokens::digest(token))
+            .await?
+        else {
             return Ok(None);
         };
         if self.current_generation(&device.user).await?.value != device.generation {

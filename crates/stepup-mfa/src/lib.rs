@@ -60,9 +60,7 @@ pub use authorization::{Authentication, CODE_TTL, PendingAuthorization};
 pub use challenge::{CHALLENGE_TTL, CompletedChallenge, MAX_CODE_ATTEMPTS, MfaChallenge};
 pub use devices::RememberedDevice;
 pub use engine::{Mfa, Stores};
-pub use error::{
-    InvalidCode, InvalidMfaToken, MfaError, Refusal,
-};
+pub use error::{InvalidCode, InvalidMfaToken, MfaError, Refusal};
 pub use factor::{ClientInfo, Factor};
 pub use kdf::{KdfBusy, KdfPool};
 pub use lifecycle::{Enrolled, FactorInfo, FactorSummary};

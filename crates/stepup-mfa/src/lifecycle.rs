@@ -27,13 +27,13 @@ use stepup_core::AcrRequirement;
 use stepup_core::acr::level;
 use stepup_store::{Credential, CredentialRef, CredentialStatus, Enrollment};
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::error::{
-    AlreadyEnrolled, FactorChangeInProgress, InvalidLabel, MfaError,
-    NoPendingEnrollment, PolicyRefusal, Unsupported,
+    AlreadyEnrolled, FactorChangeInProgress, InvalidLabel, MfaError, NoPendingEnrollment,
+    PolicyRefusal, Unsupported,
 };
 use crate::factor::{ClientInfo, Factor, FactorContext, NewCredential};
-use crate::Mfa;
 
 /// The longest a factor change can keep others out, should its process die holding the lease.
 pub const FACTOR_CHANGE_LEASE: Duration = Duration::from_secs(30);
@@ -167,7 +167,12 @@ impl Mfa {
             }
             let setup = format!("{}_setup", factor.kind());
             let finished = self
-                .limited(user, None, &setup, factor.finish_enrollment(&cx, pending.as_ref(), input))
+                .limited(
+                    user,
+                    None,
+                    &setup,
+                    factor.finish_enrollment(&cx, pending.as_ref(), input),
+                )
                 .await
                 .map_err(|error| match error {
                     // Enrolling is not a login: a wrong first proof is bad input (`400`), though
@@ -337,7 +342,8 @@ impl Mfa {
         if self.is_enrolled(user).await? {
             for factor in self.inner.factors.iter().filter(|f| !f.is_enrollable()) {
                 let cx = FactorContext::new(self, factor.kind(), user, generation, &client);
-                if !self.is_locked(user, factor.kind()).await? && factor.is_offered(&cx, &[]).await?
+                if !self.is_locked(user, factor.kind()).await?
+                    && factor.is_offered(&cx, &[]).await?
                 {
                     methods.push(factor.kind().to_owned());
                 }
@@ -369,7 +375,10 @@ impl Mfa {
     }
 
     /// The user's credentials of the current generation, of registered kinds, any status.
-    pub(crate) async fn current_credentials(&self, user: &str) -> Result<Vec<Credential>, MfaError> {
+    pub(crate) async fn current_credentials(
+        &self,
+        user: &str,
+    ) -> Result<Vec<Credential>, MfaError> {
         let generation = self.current_generation(user).await?.value;
         Ok(self
             .factors()
@@ -462,7 +471,11 @@ impl Mfa {
 
     /// Refuses a restricted `factor` for a user with no active unrestricted factor, when the
     /// engine forbids a restricted factor alone.
-    async fn check_restricted_company(&self, factor: &dyn Factor, user: &str) -> Result<(), MfaError> {
+    async fn check_restricted_company(
+        &self,
+        factor: &dyn Factor,
+        user: &str,
+    ) -> Result<(), MfaError> {
         if !factor.is_restricted() || self.inner.restricted_alone {
             return Ok(());
         }
@@ -480,7 +493,10 @@ impl Mfa {
                 ),
             )
             .await;
-        Err(PolicyRefusal::needs_another_factor(factor.kind(), http::StatusCode::BAD_REQUEST).into())
+        Err(
+            PolicyRefusal::needs_another_factor(factor.kind(), http::StatusCode::BAD_REQUEST)
+                .into(),
+        )
     }
 
     /// Refuses removing `removing` when a restricted factor would be left as the user's only
@@ -503,8 +519,14 @@ impl Mfa {
             .iter()
             .any(|c| !is_removed(&c) && self.is_unrestricted(&c.kind));
         match restricted_left {
-            Some(restricted) if !unrestricted_left && credentials.iter().any(|c| is_removed(&c)) => {
-                Err(PolicyRefusal::needs_another_factor(&restricted.kind, http::StatusCode::CONFLICT).into())
+            Some(restricted)
+                if !unrestricted_left && credentials.iter().any(|c| is_removed(&c)) =>
+            {
+                Err(PolicyRefusal::needs_another_factor(
+                    &restricted.kind,
+                    http::StatusCode::CONFLICT,
+                )
+                .into())
             }
             _ => Ok(()),
         }

@@ -26,10 +26,10 @@ use std::time::Duration;
 use stepup_core::clock::SharedClock;
 use stepup_store::EphemeralStore;
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::error::{FactorLocked, MfaError};
 use crate::factor::ClientInfo;
-use crate::Mfa;
 
 /// How many failed verifications a user gets, and how long the lockouts last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +306,10 @@ impl Mfa {
             return Err(MfaError::rate_limited(policy.window));
         }
         let outcome = step.await;
-        let failed = outcome.as_ref().err().is_some_and(MfaError::is_failed_guess);
+        let failed = outcome
+            .as_ref()
+            .err()
+            .is_some_and(MfaError::is_failed_guess);
         if !failed {
             self.ephemeral().decrement(&key).await?;
         }
@@ -316,7 +319,11 @@ impl Mfa {
     /// Counts a password attempt for `username` (case-insensitive) before it is checked;
     /// refused with [`MfaError::RateLimited`] while the account is locked out.
     pub(crate) async fn admit_password(&self, username: &str) -> Result<(), MfaError> {
-        match self.limiter(self.inner.passwords).admit(&password_key(username)).await {
+        match self
+            .limiter(self.inner.passwords)
+            .admit(&password_key(username))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(refused) => {
                 if refused.lockout_started {

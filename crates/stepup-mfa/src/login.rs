@@ -20,19 +20,19 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use stepup_core::AuthContext;
 use stepup_core::acr::{amr, level};
 use stepup_core::policy::TrustedDevice;
 use stepup_core::token::{Grant, IssuedToken, JwtIssuer};
-use stepup_core::AuthContext;
 use stepup_store::{CredentialRef, CredentialStatus};
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::authorization::{Authentication, PendingAuthorization};
 use crate::challenge::MfaChallenge;
 use crate::devices::RememberedDevice;
 use crate::error::{InvalidCode, InvalidCredentials, MfaError, MfaNotEnrolled, UnknownFactor};
 use crate::factor::{ClientInfo, FactorContext};
-use crate::Mfa;
 
 /// Default: a first factor is enrolled within 10 minutes of the password.
 pub const DEFAULT_ENROLLMENT_MAX_AGE: Duration = Duration::from_secs(10 * 60);
@@ -211,9 +211,9 @@ impl Mfa {
         self.password_succeeded(username).await?;
         // A recovery whose delay is over takes effect now (see `recovery`).
         if let Some(generation) = self.apply_due_recovery(&user).await? {
-            return Ok(LoginStep::Authenticated(self.password_only(
-                user, generation, pending, "recovery",
-            )));
+            return Ok(LoginStep::Authenticated(
+                self.password_only(user, generation, pending, "recovery"),
+            ));
         }
         let generation = self.current_generation(&user).await?.value;
         if !self.is_enrolled(&user).await? {
@@ -224,7 +224,11 @@ impl Mfa {
         // A device vouches only while it is of the user's generation: one checked before a reset
         // that landed since (and a new factor enrolled) vouches for nothing.
         let vouching = match vouching {
-            Some(device) if self.device_of_generation(&user, &device.id, generation).await? => {
+            Some(device)
+                if self
+                    .device_of_generation(&user, &device.id, generation)
+                    .await? =>
+            {
                 Some(device)
             }
             _ => None,
@@ -306,12 +310,19 @@ impl Mfa {
         remember_device: bool,
         client: &ClientInfo,
     ) -> Result<Login, MfaError> {
-        let completed = self.finish_challenge(mfa_token, kind, proof, client).await?;
+        let completed = self
+            .finish_challenge(mfa_token, kind, proof, client)
+            .await?;
         let device = if remember_device {
             let remember_for = self.inner.login.remember_for;
             Some(
-                self.remember_device(&completed.subject, completed.generation, remember_for, client)
-                    .await?,
+                self.remember_device(
+                    &completed.subject,
+                    completed.generation,
+                    remember_for,
+                    client,
+                )
+                .await?,
             )
         } else {
             None
@@ -358,9 +369,7 @@ impl Mfa {
         // A malformed proof is a `400` naming the field, before anything is claimed or counted.
         factor.check_proof(proof)?;
         self.limited_by_address(client, async {
-            let claimed = factor
-                .claimed_credential(proof)
-                .ok_or(InvalidCode)?;
+            let claimed = factor.claimed_credential(proof).ok_or(InvalidCode)?;
             let cx = FactorContext::new(self, factor.kind(), "", 0, client);
             let signed_in = self
                 .limited_claim(&claimed, factor.finish_sign_in(&cx, proof))
@@ -374,7 +383,11 @@ impl Mfa {
             // The login carries the generation of the credential that answered, and only while
             // it is still the user's: a reset landing while the proof was checked voids it.
             let generation = self.current_generation(&user).await?.value;
-            let id = signed_in.verified.credential_id.as_deref().ok_or(InvalidCode)?;
+            let id = signed_in
+                .verified
+                .credential_id
+                .as_deref()
+                .ok_or(InvalidCode)?;
             let key = CredentialRef {
                 user: &user,
                 kind: factor.kind(),

@@ -36,11 +36,11 @@ use serde::{Deserialize, Serialize};
 use stepup_core::tokens;
 use stepup_mail::{Mail, Mailer, send_in_background};
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::error::{InvalidCode, InvalidRecoveryCode, MfaError};
 use crate::factor::ClientInfo;
 use crate::login::Login;
-use crate::Mfa;
 
 /// How long a recovery code lives.
 pub const RECOVERY_CODE_TTL: Duration = Duration::from_secs(60 * 60);
@@ -129,11 +129,15 @@ impl Mfa {
         let within_limit = self.admit_recovery_request(email).await?;
         let code = tokens::random_token();
         let real = match (&user, on_file, self.mailer(), within_limit) {
-            (Some(user), Some(on_file), Some(mailer), true) => Some((user, on_file, mailer.clone())),
+            (Some(user), Some(on_file), Some(mailer), true) => {
+                Some((user, on_file, mailer.clone()))
+            }
             _ => None,
         };
         let ticket = serde_json::to_vec(&RecoveryTicket {
-            sub: real.as_ref().map_or_else(String::new, |(user, ..)| (*user).clone()),
+            sub: real
+                .as_ref()
+                .map_or_else(String::new, |(user, ..)| (*user).clone()),
         })
         .map_err(MfaError::internal)?;
         let ttl = if real.is_some() {
@@ -225,7 +229,8 @@ impl Mfa {
                 return Ok(RecoveryOutcome::Completed { user, login });
             };
             let due_at = self.now().saturating_add(delay.as_secs());
-            let pending = serde_json::to_vec(&PendingRecovery { due_at }).map_err(MfaError::internal)?;
+            let pending =
+                serde_json::to_vec(&PendingRecovery { due_at }).map_err(MfaError::internal)?;
             let key = pending_key(&user);
             let inserted = self
                 .ephemeral()

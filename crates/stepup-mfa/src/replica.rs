@@ -132,7 +132,11 @@ impl Replica {
 
     /// Reads the feed to its end once; `true` if it got there.
     async fn catch_up_once(&self, store: &dyn FactorStore) -> bool {
-        let mut cursor = self.state.read().unwrap_or_else(PoisonError::into_inner).cursor;
+        let mut cursor = self
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cursor;
         loop {
             let changes = match store.generation_changes(cursor, PAGE).await {
                 Ok(changes) => changes,
@@ -192,10 +196,30 @@ mod tests {
         tokio::time::sleep(CATCH_UP_EVERY + Duration::from_millis(10)).await;
         let copied = replica.generation("ada").unwrap();
         assert_eq!((copied.value, copied.changed_at), (1, Some(100)));
-        replica.learn("bob", Generation { value: 3, changed_at: Some(7) });
-        assert_eq!(replica.generation("bob").unwrap().value, 3, "learned at once");
-        replica.learn("bob", Generation { value: 2, changed_at: Some(5) });
-        assert_eq!(replica.generation("bob").unwrap().value, 3, "never moves back");
+        replica.learn(
+            "bob",
+            Generation {
+                value: 3,
+                changed_at: Some(7),
+            },
+        );
+        assert_eq!(
+            replica.generation("bob").unwrap().value,
+            3,
+            "learned at once"
+        );
+        replica.learn(
+            "bob",
+            Generation {
+                value: 2,
+                changed_at: Some(5),
+            },
+        );
+        assert_eq!(
+            replica.generation("bob").unwrap().value,
+            3,
+            "never moves back"
+        );
     }
 
     #[tokio::test(start_paused = true)]

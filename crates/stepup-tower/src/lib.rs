@@ -42,7 +42,6 @@ pub use client_addr::{
     TrustedProxies, client_addr,
 };
 pub use rate_limit::{RateLimit, RateLimitLayer};
-pub use stepup_core::policy::{DeviceVouching, RequestCeiling, RevocationCheck};
 pub use remembered_device::{
     DEFAULT_REMEMBER_FOR, DEVICE_COOKIE, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
     device_cookie, device_token,
@@ -50,3 +49,4 @@ pub use remembered_device::{
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use response::{ResponseBody, ResponseFuture};
 pub use revocation::{RejectRevoked, RejectRevokedLayer};
+pub use stepup_core::policy::{DeviceVouching, RequestCeiling, RevocationCheck};

@@ -57,7 +57,10 @@ async fn revoked_tokens_are_refused_and_others_pass() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.unwrap().contains("error=\"invalid_token\""));
     assert!(body.contains("revoked"), "{body}");
-    assert_eq!(answer(request("ada", None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer(request("ada", None)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(answer(request("ada", Some(1_000))).await.2, "handled");
     assert_eq!(answer(request("bob", Some(1))).await.2, "handled");
 }

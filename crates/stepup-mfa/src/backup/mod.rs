@@ -16,10 +16,10 @@ use serde_json::Value;
 use stepup_core::acr::amr;
 use stepup_store::{CodeHash, CodeSet, Credential};
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::error::{InvalidCode, MfaError, NotEnrolled};
 use crate::factor::{Factor, FactorContext, Verified, async_trait, parse_input};
-use crate::Mfa;
 
 /// The kind of the backup-code factor (and of its failure streak).
 pub const KIND: &str = "backup_code";

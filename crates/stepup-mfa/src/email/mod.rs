@@ -92,7 +92,8 @@ impl Email {
     }
 
     fn address(cx: &FactorContext<'_>, credential: &Credential) -> Result<String, MfaError> {
-        let payload: Payload = serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
+        let payload: Payload =
+            serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
         String::from_utf8(cx.open(&payload.address)?)
             .map_err(|_| MfaError::internal("a stored mail address is corrupt"))
     }
@@ -190,7 +191,8 @@ impl Factor for Email {
     ) -> Result<Value, MfaError> {
         let credential = credentials.first().ok_or(NotEnrolled)?;
         let address = Self::address(cx, credential)?;
-        cx.admit_send(&self.policy, &address, Purpose::Login).await?;
+        cx.admit_send(&self.policy, &address, Purpose::Login)
+            .await?;
         let mut answer = self.deliver(cx, &address, Purpose::Login).await?;
         if let Some(object) = answer.as_object_mut() {
             object.remove("email");
@@ -225,11 +227,18 @@ impl Factor for Email {
         credential: &Credential,
     ) -> Result<Map<String, Value>, MfaError> {
         let mut detail = Map::new();
-        detail.insert("email".into(), masked(&Self::address(cx, credential)?).into());
+        detail.insert(
+            "email".into(),
+            masked(&Self::address(cx, credential)?).into(),
+        );
         Ok(detail)
     }
 
-    async fn removed(&self, cx: &FactorContext<'_>, _credential: &Credential) -> Result<(), MfaError> {
+    async fn removed(
+        &self,
+        cx: &FactorContext<'_>,
+        _credential: &Credential,
+    ) -> Result<(), MfaError> {
         cx.clear_codes().await
     }
 
@@ -238,7 +247,8 @@ impl Factor for Email {
         cx: &FactorContext<'_>,
         credential: &Credential,
     ) -> Result<Option<String>, MfaError> {
-        let payload: Payload = serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
+        let payload: Payload =
+            serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
         if cx.is_sealed_with_current_key(&payload.address) {
             return Ok(None);
         }
@@ -289,7 +299,14 @@ mod tests {
     #[test]
     fn addresses_are_normalised_and_masked() {
         assert_eq!(normalise(" Ada@Example.COM ").unwrap(), "Ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "a b@example.com", "ada@example"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a b@example.com",
+            "ada@example",
+        ] {
             assert!(normalise(bad).is_err(), "{bad}");
         }
         assert_eq!(masked("ada@example.com"), "a***@example.com");

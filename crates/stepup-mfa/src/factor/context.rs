@@ -10,11 +10,11 @@ use serde_json::Value;
 use stepup_core::tokens;
 use stepup_store::{Credential, CredentialRef, CredentialStatus};
 
+use crate::Mfa;
 use crate::audit::AuditEvent;
 use crate::delivery::{self, Purpose, SendPolicy};
 use crate::error::{ChallengeInProgress, Internal, MfaError};
 use crate::kdf::KdfPool;
-use crate::Mfa;
 
 /// Where a request came from: what per-address limits count, and what a remembered device
 /// records.
@@ -224,14 +224,21 @@ impl<'a> FactorContext<'a> {
 
     fn own<'c>(&self, credential: &'c Credential) -> Result<CredentialRef<'c>, MfaError> {
         if credential.kind != self.kind || credential.status == CredentialStatus::Pending {
-            return Err(MfaError::internal("a factor may only touch its own credentials"));
+            return Err(MfaError::internal(
+                "a factor may only touch its own credentials",
+            ));
         }
         Ok(credential.key())
     }
 
     /// Keeps `value` under this kind's `key` for `ttl`, unless a live value is there (`true` if
     /// kept): for ceremonies taken once.
-    pub async fn put_state(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, MfaError> {
+    pub async fn put_state(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, MfaError> {
         Ok(self
             .mfa
             .ephemeral()
@@ -241,7 +248,12 @@ impl<'a> FactorContext<'a> {
 
     /// Keeps `value` under this kind's `key` for `ttl`, replacing a live one: of concurrent
     /// replacements one wins and the others are refused ([`ChallengeInProgress`]).
-    pub async fn replace_state(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), MfaError> {
+    pub async fn replace_state(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), MfaError> {
         let key = self.state_key(key);
         let ephemeral = self.mfa.ephemeral();
         let current = ephemeral.get(&key).await?;
@@ -285,7 +297,11 @@ impl<'a> FactorContext<'a> {
     /// A fresh 6-digit code for `purpose`, stored only as its keyed digest (bound to the purpose)
     /// for `ttl` (at most [`delivery::MAX_CODE_TTL`]); it replaces the user's earlier code of this
     /// kind. Deliver it yourself, then audit with [`code_sent`](Self::code_sent).
-    pub async fn issue_code(&self, purpose: Purpose<'_>, ttl: Duration) -> Result<String, MfaError> {
+    pub async fn issue_code(
+        &self,
+        purpose: Purpose<'_>,
+        ttl: Duration,
+    ) -> Result<String, MfaError> {
         delivery::issue_code(self, purpose, ttl).await
     }
 

@@ -139,7 +139,8 @@ mod tests {
     fn bytes_that_are_not_json_are_named_as_such() {
         let error = parse_json::<Outer>(b"{not json").unwrap_err();
         assert_eq!(error.description(), "the body is not valid JSON");
-        let error = parse_json::<Outer>(br#"{"token":"t","inner":{"count":1}} trailing"#).unwrap_err();
+        let error =
+            parse_json::<Outer>(br#"{"token":"t","inner":{"count":1}} trailing"#).unwrap_err();
         assert_eq!(error.description(), "the body is not valid JSON");
         let parsed = parse_json::<Outer>(br#"{"token":"t","inner":{"count":1}}"#).unwrap();
         assert_eq!(parsed.inner.count, 1);

@@ -199,7 +199,11 @@ pub trait Factor: Send + Sync + 'static {
     }
 
     /// Cleans up what the factor keeps beside a credential just removed (e.g. codes in flight).
-    async fn removed(&self, cx: &FactorContext<'_>, credential: &Credential) -> Result<(), MfaError> {
+    async fn removed(
+        &self,
+        cx: &FactorContext<'_>,
+        credential: &Credential,
+    ) -> Result<(), MfaError> {
         let _ = (cx, credential);
         Ok(())
     }

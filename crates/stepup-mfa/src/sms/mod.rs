@@ -47,7 +47,9 @@ pub use provider::{SmsError, SmsPolicy, SmsProvider, SmsSender, SmsVerifier};
 pub use twilio::TwilioVerify;
 
 use crate::delivery::{MAX_CODE_TTL, Purpose};
-use crate::error::{InvalidCode, MfaError, NoPendingEnrollment, NotEnrolled, PolicyRefusal, Unavailable};
+use crate::error::{
+    InvalidCode, MfaError, NoPendingEnrollment, NotEnrolled, PolicyRefusal, Unavailable,
+};
 use crate::factor::{
     EnrollmentFinish, EnrollmentStart, Factor, FactorContext, NewCredential, Verified, async_trait,
     parse_input,
@@ -166,8 +168,13 @@ impl Sms {
         Ok(())
     }
 
-    fn number(&self, cx: &FactorContext<'_>, credential: &Credential) -> Result<PhoneNumber, MfaError> {
-        let payload: Payload = serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
+    fn number(
+        &self,
+        cx: &FactorContext<'_>,
+        credential: &Credential,
+    ) -> Result<PhoneNumber, MfaError> {
+        let payload: Payload =
+            serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
         let number = cx.open(&payload.number)?;
         std::str::from_utf8(&number)
             .ok()
@@ -313,7 +320,11 @@ impl Factor for Sms {
         Ok(detail)
     }
 
-    async fn removed(&self, cx: &FactorContext<'_>, _credential: &Credential) -> Result<(), MfaError> {
+    async fn removed(
+        &self,
+        cx: &FactorContext<'_>,
+        _credential: &Credential,
+    ) -> Result<(), MfaError> {
         cx.clear_codes().await
     }
 
@@ -322,7 +333,8 @@ impl Factor for Sms {
         cx: &FactorContext<'_>,
         credential: &Credential,
     ) -> Result<Option<String>, MfaError> {
-        let payload: Payload = serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
+        let payload: Payload =
+            serde_json::from_str(&credential.payload).map_err(MfaError::internal)?;
         if cx.is_sealed_with_current_key(&payload.number) {
             return Ok(None);
         }

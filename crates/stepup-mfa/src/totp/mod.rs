@@ -183,7 +183,9 @@ impl Factor for Totp {
             return Ok(None);
         }
         payload.secret = cx.seal(&cx.open(&payload.secret)?)?;
-        Ok(Some(serde_json::to_string(&payload).map_err(MfaError::internal)?))
+        Ok(Some(
+            serde_json::to_string(&payload).map_err(MfaError::internal)?,
+        ))
     }
 }
 

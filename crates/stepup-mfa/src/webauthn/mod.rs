@@ -303,9 +303,10 @@ impl Factor for Webauthn {
     ) -> Result<EnrollmentFinish, MfaError> {
         let finish: RegisterFinish = parse_input(input)?;
         let label = finish.label.as_deref().map(validate_label).transpose()?;
-        let state: RegistrationState = take_ceremony(cx, &registration_key(&finish.registration_token))
-            .await?
-            .ok_or(InvalidCeremony)?;
+        let state: RegistrationState =
+            take_ceremony(cx, &registration_key(&finish.registration_token))
+                .await?
+                .ok_or(InvalidCeremony)?;
         // Another user's ceremony, or one started before a reset: a registration that raced a
         // recovery never lands in the user's new generation.
         if state.user != cx.user() || state.generation != cx.generation() {
@@ -430,9 +431,10 @@ impl Factor for Webauthn {
         if passkey_token.is_empty() || passkey_token.len() > 128 {
             return Err(InvalidCeremony.into());
         }
-        let state: DiscoverableAuthentication = take_ceremony(cx, &discoverable_key(&passkey_token))
-            .await?
-            .ok_or(InvalidCeremony)?;
+        let state: DiscoverableAuthentication =
+            take_ceremony(cx, &discoverable_key(&passkey_token))
+                .await?
+                .ok_or(InvalidCeremony)?;
         let (handle, raw_id) = self
             .webauthn()
             .identify_discoverable_authentication(&credential)
@@ -449,9 +451,9 @@ impl Factor for Webauthn {
             })
             .ok_or(InvalidCode)?;
         let passkey = decode_passkey(&owner)?;
-        let result = self
-            .webauthn()
-            .finish_discoverable_authentication_v2(&credential, state, &passkey);
+        let result =
+            self.webauthn()
+                .finish_discoverable_authentication_v2(&credential, state, &passkey);
         if !self.record_assertion(cx, &owner, result).await? {
             // Passwordless needs the user verified: a touch alone is not a login.
             return Err(InvalidCode.into());
