@@ -38,7 +38,7 @@ fn keys() -> Vec<(&'static str, SigningKey, DecodingKey)> {
         (
             "HS256",
             SigningKey::hs256(secret).unwrap(),
-            DecodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret).unwrap(),
         ),
         (
             "ES256",

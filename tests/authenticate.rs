@@ -139,9 +139,48 @@ async fn alg_none_is_refused() {
     }
 }
 
+/// RFC 7515 §4.1.11: a header parameter listed in `crit` must be understood, or the token is
+/// refused. Signed correctly under the right key, each of these still fails.
+#[tokio::test]
+async fn critical_header_parameters_that_are_not_understood_are_refused() {
+    let key = EncodingKey::from_secret(HS_SECRET).unwrap();
+    let signed_with = |header: Value| {
+        stepup::token::crypto_provider();
+        let signing_input = format!(
+            "{}.{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                header.to_string()
+            ),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                claims("mfa").to_string()
+            ),
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{signing_input}.{signature}")
+    };
+    // The same header without `crit` is accepted: only `crit` makes the difference.
+    let plain = signed_with(json!({"alg": "HS256", "typ": "JWT", "kid": "hs"}));
+    assert_eq!(answer(&plain).await.body, "hello user-1");
+    for header in [
+        json!({"alg": "HS256", "kid": "hs", "crit": ["exp-extension"], "exp-extension": 1}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["http://example.com/unknown"]}),
+        json!({"alg": "HS256", "kid": "hs", "crit": []}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["b64"], "b64": false}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["b64", "b64"], "b64": true}),
+    ] {
+        let token = signed_with(header.clone());
+        let answer = answer(&token).await;
+        assert_eq!(answer.status, 401, "{header}");
+        answer.assert_invalid_token("the bearer token is malformed");
+    }
+}
+
 #[tokio::test]
 async fn an_hs256_token_signed_with_the_rsa_public_key_is_refused() {
-    let confused = EncodingKey::from_secret(RSA_PUBLIC);
+    let confused = EncodingKey::from_secret(RSA_PUBLIC).unwrap();
     // Naming the RSA key: its one algorithm is RS256.
     let token = sign(Algorithm::HS256, Some("rs"), &claims("phr"), &confused);
     answer(&token)
@@ -326,6 +365,7 @@ fn jwk_set(kid: Option<&str>, more: impl IntoIterator<Item = Jwk>) -> JwtVerifie
 
 /// The test RSA key as a public JWK named `kid`.
 fn rsa_jwk(kid: &str) -> Jwk {
+    stepup::token::crypto_provider();
     let mut jwk = Jwk::from_encoding_key(
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
         Algorithm::RS256,
@@ -337,7 +377,7 @@ fn rsa_jwk(kid: &str) -> Jwk {
 
 #[tokio::test]
 async fn an_unknown_kid_is_refused() {
-    let hs = EncodingKey::from_secret(HS_SECRET);
+    let hs = EncodingKey::from_secret(HS_SECRET).unwrap();
     let ed = EncodingKey::from_ed_pem(ED_PRIVATE).unwrap();
     let hs_key = || VerifyingKey::hs256(HS_SECRET).unwrap();
     let rs_key = || VerifyingKey::rs256_pem(RSA_PUBLIC).unwrap();
@@ -497,7 +537,7 @@ async fn every_refusal_is_a_json_error_body_that_echoes_nothing() {
                 Algorithm::HS256,
                 Some(MARKER),
                 &claims("mfa"),
-                &EncodingKey::from_secret(HS_SECRET),
+                &EncodingKey::from_secret(HS_SECRET).unwrap(),
             ),
         ),
         (

@@ -319,6 +319,7 @@ impl JwtVerifierBuilder {
 
     /// Checks the settings and prepares the keys.
     pub fn build(self) -> Result<JwtVerifier, Error> {
+        super::crypto_provider();
         if self.keys.is_empty() {
             return Err(Error::Config("the verifier needs at least one key"));
         }
@@ -405,10 +406,11 @@ mod tests {
 
     /// HS256 over arbitrary claims (with `nbf`, which the issuer never writes).
     fn sign(claims: &Value, secret: &[u8]) -> String {
+        crate::token::crypto_provider();
         encode(
             &Header::new(Algorithm::HS256),
             claims,
-            &EncodingKey::from_secret(secret),
+            &EncodingKey::from_secret(secret).unwrap(),
         )
         .unwrap()
     }
@@ -464,7 +466,7 @@ mod tests {
 
         let (signed, signature) = token.rsplit_once('.').unwrap();
         // The same header and claims under another secret, and with one signature byte changed.
-        let other_key = EncodingKey::from_secret(OTHER_SECRET);
+        let other_key = EncodingKey::from_secret(OTHER_SECRET).unwrap();
         let forged_signature =
             jsonwebtoken::crypto::sign(signed.as_bytes(), &other_key, Algorithm::HS256).unwrap();
         let mut flipped = signature.as_bytes().to_vec();
