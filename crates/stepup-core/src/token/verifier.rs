@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation, decode};
 use serde::Deserialize;
 
-use super::cache::{TokenDigest, VerifiedCache};
+use super::cache::{Expiring, VerifiedCache};
 use super::{AccessTokenClaims, JwkSet, VerifyingKey};
 use crate::acr::AcrLevels;
 use crate::clock::{SharedClock, SystemClock};
@@ -52,7 +52,7 @@ struct Inner {
     clock: SharedClock,
     levels: AcrLevels,
     /// Verified tokens, tied to `keys`: built with them and never shared with another verifier.
-    cache: Option<VerifiedCache>,
+    cache: Option<VerifiedCache<AccessTokenClaims>>,
 }
 
 /// A key with its `jsonwebtoken` validation rules, built once rather than per request.
@@ -82,16 +82,18 @@ impl JwtVerifier {
             self.check_times(&claims, now)?;
             return Ok(self.context(claims, now));
         };
-        let digest = TokenDigest::of(token);
         let now = self.inner.clock.unix_seconds();
-        if let Some(claims) = cache.get(&digest, now) {
+        let key = cache.key_of(token);
+        if let Some(claims) = key.and_then(|key| cache.get(key, token, now)) {
             self.check_times(&claims, now)?;
             return Ok(self.context(AccessTokenClaims::clone(&claims), now));
         }
         // Only a token that passes every check is kept: a failure is judged afresh next time.
         let claims = self.decode(token)?;
         self.check_times(&claims, now)?;
-        cache.insert(digest, Arc::new(claims.clone()), now);
+        if let Some(key) = key {
+            cache.insert(key, token, Arc::new(claims.clone()), now);
+        }
         Ok(self.context(claims, now))
     }
 
@@ -201,6 +203,12 @@ impl JwtVerifier {
     }
 }
 
+impl Expiring for AccessTokenClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
+
 /// The two header fields that select a key among several, read without
 /// `jsonwebtoken::decode_header`, which parses every header field into a flattened map and would
 /// add a third full header parse to each request. Only the choice of key rests on this: `decode`
@@ -227,7 +235,11 @@ impl fmt::Debug for JwtVerifier {
             .field("leeway", &self.inner.leeway)
             .field(
                 "cache_capacity",
-                &self.inner.cache.as_ref().map_or(0, VerifiedCache::capacity),
+                &self
+                    .inner
+                    .cache
+                    .as_ref()
+                    .map_or(0, |cache| cache.capacity()),
             )
             .finish_non_exhaustive()
     }
@@ -306,8 +318,9 @@ impl JwtVerifierBuilder {
 
     /// How many verified tokens to keep (default [`DEFAULT_CACHE_CAPACITY`]; 0 keeps none).
     ///
-    /// A token presented again is then recognised by the SHA-256 of the whole token and skips the
-    /// signature check and the claims parse; `exp`, `nbf` and `auth_time` are still judged on
+    /// A token presented again is then found by its signature and, once compared whole with the
+    /// token stored, skips the signature check and the claims parse (a token not in the cache, a
+    /// forged one included, costs no digest of the token); `exp`, `nbf` and `auth_time` are still judged on
     /// every request. A cached entry ends when the clock reaches the token's `exp` (within the
     /// leeway after it, the token is verified in full each time), only successful verifications
     /// are kept, and the cache belongs to this verifier and its keys alone. Memory: at most
@@ -396,7 +409,7 @@ mod tests {
     }
 
     fn cached(verifier: &JwtVerifier) -> usize {
-        verifier.inner.cache.as_ref().map_or(0, VerifiedCache::len)
+        verifier.inner.cache.as_ref().map_or(0, |cache| cache.len())
     }
 
     fn mfa_token(issuer: &JwtIssuer, subject: &str) -> String {
@@ -541,7 +554,7 @@ mod tests {
                 .inner
                 .cache
                 .as_ref()
-                .map(VerifiedCache::capacity),
+                .map(|cache| cache.capacity()),
             Some(DEFAULT_CACHE_CAPACITY)
         );
     }
