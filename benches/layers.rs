@@ -11,7 +11,15 @@
 //! request is checked in full. `verify_cached` and `layers_cached` present the same token again
 //! through a verifier with its default cache (a hit: digest, lookup, time checks, context).
 //!
-//! `cargo bench --bench layers`; figures go to `docs/benchmarks.md`.
+//! `backends`: the signature check alone (what `jsonwebtoken::decode` spends on the signature) of
+//! each algorithm under each compiled crypto backend, RustCrypto and, with `--features aws-lc`,
+//! aws-lc, in the same run. `forged`: a token with a wrong signature refused by a verifier with
+//! its cache and by one without. `flood`: distinct valid tokens, each seen once, through a cached
+//! verifier (every one a miss and an insertion) against an uncached one. `peer`: the same token and
+//! handler behind a hand-written `jsonwebtoken` middleware and behind `authenticate()` +
+//! `RequireMfa`.
+//!
+//! `cargo bench --bench layers --features aws-lc`; figures go to `docs/benchmarks.md`.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -22,7 +30,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jsonwebtoken::{DecodingKey, Validation};
 use std::hint::black_box;
-use stepup::token::AccessTokenClaims;
+use stepup::token::{AccessTokenClaims, CryptoBackend, crypto_backend};
 use stepup::{
     AcrRequirement, AuthContext, Grant, JwtIssuer, MemoryStore, RejectRevokedLayer, RequireMfa,
     SigningKey, authenticate,
@@ -233,5 +241,275 @@ fn signing_algorithm(name: &str) -> jsonwebtoken::Algorithm {
     name.parse().unwrap()
 }
 
-criterion_group!(benches, require_acr_check, authenticate_and_require_mfa);
+
+/// The signature check alone, per backend: the provider's verifier for the key, run on the token's
+/// signing input, exactly as `jsonwebtoken::decode` does it (the provider is chosen here rather
+/// than taken from the process default, so both backends run in one process).
+fn backends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("backends");
+    for (name, signing, decoding) in keys() {
+        let token = issuer(signing).issue(&mfa_grant()).unwrap().access_token;
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let signature = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            signature,
+        )
+        .unwrap();
+        let algorithm = signing_algorithm(name);
+        for backend in CryptoBackend::compiled() {
+            let provider = backend.provider().unwrap();
+            group.bench_function(format!("{backend}/{name}/verify_signature"), |b| {
+                b.iter(|| {
+                    let verifier = (provider.verifier_factory)(&algorithm, &decoding).unwrap();
+                    jsonwebtoken::signature::Verifier::verify(
+                        &*verifier,
+                        black_box(message.as_bytes()),
+                        black_box(&signature),
+                    )
+                    .unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// A token with a wrong signature: refused by a verifier with its cache (a miss) at least as fast
+/// as by one without.
+fn forged(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forged");
+    for (name, signing, _) in keys() {
+        if name != "HS256" && name != "ES256" {
+            continue;
+        }
+        let issuer = issuer(signing.with_kid("k1"));
+        let token = issuer.issue(&mfa_grant()).unwrap().access_token;
+        // The same header and claims, the signature's middle characters changed.
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes = signature.as_bytes().to_vec();
+        let middle = bytes.len() / 2;
+        for byte in &mut bytes[middle - 4..middle + 4] {
+            *byte = if *byte == b'A' { b'B' } else { b'A' };
+        }
+        let forged = format!("{signed}.{}", String::from_utf8(bytes).unwrap());
+        let uncached = issuer.verifier().with_cache_capacity(0).build().unwrap();
+        let cached = issuer.verifier().build().unwrap();
+        // The genuine token sits in the cache, so the forged one probes a populated map.
+        cached.verify(&token).unwrap();
+        group.bench_function(format!("{name}/uncached_verifier"), |b| {
+            b.iter(|| uncached.verify(black_box(&forged)).unwrap_err())
+        });
+        group.bench_function(format!("{name}/cached_verifier"), |b| {
+            b.iter(|| cached.verify(black_box(&forged)).unwrap_err())
+        });
+    }
+    group.finish();
+}
+
+/// Distinct valid HS256 tokens, each presented once: through the default cache every one is a
+/// miss and an insertion (and, past the capacity, evictions), against the same tokens uncached.
+fn flood(c: &mut Criterion) {
+    let mut group = c.benchmark_group("flood");
+    let secret = b"bench secret of thirty-two bytes or more";
+    let issuer = issuer(SigningKey::hs256(secret).unwrap());
+    let tokens: Vec<String> = (0..40_000)
+        .map(|n| {
+            issuer
+                .issue(&Grant::new(format!("user-{n}")).acr("mfa").amr(["pwd", "otp"]))
+                .unwrap()
+                .access_token
+        })
+        .collect();
+    let uncached = issuer.verifier().with_cache_capacity(0).build().unwrap();
+    let cached = issuer.verifier().build().unwrap();
+    for (id, verifier) in [
+        ("HS256/distinct_tokens_uncached", uncached),
+        ("HS256/distinct_tokens_cached", cached),
+    ] {
+        let mut next = 0;
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                next = (next + 1) % tokens.len();
+                verifier.verify(black_box(&tokens[next])).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The claims a hand-written middleware reads.
+#[derive(serde::Deserialize, Clone)]
+#[allow(dead_code)]
+struct PeerClaims {
+    sub: String,
+    exp: u64,
+    acr: Option<String>,
+    amr: Option<Vec<String>>,
+    auth_time: Option<u64>,
+    scope: Option<String>,
+}
+
+/// What an application writes without stepup: a tower middleware that decodes the bearer token
+/// with `jsonwebtoken` (same `iss`/`aud`/required-claim validation), refuses a level below `mfa`,
+/// and hands the claims to the handler in the extensions.
+#[derive(Clone)]
+struct HandWritten<S> {
+    inner: S,
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl<S, B> Service<Request<()>> for HandWritten<S>
+where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
+    B: Default,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = futures_util_either::Either<S::Future, Ready<Result<Response<B>, Infallible>>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<()>) -> Self::Future {
+        let refuse = |status: u16| {
+            let mut response = Response::new(B::default());
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            futures_util_either::Either::Right(ready(Ok(response)))
+        };
+        let Some(token) = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+        else {
+            return refuse(401);
+        };
+        let Ok(data) = jsonwebtoken::decode::<PeerClaims>(token, &self.key, &self.validation) else {
+            return refuse(401);
+        };
+        if !matches!(data.claims.acr.as_deref(), Some("mfa" | "phr")) {
+            return refuse(401);
+        }
+        request.extensions_mut().insert(data.claims);
+        futures_util_either::Either::Left(self.inner.call(request))
+    }
+}
+
+/// A two-armed future, so the hand-written middleware needs no allocation per request (as a tower
+/// middleware written with care would).
+mod futures_util_either {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pin_project_lite::pin_project! {
+        #[project = EitherProj]
+        pub(crate) enum Either<L, R> {
+            Left { #[pin] future: L },
+            Right { #[pin] future: R },
+        }
+    }
+
+    #[allow(non_snake_case)]
+    impl<L, R> Either<L, R> {
+        pub(crate) fn Left(future: L) -> Self {
+            Self::Left { future }
+        }
+        pub(crate) fn Right(future: R) -> Self {
+            Self::Right { future }
+        }
+    }
+
+    impl<L: Future, R: Future<Output = L::Output>> Future for Either<L, R> {
+        type Output = L::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L::Output> {
+            match self.project() {
+                EitherProj::Left { future } => future.poll(cx),
+                EitherProj::Right { future } => future.poll(cx),
+            }
+        }
+    }
+}
+
+/// The same token, the same handler and the same harness: a hand-written `jsonwebtoken` middleware
+/// against stepup's `authenticate()` + `RequireMfa`, with and without stepup's cache.
+fn peer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("peer");
+    for (name, signing, decoding) in keys() {
+        if name != "HS256" && name != "ES256" && name != "RS256" {
+            continue;
+        }
+        let issuer = issuer(signing);
+        let token = issuer.issue(&mfa_grant()).unwrap().access_token;
+        let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        let mut validation = Validation::new(signing_algorithm(name));
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let hand_written = HandWritten {
+            inner: service_fn(handler),
+            key: Arc::new(decoding),
+            validation: Arc::new(validation),
+        };
+        bench_call(
+            &mut group,
+            &format!("{name}/hand_written_jsonwebtoken"),
+            hand_written,
+            &header,
+        );
+        let stepup_uncached = ServiceBuilder::new()
+            .layer(authenticate(
+                issuer.verifier().with_cache_capacity(0).build().unwrap(),
+            ))
+            .layer(RequireMfa)
+            .service(service_fn(handler));
+        bench_call(
+            &mut group,
+            &format!("{name}/stepup_uncached"),
+            stepup_uncached,
+            &header,
+        );
+        let stepup_cached = ServiceBuilder::new()
+            .layer(authenticate(issuer.verifier().build().unwrap()))
+            .layer(RequireMfa)
+            .service(service_fn(handler));
+        bench_call(&mut group, &format!("{name}/stepup"), stepup_cached, &header);
+    }
+    group.finish();
+}
+
+fn issuer(key: SigningKey) -> JwtIssuer {
+    JwtIssuer::new(key)
+        .with_issuer(ISSUER)
+        .with_audience(AUDIENCE)
+        .with_ttl(Duration::from_secs(3_600))
+}
+
+fn mfa_grant() -> Grant {
+    Grant::new("user-1")
+        .acr("mfa")
+        .amr(["pwd", "otp"])
+        .scope("read write")
+}
+
+fn report_backend(_: &mut Criterion) {
+    eprintln!("stepup verifies with the {} backend", crypto_backend());
+}
+
+criterion_group!(
+    benches,
+    report_backend,
+    require_acr_check,
+    authenticate_and_require_mfa,
+    backends,
+    forged,
+    flood,
+    peer
+);
 criterion_main!(benches);

@@ -35,6 +35,32 @@ pub enum CryptoBackend {
     Custom,
 }
 
+impl CryptoBackend {
+    /// The backends compiled into this build: RustCrypto always, aws-lc with the `aws-lc` feature.
+    pub fn compiled() -> &'static [CryptoBackend] {
+        #[cfg(feature = "aws-lc")]
+        {
+            &[Self::RustCrypto, Self::AwsLc]
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            &[Self::RustCrypto]
+        }
+    }
+
+    /// This backend's `jsonwebtoken` provider, when it is compiled in (not for [`Self::Custom`]).
+    /// stepup uses only the process-wide one ([`crypto_provider`]); this is for comparing
+    /// backends, as `benches/layers.rs` does.
+    pub fn provider(self) -> Option<&'static CryptoProvider> {
+        match self {
+            Self::RustCrypto => Some(&super::rust_crypto::PROVIDER),
+            #[cfg(feature = "aws-lc")]
+            Self::AwsLc => Some(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for CryptoBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
