@@ -241,7 +241,6 @@ fn signing_algorithm(name: &str) -> jsonwebtoken::Algorithm {
     name.parse().unwrap()
 }
 
-
 /// The signature check alone, per backend: the provider's verifier for the key, run on the token's
 /// signing input, exactly as `jsonwebtoken::decode` does it (the provider is chosen here rather
 /// than taken from the process default, so both backends run in one process).
@@ -250,11 +249,9 @@ fn backends(c: &mut Criterion) {
     for (name, signing, decoding) in keys() {
         let token = issuer(signing).issue(&mfa_grant()).unwrap().access_token;
         let (message, signature) = token.rsplit_once('.').unwrap();
-        let signature = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            signature,
-        )
-        .unwrap();
+        let signature =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature)
+                .unwrap();
         let algorithm = signing_algorithm(name);
         for backend in CryptoBackend::compiled() {
             let provider = backend.provider().unwrap();
@@ -315,7 +312,11 @@ fn flood(c: &mut Criterion) {
     let tokens: Vec<String> = (0..40_000)
         .map(|n| {
             issuer
-                .issue(&Grant::new(format!("user-{n}")).acr("mfa").amr(["pwd", "otp"]))
+                .issue(
+                    &Grant::new(format!("user-{n}"))
+                        .acr("mfa")
+                        .amr(["pwd", "otp"]),
+                )
                 .unwrap()
                 .access_token
         })
@@ -389,7 +390,8 @@ where
         else {
             return refuse(401);
         };
-        let Ok(data) = jsonwebtoken::decode::<PeerClaims>(token, &self.key, &self.validation) else {
+        let Ok(data) = jsonwebtoken::decode::<PeerClaims>(token, &self.key, &self.validation)
+        else {
             return refuse(401);
         };
         if !matches!(data.claims.acr.as_deref(), Some("mfa" | "phr")) {
@@ -479,7 +481,12 @@ fn peer(c: &mut Criterion) {
             .layer(authenticate(issuer.verifier().build().unwrap()))
             .layer(RequireMfa)
             .service(service_fn(handler));
-        bench_call(&mut group, &format!("{name}/stepup"), stepup_cached, &header);
+        bench_call(
+            &mut group,
+            &format!("{name}/stepup"),
+            stepup_cached,
+            &header,
+        );
     }
     group.finish();
 }
