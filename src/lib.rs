@@ -44,6 +44,7 @@
 
 pub use stepup_core::acr::{amr, level};
 pub use stepup_core::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
+pub use stepup_core::profile::{self, IdpProfile};
 pub use stepup_core::token::{
     self, AccessTokenClaims, Algorithm, Grant, IssuedToken, JwkSet, JwtIssuer, JwtVerifier,
     SigningKey, VerifyingKey,

@@ -162,7 +162,6 @@ impl<V: Expiring> VerifiedCache<V> {
     }
 
     /// Forgets `token` (a hit whose key has since been withdrawn).
-    #[allow(dead_code)] // used once keys can be withdrawn by a refresh
     pub(super) fn remove(&self, key: SignatureKey, token: &str) {
         let mut entries = self
             .shard(key)

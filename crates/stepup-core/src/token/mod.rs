@@ -11,6 +11,9 @@ mod cache;
 mod claims;
 mod issuer;
 mod keys;
+mod keyset;
+#[cfg(feature = "jwks")]
+mod remote;
 mod rust_crypto;
 mod verifier;
 
@@ -20,4 +23,8 @@ pub use issuer::{Grant, IssuedToken, JwtIssuer};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{SigningKey, VerifyingKey};
-pub use verifier::{DEFAULT_CACHE_CAPACITY, JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN};
+#[cfg(feature = "jwks")]
+pub use remote::{KeySourceError, RefreshPolicy};
+pub use verifier::{
+    DEFAULT_CACHE_CAPACITY, JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN, TrustedIssuer,
+};
