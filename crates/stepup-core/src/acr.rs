@@ -238,6 +238,18 @@ pub struct StepUpChallenge {
     pub reason: StepUpReason,
     /// How the refusal is answered (RFC 9470 unless the provider speaks another dialect).
     pub dialect: ChallengeDialect,
+    /// With [`ChallengeDialect::EntraClaims`]: what the claims challenge names (boxed, so a
+    /// challenge stays small in the error types that carry it).
+    pub claims_challenge: Option<Box<ClaimsChallenge>>,
+}
+
+/// The content of an Entra ID claims challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimsChallenge {
+    /// The provider's authorization endpoint.
+    pub authorization_uri: String,
+    /// Base64 of the claims request (`{"access_token":{"acrs":{"essential":true,"value":…}}}`).
+    pub claims: String,
 }
 
 impl StepUpChallenge {
@@ -248,6 +260,7 @@ impl StepUpChallenge {
             max_age,
             reason,
             dialect: ChallengeDialect::Rfc9470,
+            claims_challenge: None,
         }
     }
 
@@ -256,10 +269,17 @@ impl StepUpChallenge {
         self.dialect = dialect;
         self
     }
+
+    /// The same challenge, answered as an Entra ID claims challenge.
+    pub fn with_claims_challenge(mut self, challenge: ClaimsChallenge) -> Self {
+        self.dialect = ChallengeDialect::EntraClaims;
+        self.claims_challenge = Some(Box::new(challenge));
+        self
+    }
 }
 
 /// How a step-up refusal is answered.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ChallengeDialect {
     /// RFC 9470: `401`, `WWW-Authenticate: Bearer error="insufficient_user_authentication",
@@ -267,13 +287,9 @@ pub enum ChallengeDialect {
     #[default]
     Rfc9470,
     /// Microsoft Entra ID's claims challenge: `401`, `WWW-Authenticate: Bearer realm="",
-    /// authorization_uri="…", error="insufficient_claims", claims="…"`.
-    EntraClaims {
-        /// The provider's authorization endpoint.
-        authorization_uri: String,
-        /// Base64 of the claims request (`{"access_token":{"acrs":{"essential":true,"value":…}}}`).
-        claims: String,
-    },
+    /// authorization_uri="…", error="insufficient_claims", claims="…"` (from
+    /// [`StepUpChallenge::claims_challenge`]).
+    EntraClaims,
     /// A plain `403`: the provider has no challenge this client understands.
     Forbidden,
 }

@@ -27,7 +27,9 @@ mod rejection;
 pub mod token;
 pub mod tokens;
 
-pub use acr::{AcrLevels, AcrRequirement, ChallengeDialect, StepUpChallenge, StepUpReason};
+pub use acr::{
+    AcrLevels, AcrRequirement, ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason,
+};
 pub use context::{AuthContext, AuthContextBuilder};
 pub use error::{Error, TokenError};
 pub use rejection::AuthRejection;

@@ -37,7 +37,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::Error;
-use crate::acr::{ChallengeDialect, StepUpChallenge, StepUpReason, level};
+use crate::acr::{ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason, level};
 
 /// The PAPE multi-factor policy URI Auth0 sets as `acr` after a second factor.
 pub const AUTH0_MFA_ACR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
@@ -358,23 +358,22 @@ impl IdpProfile {
         if self.inner.kind != ProfileKind::Entra {
             return StepUpChallenge::new(acr_values, max_age, reason);
         }
-        let dialect = if claims_capable {
-            let claims = serde_json::json!({
-                "access_token": {"acrs": {"essential": true, "value": acr_values}}
-            });
-            ChallengeDialect::EntraClaims {
-                authorization_uri: self
-                    .inner
-                    .authorization_uri
-                    .clone()
-                    .or_else(|| issuer.and_then(entra_authorization_uri))
-                    .unwrap_or_default(),
-                claims: STANDARD.encode(claims.to_string()),
-            }
-        } else {
-            ChallengeDialect::Forbidden
-        };
-        StepUpChallenge::new(acr_values, max_age, reason).with_dialect(dialect)
+        let challenge = StepUpChallenge::new(acr_values.clone(), max_age, reason);
+        if !claims_capable {
+            return challenge.with_dialect(ChallengeDialect::Forbidden);
+        }
+        let claims = serde_json::json!({
+            "access_token": {"acrs": {"essential": true, "value": acr_values}}
+        });
+        challenge.with_claims_challenge(ClaimsChallenge {
+            authorization_uri: self
+                .inner
+                .authorization_uri
+                .clone()
+                .or_else(|| issuer.and_then(entra_authorization_uri))
+                .unwrap_or_default(),
+            claims: STANDARD.encode(claims.to_string()),
+        })
     }
 }
 
@@ -542,13 +541,11 @@ mod tests {
         let entra = IdpProfile::entra();
         let issuer = "https://login.microsoftonline.com/tenant-1/v2.0";
         let capable = entra.challenge("mfa", None, StepUpReason::LevelTooLow, true, Some(issuer));
-        let ChallengeDialect::EntraClaims {
+        assert_eq!(capable.dialect, ChallengeDialect::EntraClaims);
+        let ClaimsChallenge {
             authorization_uri,
             claims,
-        } = &capable.dialect
-        else {
-            panic!("{capable:?}");
-        };
+        } = capable.claims_challenge.as_deref().unwrap();
         assert_eq!(
             authorization_uri,
             "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/authorize"

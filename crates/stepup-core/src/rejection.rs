@@ -58,7 +58,7 @@ impl AuthRejection {
             Self::InvalidToken(TokenError::KeysUnavailable) => "temporarily_unavailable",
             Self::InvalidToken(_) => "invalid_token",
             Self::StepUpRequired(StepUpChallenge {
-                dialect: ChallengeDialect::EntraClaims { .. },
+                dialect: ChallengeDialect::EntraClaims,
                 ..
             }) => "insufficient_claims",
             Self::StepUpRequired(_) => "insufficient_user_authentication",
@@ -85,17 +85,19 @@ impl AuthRejection {
                 ..
             }) => String::new(),
             Self::StepUpRequired(StepUpChallenge {
-                dialect:
-                    ChallengeDialect::EntraClaims {
-                        authorization_uri,
-                        claims,
-                    },
+                dialect: ChallengeDialect::EntraClaims,
+                claims_challenge,
                 ..
-            }) => format!(
-                "Bearer realm=\"\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
-                quoted_string_content(authorization_uri),
-                quoted_string_content(claims)
-            ),
+            }) => {
+                let (uri, claims) = claims_challenge.as_deref().map_or(("", ""), |challenge| {
+                    (&challenge.authorization_uri[..], &challenge.claims[..])
+                });
+                format!(
+                    "Bearer realm=\"\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
+                    quoted_string_content(uri),
+                    quoted_string_content(claims)
+                )
+            }
             Self::InvalidToken(_) => format!(
                 "Bearer error=\"{}\", error_description=\"{}\"",
                 self.error_code(),
@@ -124,8 +126,8 @@ impl AuthRejection {
             if let Some(max_age) = challenge.max_age {
                 body.insert("max_age".into(), max_age.into());
             }
-            if let ChallengeDialect::EntraClaims { claims, .. } = &challenge.dialect {
-                body.insert("claims".into(), claims.clone().into());
+            if let Some(claims) = &challenge.claims_challenge {
+                body.insert("claims".into(), claims.claims.clone().into());
             }
         }
         Value::Object(body).to_string()

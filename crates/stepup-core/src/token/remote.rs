@@ -5,7 +5,7 @@
 //!   request reads it without a lock and never awaits the network.
 //! - **Unknown `kid`**: one refresh, started in the background, at most once per cooldown
 //!   (default 30 s) whatever the number or variety of unknown `kid`s, and a `kid` found missing
-//!   after a refresh is remembered as missing for a short while (negative cache).
+//!   from a fresh set is remembered as missing for a short while (negative cache, 30 s).
 //! - **Background refresh** at the interval of the response's `Cache-Control: max-age`, clamped
 //!   to 5 minutes–24 hours (1 hour without one), by one task per source; a request that finds the
 //!   refresh due wakes it and goes on with the current keys.
@@ -63,8 +63,8 @@ use crate::clock::SharedClock;
 pub struct RefreshPolicy {
     /// At most one refresh for unknown `kid`s per this long (default 30 s).
     pub unknown_kid_cooldown: Duration,
-    /// How long a `kid` found missing after a refresh is refused without asking again (default
-    /// 60 s).
+    /// How long a `kid` found missing from a set fetched within the cooldown is refused without
+    /// even trying the cooldown again (default 30 s).
     pub negative_cache: Duration,
     /// The shortest refresh interval, whatever `max-age` says (default 5 minutes).
     pub min_interval: Duration,
@@ -91,7 +91,7 @@ impl Default for RefreshPolicy {
     fn default() -> Self {
         Self {
             unknown_kid_cooldown: Duration::from_secs(30),
-            negative_cache: Duration::from_secs(60),
+            negative_cache: Duration::from_secs(30),
             min_interval: Duration::from_secs(5 * 60),
             max_interval: Duration::from_secs(24 * 3600),
             default_interval: Duration::from_secs(3600),
@@ -290,13 +290,19 @@ impl Shared {
             })
     }
 
+    /// Wakes the background task when a refresh is due at `now_ms` (one atomic read otherwise):
+    /// called on every request of this issuer, cached or not, and never waits.
+    pub(super) fn wake_if_due(&self, now_ms: u64) {
+        if now_ms >= self.due_ms.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
     /// The keys to verify with now, or `None` when no usable set is held (never loaded, or past
     /// its staleness): fail closed. Wakes the refresher when a refresh is due.
     pub(super) fn snapshot(&self) -> Option<arc_swap::Guard<Arc<KeySet>>> {
         let now = self.now_ms();
-        if now >= self.due_ms.load(Ordering::Acquire) {
-            self.wake.notify_one();
-        }
+        self.wake_if_due(now);
         if !self.freshness.usable_at(now) {
             if self.freshness.usable_until_ms() > 0
                 && !self.expiry_logged.swap(true, Ordering::AcqRel)

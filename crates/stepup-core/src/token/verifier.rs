@@ -192,6 +192,17 @@ impl JwtVerifier {
     /// issuer's key set yet, or because the set is still loading, waits for the refresh this
     /// started (single-flight; at most the request timeout) and is judged again.
     pub async fn verify_async(&self, token: &str) -> Result<AuthContext, TokenError> {
+        // The fetches finished before this attempt: a refresh it starts finishes after them.
+        #[cfg(feature = "jwks")]
+        let seen: Vec<u64> = self
+            .inner
+            .trusts
+            .iter()
+            .map(|trust| match &trust.keys {
+                Keys::Remote(remote) => remote.shared.finished(),
+                Keys::Static(_) => 0,
+            })
+            .collect();
         match self.verify_inner(token) {
             Ok(context) => Ok(context),
             #[cfg(feature = "jwks")]
@@ -200,8 +211,7 @@ impl JwtVerifier {
                 ..
             }) => {
                 if let Keys::Remote(remote) = &self.inner.trusts[trust].keys {
-                    let seen = remote.shared.finished();
-                    remote.shared.wait_past(seen).await;
+                    remote.shared.wait_past(seen[trust]).await;
                 }
                 self.verify(token)
             }
@@ -224,6 +234,10 @@ impl JwtVerifier {
             && let Some(verified) = cache.get(key, token, now)
         {
             if verified.key.usable_at(now_ms) {
+                #[cfg(feature = "jwks")]
+                if let Keys::Remote(remote) = &self.inner.trusts[verified.trust].keys {
+                    remote.shared.wake_if_due(now_ms);
+                }
                 self.check_times(&verified.claims, now)?;
                 return Ok(self.context(&verified, now));
             }

@@ -1,0 +1,1 @@
+//! Identity-provider profiles against the fake provider (filled in by the next change).
