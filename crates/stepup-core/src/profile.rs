@@ -317,8 +317,8 @@ impl IdpProfile {
 
     /// The stepup level of a verified token: `acr` (Entra: the strongest context in `acrs`),
     /// raised to `mfa` by an `amr` containing `mfa` where the provider says so, else the
-    /// profile's base level. An `acr` the profile does not know is kept as it is: it then meets
-    /// only a requirement spelled exactly the same.
+    /// profile's base level. An `acr` the profile does not know is kept as it is (it then meets
+    /// only a requirement spelled exactly the same), unless it spells a stepup level.
     pub(crate) fn level_of(
         &self,
         acr: Option<&str>,
@@ -331,7 +331,20 @@ impl IdpProfile {
                 .filter_map(|context| self.level_for_acr(context))
                 .max_by_key(|level| order.rank(level))
         } else {
-            acr.map(|acr| self.level_for_acr(acr).unwrap_or_else(|| acr.to_owned()))
+            // An unknown value is kept as it is (it then meets only a requirement spelled the
+            // same), unless it spells one of stepup's levels: a provider with its own words
+            // cannot reach a level by writing stepup's.
+            acr.and_then(|acr| {
+                self.level_for_acr(acr).or_else(|| {
+                    let remapped = self.inner.write.iter().any(|(level, _)| level == acr);
+                    let keep = match order.rank(acr) {
+                        None => true,
+                        // The generic profile reads the levels of the order as themselves.
+                        Some(_) => self.inner.kind == ProfileKind::Generic && !remapped,
+                    };
+                    keep.then(|| acr.to_owned())
+                })
+            })
         };
         if self.inner.amr_mfa && amr.iter().any(|method| method == "mfa") {
             let below_mfa = found
