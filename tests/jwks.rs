@@ -260,9 +260,11 @@ async fn a_removed_key_stops_working_at_the_next_refresh_cached_tokens_included(
     verifier.refresh_keys().await.unwrap();
     let old_token = old.sign(&claims(&idp.issuer, "mfa"));
     let new_token = new.sign(&claims(&idp.issuer, "mfa"));
-    // Both verified, so both sit in the verified-token cache.
-    assert!(verifier.verify(&old_token).is_ok());
-    assert!(verifier.verify(&new_token).is_ok());
+    // Both verified twice, so both sit in the verified-token cache.
+    for _ in 0..2 {
+        assert!(verifier.verify(&old_token).is_ok());
+        assert!(verifier.verify(&new_token).is_ok());
+    }
 
     idp.publish(&[&new]);
     verifier.refresh_keys().await.unwrap();

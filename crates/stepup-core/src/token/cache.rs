@@ -19,12 +19,15 @@
 //! Memory is bounded by entry count: the map is split into shards (a read lock on a hit), each
 //! holding at most its share of the capacity. A full shard is brought down to three quarters: its
 //! expired entries first, then arbitrary ones; the scan is amortised over a quarter of a shard's
-//! inserts, so a flood of distinct valid tokens costs each request one insertion (a copy of the
-//! token and its claims), never a growing map. Each verifier owns its cache, so cached claims are
-//! always those verified under that verifier's keys.
+//! inserts. A token is admitted on its **second** verification (a doorkeeper: two bits per key
+//! in a 128 Ki-bit set, cleared after every 16 Ki first sightings), so a flood of distinct valid
+//! tokens, each presented once, costs each request one atomic bit and no copy, no lock and no
+//! eviction, and does not push the tokens in use out of the cache. Each verifier owns its cache,
+//! so cached claims are always those verified under that verifier's keys.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Capacities from this size up are split into [`SHARDS`] shards; smaller ones use one.
@@ -33,6 +36,11 @@ const SHARDED_FROM: usize = 256;
 const SHARDS: usize = 16;
 /// How many characters of the signature segment make the key (16 base64url characters: 96 bits).
 const WINDOW: usize = 16;
+/// Bits of the doorkeeper (128 Ki bits, 16 KiB).
+const DOORKEEPER_BITS: usize = 1 << 17;
+/// First sightings after which the doorkeeper forgets them all: at most a quarter of its bits set
+/// (two per key), so a new token passes for a known one at most once in 16.
+const DOORKEEPER_EPOCH: usize = DOORKEEPER_BITS / 8;
 
 /// What the cache needs to know of a value: when it stops being servable.
 pub(super) trait Expiring {
@@ -85,6 +93,9 @@ pub(super) struct VerifiedCache<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     per_shard: usize,
     seed: u64,
+    /// Keys seen once since the last clearing: a token is cached when seen again.
+    doorkeeper: Box<[AtomicU64]>,
+    first_sightings: AtomicUsize,
 }
 
 impl<V: Expiring> VerifiedCache<V> {
@@ -102,6 +113,10 @@ impl<V: Expiring> VerifiedCache<V> {
             shards,
             per_shard,
             seed: rand::random::<u64>() | 1,
+            doorkeeper: (0..DOORKEEPER_BITS / 64)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            first_sightings: AtomicUsize::new(0),
         })
     }
 
@@ -175,12 +190,38 @@ impl<V: Expiring> VerifiedCache<V> {
         }
     }
 
-    /// Remembers the value of a token that has just passed every check at `now`. A token whose
-    /// `exp` is already reached (accepted only by the leeway) is not kept.
+    /// Whether a token with `key`, just verified, should be cached: on its second sighting.
+    fn admit(&self, key: SignatureKey) -> bool {
+        let mut seen = true;
+        for bit in [(key.0 >> 8) as usize, (key.0 >> 32) as usize] {
+            let bit = bit % DOORKEEPER_BITS;
+            let mask = 1u64 << (bit % 64);
+            let before = self.doorkeeper[bit / 64].fetch_or(mask, Ordering::Relaxed);
+            seen &= before & mask != 0;
+        }
+        if seen {
+            return true;
+        }
+        if self.first_sightings.fetch_add(1, Ordering::Relaxed) + 1 >= DOORKEEPER_EPOCH {
+            self.first_sightings.store(0, Ordering::Relaxed);
+            for word in &*self.doorkeeper {
+                word.store(0, Ordering::Relaxed);
+            }
+        }
+        false
+    }
+
+    /// Remembers the value of a token that has just passed every check at `now`, from its second
+    /// verification on (see the module docs). A token whose `exp` is already reached (accepted
+    /// only by the leeway) is not kept.
     pub(super) fn insert(&self, key: SignatureKey, token: &str, value: Arc<V>, now: u64) {
-        if now >= value.exp() {
+        if now >= value.exp() || !self.admit(key) {
             return;
         }
+        self.store(key, token, value, now);
+    }
+
+    fn store(&self, key: SignatureKey, token: &str, value: Arc<V>, now: u64) {
         let mut entries = self
             .shard(key)
             .write()
@@ -245,9 +286,33 @@ mod tests {
         VerifiedCache::new(capacity).unwrap()
     }
 
+    /// Stores directly, past the doorkeeper.
     fn insert(cache: &VerifiedCache<Exp>, token: &str, exp: u64, now: u64) {
         let key = cache.key_of(token).unwrap();
-        cache.insert(key, token, Arc::new(Exp(exp)), now);
+        if now < exp {
+            cache.store(key, token, Arc::new(Exp(exp)), now);
+        }
+    }
+
+    #[test]
+    fn a_token_is_admitted_on_its_second_verification_and_a_flood_of_new_ones_stores_nothing() {
+        let cache = cache(1_000);
+        let key = cache.key_of(&token(1)).unwrap();
+        cache.insert(key, &token(1), Arc::new(Exp(2_000)), 1_000);
+        assert_eq!(cache.len(), 0);
+        cache.insert(key, &token(1), Arc::new(Exp(2_000)), 1_000);
+        assert_eq!(cache.len(), 1);
+        // 100,000 distinct tokens seen once each: a doorkeeper false positive (a new token taken
+        // for a known one) is rarer than 1 in 16, about 1 in 100 on average.
+        let admitted = (10..100_010)
+            .filter(|&n| cache.admit(cache.key_of(&token(n)).unwrap()))
+            .count();
+        assert!(admitted < 3_000, "{admitted}");
+        // Seen again, each is admitted (unless the doorkeeper has just been cleared).
+        let again = (100_000..100_010)
+            .filter(|&n| cache.admit(cache.key_of(&token(n)).unwrap()))
+            .count();
+        assert_eq!(again, 10);
     }
 
     fn hit(cache: &VerifiedCache<Exp>, token: &str, now: u64) -> bool {

@@ -731,9 +731,10 @@ impl JwtVerifierBuilder {
 
     /// How many verified tokens to keep (default [`DEFAULT_CACHE_CAPACITY`]; 0 keeps none).
     ///
-    /// A token presented again is then found by its signature and, once compared whole with the
-    /// token stored, skips the signature check and the claims parse (a token not in the cache, a
-    /// forged one included, costs no digest of the token); `exp`, `nbf` and `auth_time` are still
+    /// A token verified a second time is kept (a flood of distinct tokens, each presented once,
+    /// stores nothing); presented again, it is found by its signature and, once compared whole
+    /// with the token stored, skips the signature check and the claims parse (a token not in the
+    /// cache, a forged one included, costs no digest of the token); `exp`, `nbf` and `auth_time` are still
     /// judged on every request. A cached entry ends when the clock reaches the token's `exp`
     /// (within the leeway after it, the token is verified in full each time), or when its key
     /// leaves its issuer's key set; only successful verifications are kept, and the cache belongs
@@ -903,6 +904,12 @@ mod tests {
             .unwrap()
     }
 
+    /// Verifies twice: a token enters the cache on its second verification.
+    fn verify_twice(verifier: &JwtVerifier, token: &str) -> Result<AuthContext, TokenError> {
+        let _ = verifier.verify(token);
+        verifier.verify(token)
+    }
+
     fn cached(verifier: &JwtVerifier) -> usize {
         verifier.inner.cache.as_ref().map_or(0, |cache| cache.len())
     }
@@ -942,7 +949,7 @@ mod tests {
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer, "user-1");
 
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
         clock.set_unix(T0 + 599);
         let hit = verifier.verify(&token).unwrap();
@@ -969,7 +976,7 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer(&clock), "user-1");
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
 
         let (signed, signature) = token.rsplit_once('.').unwrap();
@@ -1064,7 +1071,7 @@ mod tests {
         let without = verifier(&clock, 0);
         let token = sign(&timed_claims(), SECRET);
         // Cached once, while valid.
-        assert!(with_cache.verify(&token).is_ok());
+        assert!(verify_twice(&with_cache, &token).is_ok());
         assert_eq!(cached(&with_cache), 1);
 
         let forward = T0..T0 + 700;
@@ -1101,7 +1108,7 @@ mod tests {
         );
         assert_eq!(cached(&verifier), 0);
         clock.set_unix(T0 + 200);
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
 
         // Refused by this verifier's key; a verifier with the signer's key accepts it.
@@ -1126,7 +1133,7 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer(&clock), "user-1");
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         // Clones share the cache (same keys).
         assert!(verifier.clone().verify(&token).is_ok());
         assert_eq!(cached(&verifier), 1);
