@@ -305,36 +305,47 @@ fn forged(c: &mut Criterion) {
     group.finish();
 }
 
-/// Distinct valid HS256 tokens, each presented once: through the default cache every one is a
-/// miss (and, past the doorkeeper's rare false positives, no insertion), against the same tokens
-/// uncached.
+/// Distinct valid HS256 tokens, each presented once (minted outside the timing, each with its own
+/// `jti`): through the default cache every one is a miss, and the doorkeeper stores none (bar its
+/// rare false positives); against the same through an uncached verifier. Then a working set
+/// four times the cache's capacity presented round-robin: each token comes back, is admitted,
+/// and pushes another out (the cache's worst case).
 fn flood(c: &mut Criterion) {
     let mut group = c.benchmark_group("flood");
     let secret = b"bench secret of thirty-two bytes or more";
     let issuer = issuer(SigningKey::hs256(secret).unwrap());
-    let tokens: Vec<String> = (0..40_000)
-        .map(|n| {
-            issuer
-                .issue(
-                    &Grant::new(format!("user-{n}"))
-                        .acr("mfa")
-                        .amr(["pwd", "otp"]),
-                )
-                .unwrap()
-                .access_token
-        })
-        .collect();
+    let mint = || {
+        issuer
+            .issue(&Grant::new("user-1").acr("mfa").amr(["pwd", "otp"]))
+            .unwrap()
+            .access_token
+    };
     let uncached = issuer.verifier().with_cache_capacity(0).build().unwrap();
     let cached = issuer.verifier().build().unwrap();
     for (id, verifier) in [
-        ("HS256/distinct_tokens_uncached", uncached),
-        ("HS256/distinct_tokens_cached", cached),
+        ("HS256/distinct_tokens_uncached", &uncached),
+        ("HS256/distinct_tokens_cached", &cached),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                mint,
+                |token| verifier.verify(black_box(&token)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let working_set: Vec<String> = (0..4 * stepup::token::DEFAULT_CACHE_CAPACITY)
+        .map(|_| mint())
+        .collect();
+    for (id, verifier) in [
+        ("HS256/working_set_4x_capacity_uncached", &uncached),
+        ("HS256/working_set_4x_capacity_cached", &cached),
     ] {
         let mut next = 0;
         group.bench_function(id, |b| {
             b.iter(|| {
-                next = (next + 1) % tokens.len();
-                verifier.verify(black_box(&tokens[next])).unwrap()
+                next = (next + 1) % working_set.len();
+                verifier.verify(black_box(&working_set[next])).unwrap()
             })
         });
     }
@@ -508,6 +519,78 @@ fn mfa_grant() -> Grant {
         .scope("read write")
 }
 
+/// RS256 tokens whose key comes from a JWKS URL (the `jwks` feature): a provider on 127.0.0.1
+/// serves the key set once, then every verification reads the in-memory snapshot, never the
+/// network. Uncached (each request checked in full) and cached, through the layers.
+#[cfg(feature = "jwks")]
+fn cached_jwks(c: &mut Criterion) {
+    use axum::routing::get;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let signing = SigningKey::rs256_pem(
+        include_bytes!("../tests/keys/rsa_private.pem"),
+        include_bytes!("../tests/keys/rsa_public.pem"),
+    )
+    .unwrap()
+    .with_kid("rs-jwks");
+    stepup::token::crypto_provider();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(
+        &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa_private.pem"))
+            .unwrap(),
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .unwrap();
+    jwk.common.key_id = Some("rs-jwks".into());
+    let body = serde_json::json!({ "keys": [jwk] }).to_string();
+    let url = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/keys", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/keys", get(move || async move { body.clone() }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    });
+    let token = issuer(signing).issue(&mfa_grant()).unwrap().access_token;
+    let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let build = |capacity| {
+        let _guard = runtime.enter();
+        let verifier = stepup::token::JwtVerifier::builder()
+            .jwks_url(url.clone())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .with_cache_capacity(capacity)
+            .build()
+            .unwrap();
+        runtime.block_on(verifier.refresh_keys()).unwrap();
+        verifier
+    };
+    let mut group = c.benchmark_group("jwks");
+    let uncached = build(0);
+    group.bench_function("RS256/verify_from_jwks_snapshot", |b| {
+        b.iter(|| uncached.verify(black_box(&token)).unwrap())
+    });
+    let layered = ServiceBuilder::new()
+        .layer(authenticate(build(DEFAULT_CACHE)))
+        .layer(RequireMfa)
+        .service(service_fn(handler));
+    bench_call(
+        &mut group,
+        "RS256/layers_cached_from_jwks",
+        layered,
+        &header,
+    );
+    group.finish();
+    drop(runtime);
+}
+
+#[cfg(feature = "jwks")]
+const DEFAULT_CACHE: usize = stepup::token::DEFAULT_CACHE_CAPACITY;
+
+#[cfg(not(feature = "jwks"))]
+fn cached_jwks(_: &mut Criterion) {}
+
 fn report_backend(_: &mut Criterion) {
     eprintln!("stepup verifies with the {} backend", crypto_backend());
 }
@@ -520,6 +603,7 @@ criterion_group!(
     backends,
     forged,
     flood,
-    peer
+    peer,
+    cached_jwks
 );
 criterion_main!(benches);
