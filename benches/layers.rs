@@ -301,6 +301,30 @@ fn forged(c: &mut Criterion) {
         group.bench_function(format!("{name}/cached_verifier"), |b| {
             b.iter(|| cached.verify(black_box(&forged)).unwrap_err())
         });
+        // The two interleaved, as `overhead` does: each iteration refuses the forged token with
+        // both verifiers; reported is what the cached one spent beyond the uncached one (0 when
+        // it spent less), and the two means go to stderr.
+        group.bench_function(format!("{name}/cached_minus_uncached_interleaved"), |b| {
+            b.iter_custom(|iterations| {
+                let (mut plain, mut with_cache) = (Duration::ZERO, Duration::ZERO);
+                for _ in 0..iterations {
+                    let start = Instant::now();
+                    black_box(uncached.verify(black_box(&forged)).unwrap_err());
+                    let middle = Instant::now();
+                    black_box(cached.verify(black_box(&forged)).unwrap_err());
+                    let end = Instant::now();
+                    plain += middle - start;
+                    with_cache += end - middle;
+                }
+                let count = u32::try_from(iterations.max(1)).unwrap_or(u32::MAX);
+                eprintln!(
+                    "forged {name}: uncached {:?}, cached {:?} per request",
+                    plain / count,
+                    with_cache / count
+                );
+                with_cache.saturating_sub(plain)
+            })
+        });
     }
     group.finish();
 }
@@ -334,6 +358,30 @@ fn flood(c: &mut Criterion) {
             )
         });
     }
+    // Interleaved: each iteration mints two fresh tokens (untimed), refuses neither, and times one
+    // through each verifier; reported is the cached verifier's excess (0 when it spent less).
+    group.bench_function("HS256/distinct_cached_minus_uncached_interleaved", |b| {
+        b.iter_custom(|iterations| {
+            let (mut plain, mut with_cache) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..iterations {
+                let (first, second) = (mint(), mint());
+                let start = Instant::now();
+                black_box(uncached.verify(black_box(&first)).unwrap());
+                let middle = Instant::now();
+                black_box(cached.verify(black_box(&second)).unwrap());
+                let end = Instant::now();
+                plain += middle - start;
+                with_cache += end - middle;
+            }
+            let count = u32::try_from(iterations.max(1)).unwrap_or(u32::MAX);
+            eprintln!(
+                "flood HS256: uncached {:?}, cached {:?} per request",
+                plain / count,
+                with_cache / count
+            );
+            with_cache.saturating_sub(plain)
+        })
+    });
     let working_set: Vec<String> = (0..4 * stepup::token::DEFAULT_CACHE_CAPACITY)
         .map(|_| mint())
         .collect();
