@@ -74,6 +74,11 @@ pub mod acr {
     pub use stepup_core::acr::*;
 }
 
+/// Where the level comes from and how a challenge is phrased, for each identity provider.
+pub mod profile {
+    pub use stepup_core::profile::*;
+}
+
 /// The injected clock.
 pub mod clock {
     pub use stepup_core::clock::*;

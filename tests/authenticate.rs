@@ -18,7 +18,7 @@ fn open_service(
     verifier: JwtVerifier,
 ) -> impl tower::Service<
     http::Request<http_body_util::Full<bytes::Bytes>>,
-    Response = http::Response<stepup::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
+    Response = http::Response<stepup::middleware::ResponseBody<http_body_util::Full<bytes::Bytes>>>,
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
@@ -41,7 +41,11 @@ async fn a_valid_token_of_each_algorithm_reaches_the_handler_with_its_context() 
             .with_audience(AUDIENCE)
             .with_clock(Arc::new(clock.clone()));
         let token = issuer
-            .issue(&stepup::Grant::new("user-7").acr("mfa").amr(["pwd", "otp"]))
+            .issue(
+                &stepup::token::Grant::new("user-7")
+                    .acr("mfa")
+                    .amr(["pwd", "otp"]),
+            )
             .unwrap();
         let answer = call(&service, bearer(&token.access_token)).await;
         assert_eq!(answer.status, 200, "{:?} {answer:?}", key.algorithm());
@@ -139,9 +143,48 @@ async fn alg_none_is_refused() {
     }
 }
 
+/// RFC 7515 §4.1.11: a header parameter listed in `crit` must be understood, or the token is
+/// refused. Signed correctly under the right key, each of these still fails.
+#[tokio::test]
+async fn critical_header_parameters_that_are_not_understood_are_refused() {
+    let key = EncodingKey::from_secret(HS_SECRET).unwrap();
+    let signed_with = |header: Value| {
+        stepup::token::crypto_provider();
+        let signing_input = format!(
+            "{}.{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                header.to_string()
+            ),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                claims("mfa").to_string()
+            ),
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{signing_input}.{signature}")
+    };
+    // The same header without `crit` is accepted: only `crit` makes the difference.
+    let plain = signed_with(json!({"alg": "HS256", "typ": "JWT", "kid": "hs"}));
+    assert_eq!(answer(&plain).await.body, "hello user-1");
+    for header in [
+        json!({"alg": "HS256", "kid": "hs", "crit": ["exp-extension"], "exp-extension": 1}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["http://example.com/unknown"]}),
+        json!({"alg": "HS256", "kid": "hs", "crit": []}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["b64"], "b64": false}),
+        json!({"alg": "HS256", "kid": "hs", "crit": ["b64", "b64"], "b64": true}),
+    ] {
+        let token = signed_with(header.clone());
+        let answer = answer(&token).await;
+        assert_eq!(answer.status, 401, "{header}");
+        answer.assert_invalid_token("the bearer token is malformed");
+    }
+}
+
 #[tokio::test]
 async fn an_hs256_token_signed_with_the_rsa_public_key_is_refused() {
-    let confused = EncodingKey::from_secret(RSA_PUBLIC);
+    let confused = EncodingKey::from_secret(RSA_PUBLIC).unwrap();
     // Naming the RSA key: its one algorithm is RS256.
     let token = sign(Algorithm::HS256, Some("rs"), &claims("phr"), &confused);
     answer(&token)
@@ -212,7 +255,7 @@ async fn an_auth_time_in_the_future_is_an_invalid_token() {
         .assert_invalid_token("the token's authentication time is in the future");
     assert_eq!(
         verifier(&clock).verify(&token).unwrap_err(),
-        stepup::TokenError::AuthTimeInFuture
+        stepup::middleware::TokenError::AuthTimeInFuture
     );
     // Within the 30 seconds of leeway, it is clock skew.
     clock.advance(std::time::Duration::from_secs(1));
@@ -237,7 +280,7 @@ async fn an_auth_time_in_the_future_is_an_invalid_token() {
     claims["auth_time"] = json!(now + 1);
     assert_eq!(
         strict.verify(&hs_token(&claims)).unwrap_err(),
-        stepup::TokenError::AuthTimeInFuture
+        stepup::middleware::TokenError::AuthTimeInFuture
     );
     claims["auth_time"] = json!(now);
     assert!(strict.verify(&hs_token(&claims)).is_ok());
@@ -326,6 +369,7 @@ fn jwk_set(kid: Option<&str>, more: impl IntoIterator<Item = Jwk>) -> JwtVerifie
 
 /// The test RSA key as a public JWK named `kid`.
 fn rsa_jwk(kid: &str) -> Jwk {
+    stepup::token::crypto_provider();
     let mut jwk = Jwk::from_encoding_key(
         &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
         Algorithm::RS256,
@@ -337,7 +381,7 @@ fn rsa_jwk(kid: &str) -> Jwk {
 
 #[tokio::test]
 async fn an_unknown_kid_is_refused() {
-    let hs = EncodingKey::from_secret(HS_SECRET);
+    let hs = EncodingKey::from_secret(HS_SECRET).unwrap();
     let ed = EncodingKey::from_ed_pem(ED_PRIVATE).unwrap();
     let hs_key = || VerifyingKey::hs256(HS_SECRET).unwrap();
     let rs_key = || VerifyingKey::rs256_pem(RSA_PUBLIC).unwrap();
@@ -412,7 +456,7 @@ async fn an_unknown_kid_is_refused() {
             let token = sign(algorithm, Some(unknown), &claims("mfa"), key);
             assert_eq!(
                 verifier.verify(&token).unwrap_err(),
-                stepup::TokenError::UnknownKey,
+                stepup::middleware::TokenError::UnknownKey,
                 "{name}: kid {unknown:?}"
             );
             call(&service, bearer(&token))
@@ -497,7 +541,7 @@ async fn every_refusal_is_a_json_error_body_that_echoes_nothing() {
                 Algorithm::HS256,
                 Some(MARKER),
                 &claims("mfa"),
-                &EncodingKey::from_secret(HS_SECRET),
+                &EncodingKey::from_secret(HS_SECRET).unwrap(),
             ),
         ),
         (
@@ -555,7 +599,7 @@ async fn keys_from_a_static_jwk_set_verify() {
     let hs = hs_token(&claims("mfa"));
     assert_eq!(
         verifier.verify(&hs).unwrap_err(),
-        stepup::TokenError::AlgorithmNotAllowed
+        stepup::middleware::TokenError::AlgorithmNotAllowed
     );
 }
 

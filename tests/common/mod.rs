@@ -80,6 +80,8 @@ pub fn claims(acr: &str) -> Value {
 
 /// Signs `claims` with `jsonwebtoken` under `algorithm`, `kid` and `key`.
 pub fn sign(algorithm: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
+    // `jsonwebtoken` is called directly here, perhaps before stepup built anything.
+    stepup::token::crypto_provider();
     let mut header = Header::new(algorithm);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, key).unwrap()
@@ -90,7 +92,7 @@ pub fn hs_token(claims: &Value) -> String {
         Algorithm::HS256,
         Some("hs"),
         claims,
-        &EncodingKey::from_secret(HS_SECRET),
+        &EncodingKey::from_secret(HS_SECRET).unwrap(),
     )
 }
 

@@ -168,14 +168,21 @@ impl AcrRequirement {
         } else {
             None
         };
-        match reason {
-            None => Ok(()),
-            Some(reason) => Err(StepUpChallenge {
-                acr_values: self.level.to_string(),
-                max_age: self.max_age.map(|age| age.as_secs()),
+        let Some(reason) = reason else {
+            return Ok(());
+        };
+        let max_age = self.max_age.map(|age| age.as_secs());
+        // The caller's identity provider names the level in its own vocabulary and dialect.
+        Err(match context.profile() {
+            Some(profile) => profile.challenge(
+                &self.level,
+                max_age,
                 reason,
-            }),
-        }
+                context.claims_challenge_capable(),
+                context.issuer(),
+            ),
+            None => StepUpChallenge::new(self.level.to_string(), max_age, reason),
+        })
     }
 
     fn is_fresh(&self, context: &AuthContext) -> bool {
@@ -218,15 +225,73 @@ impl StepUpReason {
     }
 }
 
-/// The content of an RFC 9470 `insufficient_user_authentication` challenge.
+/// The content of a step-up challenge: by default RFC 9470 `insufficient_user_authentication`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StepUpChallenge {
-    /// The `acr_values` the client should request.
+    /// The `acr_values` the client should request, in the vocabulary of the caller's identity
+    /// provider (see [`crate::profile`]).
     pub acr_values: String,
     /// The `max_age` (seconds) the client should request, when the route demands freshness.
     pub max_age: Option<u64>,
     /// Why the current authentication falls short.
     pub reason: StepUpReason,
+    /// How the refusal is answered (RFC 9470 unless the provider speaks another dialect).
+    pub dialect: ChallengeDialect,
+    /// With [`ChallengeDialect::EntraClaims`]: what the claims challenge names (boxed, so a
+    /// challenge stays small in the error types that carry it).
+    pub claims_challenge: Option<Box<ClaimsChallenge>>,
+}
+
+/// The content of an Entra ID claims challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimsChallenge {
+    /// The provider's authorization endpoint.
+    pub authorization_uri: String,
+    /// Base64 of the claims request (`{"access_token":{"acrs":{"essential":true,"value":…}}}`).
+    pub claims: String,
+}
+
+impl StepUpChallenge {
+    /// An RFC 9470 challenge asking for `acr_values` (and `max_age`, when set).
+    pub fn new(acr_values: impl Into<String>, max_age: Option<u64>, reason: StepUpReason) -> Self {
+        Self {
+            acr_values: acr_values.into(),
+            max_age,
+            reason,
+            dialect: ChallengeDialect::Rfc9470,
+            claims_challenge: None,
+        }
+    }
+
+    /// The same challenge, answered in `dialect`.
+    pub fn with_dialect(mut self, dialect: ChallengeDialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The same challenge, answered as an Entra ID claims challenge.
+    pub fn with_claims_challenge(mut self, challenge: ClaimsChallenge) -> Self {
+        self.dialect = ChallengeDialect::EntraClaims;
+        self.claims_challenge = Some(Box::new(challenge));
+        self
+    }
+}
+
+/// How a step-up refusal is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ChallengeDialect {
+    /// RFC 9470: `401`, `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+    /// error_description=…, acr_values=…[, max_age=…]`.
+    #[default]
+    Rfc9470,
+    /// Microsoft Entra ID's claims challenge: `401`, `WWW-Authenticate: Bearer realm="",
+    /// authorization_uri="…", error="insufficient_claims", claims="…"` (from
+    /// [`StepUpChallenge::claims_challenge`]).
+    EntraClaims,
+    /// A plain `403`: the provider has no challenge this client understands.
+    Forbidden,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::acr::AcrLevels;
+use crate::profile::IdpProfile;
 
 /// Who is calling and how they authenticated; inserted into request extensions by the
 /// `authenticate()` layer and read by handlers through extractors. Cheap to clone.
@@ -26,6 +27,9 @@ struct Inner {
     verified_at: u64,
     leeway: u64,
     levels: AcrLevels,
+    issuer: Option<String>,
+    profile: Option<IdpProfile>,
+    claims_challenge_capable: bool,
 }
 
 impl AuthContext {
@@ -45,6 +49,9 @@ impl AuthContext {
                 verified_at: 0,
                 leeway: 0,
                 levels: AcrLevels::default(),
+                issuer: None,
+                profile: None,
+                claims_challenge_capable: false,
             },
         }
     }
@@ -123,6 +130,24 @@ impl AuthContext {
     /// The level order this context is judged by.
     pub fn levels(&self) -> &AcrLevels {
         &self.inner.levels
+    }
+
+    /// The `iss` of the token (set by the verifier): with several trusted issuers, a user is the
+    /// pair of issuer and [`subject`](Self::subject).
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
+    /// The identity-provider profile the token was read with, which also phrases step-up
+    /// challenges for this caller (`None`: stepup's own RFC 9470 vocabulary).
+    pub fn profile(&self) -> Option<&IdpProfile> {
+        self.inner.profile.as_ref()
+    }
+
+    /// Whether the token says its client can answer a claims challenge (Entra ID `xms_cc`
+    /// containing `cp1`).
+    pub fn claims_challenge_capable(&self) -> bool {
+        self.inner.claims_challenge_capable
     }
 
     /// Whether this caller meets level `required` under the configured order.
@@ -228,6 +253,24 @@ impl AuthContextBuilder {
     /// Sets the level order.
     pub fn levels(mut self, levels: AcrLevels) -> Self {
         self.inner.levels = levels;
+        self
+    }
+
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the identity-provider profile that phrases this caller's challenges.
+    pub fn profile(mut self, profile: IdpProfile) -> Self {
+        self.inner.profile = Some(profile);
+        self
+    }
+
+    /// Marks the caller's client as able to answer a claims challenge.
+    pub fn claims_challenge_capable(mut self, capable: bool) -> Self {
+        self.inner.claims_challenge_capable = capable;
         self
     }
 

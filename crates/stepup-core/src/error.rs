@@ -58,6 +58,11 @@ pub enum TokenError {
     /// factor reset).
     #[error("the token has been revoked")]
     Revoked,
+    /// The token cannot be judged: no key set of its issuer was ever loaded, or the last one
+    /// outlived its allowed staleness while the provider was unreachable. Answered `503`, never
+    /// `401`: the token may well be good (fail closed).
+    #[error("the token's signing keys cannot be loaded now")]
+    KeysUnavailable,
 }
 
 impl TokenError {
@@ -76,6 +81,7 @@ impl TokenError {
             Self::InvalidAudience => "the token's audience is not accepted",
             Self::InvalidClaims => "the token lacks a required claim",
             Self::Revoked => "the token has been revoked",
+            Self::KeysUnavailable => "the token's signing keys cannot be loaded now",
         }
     }
 }
@@ -120,6 +126,7 @@ mod tests {
             TokenError::InvalidAudience,
             TokenError::InvalidClaims,
             TokenError::Revoked,
+            TokenError::KeysUnavailable,
         ] {
             assert_eq!(error.description(), error.to_string(), "{error:?}");
         }

@@ -24,11 +24,14 @@ pub mod error_body;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod policy;
+pub mod profile;
 mod rejection;
 pub mod token;
 pub mod tokens;
 
-pub use acr::{AcrLevels, AcrRequirement, StepUpChallenge, StepUpReason};
+pub use acr::{
+    AcrLevels, AcrRequirement, ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason,
+};
 pub use context::{AuthContext, AuthContextBuilder};
 pub use error::{Error, TokenError};
 pub use rejection::AuthRejection;

@@ -5,18 +5,20 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
 use crate::TokenError;
-use crate::acr::StepUpChallenge;
+use crate::acr::{ChallengeDialect, StepUpChallenge};
 
-/// Why a request was refused before reaching its handler. Every variant is a `401`.
+/// Why a request was refused before reaching its handler: a `401`, except a step-up answered in a
+/// provider dialect that has none (`403`) and a token that cannot be judged because no key set of
+/// its issuer could be loaded ([`TokenError::KeysUnavailable`], `503`: fail closed).
 ///
 /// ```
 /// use stepup_core::{AuthRejection, StepUpChallenge, StepUpReason};
 ///
-/// let rejection = AuthRejection::StepUpRequired(StepUpChallenge {
-///     acr_values: "mfa".into(),
-///     max_age: Some(300),
-///     reason: StepUpReason::LevelTooLow,
-/// });
+/// let rejection = AuthRejection::StepUpRequired(StepUpChallenge::new(
+///     "mfa",
+///     Some(300),
+///     StepUpReason::LevelTooLow,
+/// ));
 /// assert_eq!(
 ///     rejection.www_authenticate(),
 ///     "Bearer error=\"insufficient_user_authentication\", \
@@ -37,16 +39,28 @@ pub enum AuthRejection {
 }
 
 impl AuthRejection {
-    /// The status code (always `401 Unauthorized`).
+    /// The status code: `401 Unauthorized`; `403 Forbidden` for a step-up the caller's provider
+    /// cannot be asked for; `503 Service Unavailable` when the token's keys cannot be loaded.
     pub fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
+        match self {
+            Self::InvalidToken(TokenError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StepUpRequired(challenge) if challenge.dialect == ChallengeDialect::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
+            _ => StatusCode::UNAUTHORIZED,
+        }
     }
 
     /// The OAuth error code of the JSON body.
     pub fn error_code(&self) -> &'static str {
         match self {
             Self::MissingToken => "unauthorized",
+            Self::InvalidToken(TokenError::KeysUnavailable) => "temporarily_unavailable",
             Self::InvalidToken(_) => "invalid_token",
+            Self::StepUpRequired(StepUpChallenge {
+                dialect: ChallengeDialect::EntraClaims,
+                ..
+            }) => "insufficient_claims",
             Self::StepUpRequired(_) => "insufficient_user_authentication",
         }
     }
@@ -60,10 +74,30 @@ impl AuthRejection {
         }
     }
 
-    /// The `WWW-Authenticate` header value.
+    /// The `WWW-Authenticate` header value (empty for the `403` and `503` answers, which carry
+    /// none).
     pub fn www_authenticate(&self) -> String {
         match self {
             Self::MissingToken => "Bearer".to_owned(),
+            Self::InvalidToken(TokenError::KeysUnavailable) => String::new(),
+            Self::StepUpRequired(StepUpChallenge {
+                dialect: ChallengeDialect::Forbidden,
+                ..
+            }) => String::new(),
+            Self::StepUpRequired(StepUpChallenge {
+                dialect: ChallengeDialect::EntraClaims,
+                claims_challenge,
+                ..
+            }) => {
+                let (uri, claims) = claims_challenge.as_deref().map_or(("", ""), |challenge| {
+                    (&challenge.authorization_uri[..], &challenge.claims[..])
+                });
+                format!(
+                    "Bearer realm=\"\", authorization_uri=\"{}\", error=\"insufficient_claims\", claims=\"{}\"",
+                    quoted_string_content(uri),
+                    quoted_string_content(claims)
+                )
+            }
             Self::InvalidToken(_) => format!(
                 "Bearer error=\"{}\", error_description=\"{}\"",
                 self.error_code(),
@@ -92,6 +126,9 @@ impl AuthRejection {
             if let Some(max_age) = challenge.max_age {
                 body.insert("max_age".into(), max_age.into());
             }
+            if let Some(claims) = &challenge.claims_challenge {
+                body.insert("claims".into(), claims.claims.clone().into());
+            }
         }
         Value::Object(body).to_string()
     }
@@ -102,11 +139,14 @@ impl AuthRejection {
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // The value is built from fixed text and sanitised configuration, so it is always valid;
-        // should that ever fail, the bare scheme still tells the client what to do.
-        let challenge = HeaderValue::from_str(&self.www_authenticate())
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-        headers.insert(WWW_AUTHENTICATE, challenge);
+        let challenge = self.www_authenticate();
+        if !challenge.is_empty() {
+            // The value is built from fixed text and sanitised configuration, so it is always
+            // valid; should that ever fail, the bare scheme still tells the client what to do.
+            let challenge = HeaderValue::from_str(&challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }
@@ -143,11 +183,11 @@ mod tests {
 
     #[test]
     fn configured_acr_values_cannot_break_out_of_the_quoted_string() {
-        let rejection = AuthRejection::StepUpRequired(StepUpChallenge {
-            acr_values: "a\"b\\c\nd".into(),
-            max_age: None,
-            reason: StepUpReason::LevelTooLow,
-        });
+        let rejection = AuthRejection::StepUpRequired(StepUpChallenge::new(
+            "a\"b\\c\nd",
+            None,
+            StepUpReason::LevelTooLow,
+        ));
         assert!(
             rejection
                 .www_authenticate()

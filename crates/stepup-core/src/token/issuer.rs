@@ -85,6 +85,7 @@ impl JwtIssuer {
 
     /// Signs a token for `grant`.
     pub fn issue(&self, grant: &Grant) -> Result<IssuedToken, Error> {
+        super::crypto_provider();
         let now = self.clock.unix_seconds();
         let claims = Claims {
             iss: &self.issuer,

@@ -20,10 +20,8 @@ impl VerifyingKey {
     /// An HS256 secret (at least 32 bytes).
     pub fn hs256(secret: &[u8]) -> Result<Self, Error> {
         check_hmac_secret(secret)?;
-        Ok(Self::new(
-            Algorithm::HS256,
-            DecodingKey::from_secret(secret),
-        ))
+        let key = DecodingKey::from_secret(secret).map_err(invalid_key)?;
+        Ok(Self::new(Algorithm::HS256, key))
     }
 
     /// An RS256 public key in PEM (SPKI or PKCS#1).
@@ -125,8 +123,8 @@ impl SigningKey {
     /// An HS256 secret (at least 32 bytes); the same secret verifies.
     pub fn hs256(secret: &[u8]) -> Result<Self, Error> {
         Ok(Self {
-            key: EncodingKey::from_secret(secret),
             verifying: VerifyingKey::hs256(secret)?,
+            key: EncodingKey::from_secret(secret).map_err(invalid_key)?,
         })
     }
 

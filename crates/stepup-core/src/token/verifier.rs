@@ -1,18 +1,20 @@
-use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation, decode};
 use serde::Deserialize;
 
-use super::cache::{TokenDigest, VerifiedCache};
+use super::cache::{Expiring, VerifiedCache};
+use super::keyset::{KeyEntry, KeySet, NoKey, peek_issuer};
+#[cfg(feature = "jwks")]
+use super::remote::{Location, RefreshPolicy, RemoteKeys, RemoteSpec};
 use super::{AccessTokenClaims, JwkSet, VerifyingKey};
 use crate::acr::AcrLevels;
 use crate::clock::{SharedClock, SystemClock};
 use crate::context::AuthContext;
+use crate::profile::{AudienceRule, IdpProfile};
 use crate::{Error, TokenError};
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a common header-size limit).
@@ -25,6 +27,14 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// Checks access tokens: signature under an allowed key, `iss`, `aud`, `exp`, `nbf` and
 /// `auth_time` (with leeway, by the injected clock). Verify-only: it works with tokens from any
 /// issuer, stepup's or an external identity provider's. Cheap to clone.
+///
+/// Keys are static ([`JwtVerifierBuilder::key`], [`JwtVerifierBuilder::jwk_set`]) or, with the
+/// `jwks` feature, fetched from a JWKS URL or by OIDC discovery and kept fresh in the background
+/// ([`JwtVerifierBuilder::jwks_url`], [`JwtVerifierBuilder::discover`]). Several issuers may be
+/// trusted at once ([`JwtVerifierBuilder::trust`]): a token's `iss` chooses the issuer before
+/// any signature is checked, then its `kid` the key; each issuer has its own audience and
+/// [profile](crate::profile), and each key accepts exactly one algorithm, never the token's
+/// choice.
 ///
 /// A token naming a `kid` is checked only by the key of that `kid`: it is refused
 /// ([`TokenError::UnknownKey`]) when no configured key has it, also when a single key is
@@ -47,18 +57,121 @@ pub struct JwtVerifier {
 }
 
 struct Inner {
-    keys: Vec<PreparedKey>,
+    trusts: Vec<Trust>,
+    /// `iss` → trust, when there are several (with one, `iss` is checked by its validation).
+    by_issuer: Option<HashMap<String, usize>>,
     leeway: u64,
     clock: SharedClock,
-    levels: AcrLevels,
-    /// Verified tokens, tied to `keys`: built with them and never shared with another verifier.
-    cache: Option<VerifiedCache>,
+    /// Verified tokens, tied to this verifier's keys: built with them and never shared.
+    cache: Option<VerifiedCache<Verified>>,
 }
 
-/// A key with its `jsonwebtoken` validation rules, built once rather than per request.
-struct PreparedKey {
-    key: VerifyingKey,
-    validation: Validation,
+/// One trusted issuer, prepared.
+struct Trust {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    audience_rule: AudienceRule,
+    profile: Option<IdpProfile>,
+    levels: AcrLevels,
+    /// The `jsonwebtoken` validation for each allowed algorithm, built once.
+    validations: Vec<(Algorithm, Validation)>,
+    keys: Keys,
+}
+
+enum Keys {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Remote(RemoteKeys),
+}
+
+/// What a verification produced: what the cache keeps and the context is built from.
+struct Verified {
+    claims: Normalized,
+    trust: usize,
+    key: Arc<KeyEntry>,
+}
+
+impl Expiring for Verified {
+    fn exp(&self) -> u64 {
+        self.claims.exp
+    }
+}
+
+/// The claims read from any provider's token.
+#[derive(Deserialize)]
+struct RawClaims {
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    acr: Option<String>,
+    #[serde(default)]
+    acrs: Vec<String>,
+    #[serde(default)]
+    amr: Vec<String>,
+    #[serde(default)]
+    auth_time: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Scopes>,
+    /// stepup's own claim: the user's generation when the token was issued.
+    #[serde(default, rename = "gen")]
+    generation: Option<u64>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    token_use: Option<String>,
+    #[serde(default)]
+    xms_cc: Vec<String>,
+}
+
+/// `scp`: a space-separated string (Entra) or an array (Okta).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    Text(String),
+    List(Vec<String>),
+}
+
+/// Claims in stepup's terms: the level read through the issuer's profile, scopes as one string.
+struct Normalized {
+    sub: String,
+    exp: u64,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+    jti: Option<String>,
+    iss: Option<String>,
+    acr: Option<String>,
+    amr: Vec<String>,
+    auth_time: Option<u64>,
+    scope: Option<String>,
+    generation: Option<u64>,
+    claims_challenge_capable: bool,
+}
+
+/// A refusal, and whether a key refresh was started that might change the answer.
+struct Refusal {
+    error: TokenError,
+    #[cfg(feature = "jwks")]
+    pending: Option<usize>,
+}
+
+impl From<TokenError> for Refusal {
+    fn from(error: TokenError) -> Self {
+        Self {
+            error,
+            #[cfg(feature = "jwks")]
+            pending: None,
+        }
+    }
 }
 
 impl JwtVerifier {
@@ -67,52 +180,175 @@ impl JwtVerifier {
         JwtVerifierBuilder::default()
     }
 
-    /// Verifies `token` and returns the caller's context.
+    /// Verifies `token` and returns the caller's context. Synchronous: it never waits for the
+    /// network (a token naming a `kid` not yet known starts a background refresh and is refused;
+    /// see [`verify_async`](Self::verify_async) to wait for it).
     ///
     /// A token verified before (by this verifier, and still in its cache) skips the signature
-    /// check and the claims parse; its `exp`, `nbf` and `auth_time` are judged against the clock
-    /// all the same, by the same rules. See [`JwtVerifierBuilder::with_cache_capacity`].
+    /// check and the claims parse, as long as its key is still in its issuer's set; its `exp`,
+    /// `nbf` and `auth_time` are judged against the clock all the same, by the same rules. See
+    /// [`JwtVerifierBuilder::with_cache_capacity`].
     pub fn verify(&self, token: &str) -> Result<AuthContext, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::TooLarge);
-        }
-        let Some(cache) = &self.inner.cache else {
-            let claims = self.decode(token)?;
-            let now = self.inner.clock.unix_seconds();
-            self.check_times(&claims, now)?;
-            return Ok(self.context(claims, now));
-        };
-        let digest = TokenDigest::of(token);
-        let now = self.inner.clock.unix_seconds();
-        if let Some(claims) = cache.get(&digest, now) {
-            self.check_times(&claims, now)?;
-            return Ok(self.context(AccessTokenClaims::clone(&claims), now));
-        }
-        // Only a token that passes every check is kept: a failure is judged afresh next time.
-        let claims = self.decode(token)?;
-        self.check_times(&claims, now)?;
-        cache.insert(digest, Arc::new(claims.clone()), now);
-        Ok(self.context(claims, now))
+        self.verify_inner(token).map_err(|refusal| refusal.error)
     }
 
-    /// The signature under the selected key, the `kid`, `iss`, `aud` and the required claims:
-    /// everything but the time claims, which depend on when the token is presented.
-    fn decode(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
-        let prepared = self.select_key(token)?;
-        let data = decode::<AccessTokenClaims>(token, &prepared.key.key, &prepared.validation)?;
-        // A named token must name the key that verified it, also when that key is the only one,
-        // and when it has no name at all. (With several keys `select_key` has already made sure.)
-        if let Some(named) = &data.header.kid
-            && prepared.key.kid.as_deref() != Some(named.as_str())
-        {
-            return Err(TokenError::UnknownKey);
+    /// Like [`verify`](Self::verify), but a token refused because its `kid` is not in its
+    /// issuer's key set yet, or because the set is still loading, waits for the refresh this
+    /// started (single-flight; at most the request timeout) and is judged again.
+    pub async fn verify_async(&self, token: &str) -> Result<AuthContext, TokenError> {
+        // The fetches finished before this attempt: a refresh it starts finishes after them.
+        #[cfg(feature = "jwks")]
+        let seen: Vec<u64> = self
+            .inner
+            .trusts
+            .iter()
+            .map(|trust| match &trust.keys {
+                Keys::Remote(remote) => remote.shared.finished(),
+                Keys::Static(_) => 0,
+            })
+            .collect();
+        match self.verify_inner(token) {
+            Ok(context) => Ok(context),
+            #[cfg(feature = "jwks")]
+            Err(Refusal {
+                pending: Some(trust),
+                ..
+            }) => {
+                if let Keys::Remote(remote) = &self.inner.trusts[trust].keys {
+                    remote.shared.wait_past(seen[trust]).await;
+                }
+                self.verify(token)
+            }
+            Err(refusal) => Err(refusal.error),
         }
-        Ok(data.claims)
+    }
+
+    fn verify_inner(&self, token: &str) -> Result<AuthContext, Refusal> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLarge.into());
+        }
+        let now_ms = self.now_ms();
+        let now = now_ms / 1000;
+        let key = self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.key_of(token));
+        if let (Some(cache), Some(key)) = (&self.inner.cache, key)
+            && let Some(verified) = cache.get(key, token, now)
+        {
+            if verified.key.usable_at(now_ms) {
+                #[cfg(feature = "jwks")]
+                if let Keys::Remote(remote) = &self.inner.trusts[verified.trust].keys {
+                    remote.shared.wake_if_due(now_ms);
+                }
+                self.check_times(&verified.claims, now)?;
+                return Ok(self.context(&verified, now));
+            }
+            // Its key has been withdrawn since: judged afresh (and refused) below.
+            cache.remove(key, token);
+        }
+        let verified = self.decode(token, now_ms)?;
+        self.check_times(&verified.claims, now)?;
+        let verified = Arc::new(verified);
+        // Only a token that passes every check is kept: a failure is judged afresh next time.
+        if let (Some(cache), Some(key)) = (&self.inner.cache, key) {
+            cache.insert(key, token, Arc::clone(&verified), now);
+        }
+        Ok(self.context(&verified, now))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner
+            .clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            })
+    }
+
+    /// The issuer, the key, the signature, `iss`, `aud` and the required claims: everything but
+    /// the time claims, which depend on when the token is presented.
+    fn decode(&self, token: &str, now_ms: u64) -> Result<Verified, Refusal> {
+        let trust_index = self.select_trust(token)?;
+        let trust = &self.inner.trusts[trust_index];
+        let entry = match &trust.keys {
+            Keys::Static(set) => select(set, token, false)?,
+            #[cfg(feature = "jwks")]
+            Keys::Remote(remote) => {
+                remote.ensure_running();
+                let Some(set) = remote.shared.snapshot() else {
+                    return Err(Refusal {
+                        error: TokenError::KeysUnavailable,
+                        pending: Some(trust_index),
+                    });
+                };
+                match set.select(token, true) {
+                    Ok(entry) => Arc::clone(entry),
+                    Err(NoKey::Refused(error)) => return Err(error.into()),
+                    Err(NoKey::UnknownKid(kid)) => {
+                        let started = remote.shared.unknown_kid(&kid);
+                        return Err(Refusal {
+                            error: TokenError::UnknownKey,
+                            pending: started.then_some(trust_index),
+                        });
+                    }
+                }
+            }
+        };
+        if !entry.usable_at(now_ms) {
+            return Err(TokenError::KeysUnavailable.into());
+        }
+        let validation = trust
+            .validations
+            .iter()
+            .find(|(algorithm, _)| *algorithm == entry.key.algorithm)
+            .map(|(_, validation)| validation)
+            .ok_or(TokenError::AlgorithmNotAllowed)?;
+        let data =
+            decode::<RawClaims>(token, &entry.key.key, validation).map_err(TokenError::from)?;
+        // A named token must name the key that verified it, also when that key is the only one,
+        // and when it has no name at all.
+        if let Some(named) = &data.header.kid
+            && entry.key.kid.as_deref() != Some(named.as_str())
+        {
+            return Err(TokenError::UnknownKey.into());
+        }
+        let raw = data.claims;
+        if trust.audience_rule == AudienceRule::CognitoClientId {
+            let audience_ok = raw.token_use.as_deref() == Some("access")
+                && raw
+                    .client_id
+                    .as_ref()
+                    .is_some_and(|client| trust.audiences.contains(client));
+            if !audience_ok {
+                return Err(TokenError::InvalidAudience.into());
+            }
+        }
+        Ok(Verified {
+            claims: normalize(raw, trust),
+            trust: trust_index,
+            key: entry,
+        })
+    }
+
+    /// The trusted issuer a token claims: with several, chosen by its `iss` before any signature
+    /// check (an `iss` no issuer has is refused at once).
+    fn select_trust(&self, token: &str) -> Result<usize, TokenError> {
+        let Some(by_issuer) = &self.inner.by_issuer else {
+            return Ok(0);
+        };
+        let issuer = peek_issuer(token)?;
+        by_issuer
+            .get(&issuer)
+            .copied()
+            .ok_or(TokenError::InvalidIssuer)
     }
 
     /// `exp`, `nbf` and `auth_time` at `now`, with the leeway: the one judgement of time, made on
     /// every request, for a freshly decoded token and a cached one alike.
-    fn check_times(&self, claims: &AccessTokenClaims, now: u64) -> Result<(), TokenError> {
+    fn check_times(&self, claims: &Normalized, now: u64) -> Result<(), TokenError> {
         let leeway = self.inner.leeway;
         if claims.exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
@@ -134,21 +370,24 @@ impl JwtVerifier {
     }
 
     /// The caller's context from verified claims, verified at `now`.
-    fn context(&self, claims: AccessTokenClaims, now: u64) -> AuthContext {
-        let mut context = AuthContext::builder(claims.sub)
-            .amr(claims.amr)
+    fn context(&self, verified: &Verified, now: u64) -> AuthContext {
+        let claims = &verified.claims;
+        let trust = &self.inner.trusts[verified.trust];
+        let mut context = AuthContext::builder(claims.sub.clone())
+            .amr(claims.amr.iter().cloned())
             .expires_at(claims.exp)
             .verified_at(now)
             .leeway(Duration::from_secs(self.inner.leeway))
-            .levels(self.inner.levels.clone());
-        if let Some(acr) = claims.acr {
-            context = context.acr(acr);
+            .levels(trust.levels.clone())
+            .claims_challenge_capable(claims.claims_challenge_capable);
+        if let Some(acr) = &claims.acr {
+            context = context.acr(acr.clone());
         }
         if let Some(auth_time) = claims.auth_time {
             context = context.auth_time(auth_time);
         }
-        if let Some(scope) = claims.scope {
-            context = context.scope(scope);
+        if let Some(scope) = &claims.scope {
+            context = context.scope(scope.clone());
         }
         if let Some(generation) = claims.generation {
             context = context.generation(generation);
@@ -156,114 +395,171 @@ impl JwtVerifier {
         if let Some(iat) = claims.iat {
             context = context.issued_at(iat);
         }
-        if let Some(jti) = claims.jti {
-            context = context.token_id(jti);
+        if let Some(jti) = &claims.jti {
+            context = context.token_id(jti.clone());
+        }
+        if let Some(iss) = &claims.iss {
+            context = context.issuer(iss.clone());
+        }
+        if let Some(profile) = &trust.profile {
+            context = context.profile(profile.clone());
         }
         context.build()
     }
 
-    /// The level order given to every context this verifier produces.
+    /// The level order given to the contexts of the first trusted issuer.
     pub fn levels(&self) -> &AcrLevels {
-        &self.inner.levels
+        &self.inner.trusts[0].levels
     }
 
-    /// The key to check `token` with. With one key there is nothing to choose: `decode` refuses
-    /// any other `alg`, and `verify` any other `kid`. With several, a `kid` names exactly one, and
-    /// without a `kid` the token's `alg` must match exactly one key.
-    fn select_key(&self, token: &str) -> Result<&PreparedKey, TokenError> {
-        let keys = &self.inner.keys;
-        if let [only] = keys.as_slice() {
-            return Ok(only);
-        }
-        let (encoded_header, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        let header_json = URL_SAFE_NO_PAD
-            .decode(encoded_header)
-            .map_err(|_| TokenError::Malformed)?;
-        let hint: KeyHint<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        let prepared = match &hint.kid {
-            Some(kid) => keys
-                .iter()
-                .find(|prepared| prepared.key.kid.as_deref() == Some(kid.as_ref()))
-                .ok_or(TokenError::UnknownKey)?,
-            None => {
-                let mut candidates = keys
-                    .iter()
-                    .filter(|prepared| prepared.key.algorithm == hint.alg);
-                match (candidates.next(), candidates.next()) {
-                    (Some(only), None) => only,
-                    (None, _) => return Err(TokenError::AlgorithmNotAllowed),
-                    (Some(_), Some(_)) => return Err(TokenError::UnknownKey),
+    /// Fetches the key sets of every remote source now (joining a fetch in flight), and returns
+    /// the first error. Use it to wait for the first key set before serving, or in tests. Static
+    /// keys need nothing.
+    #[cfg(feature = "jwks")]
+    pub async fn refresh_keys(&self) -> Result<(), super::KeySourceError> {
+        let mut outcome = Ok(());
+        for trust in &self.inner.trusts {
+            if let Keys::Remote(remote) = &trust.keys {
+                remote.ensure_running();
+                if let Err(error) = remote.shared.refresh().await
+                    && outcome.is_ok()
+                {
+                    outcome = Err(error);
                 }
             }
-        };
-        if prepared.key.algorithm != hint.alg {
-            return Err(TokenError::AlgorithmNotAllowed);
         }
-        Ok(prepared)
+        outcome
     }
 }
 
-/// The two header fields that select a key among several, read without
-/// `jsonwebtoken::decode_header`, which parses every header field into a flattened map and would
-/// add a third full header parse to each request. Only the choice of key rests on this: `decode`
-/// then parses the header itself and refuses an `alg` other than the chosen key's.
-#[derive(Deserialize)]
-struct KeyHint<'a> {
-    alg: Algorithm,
-    #[serde(borrow)]
-    kid: Option<Cow<'a, str>>,
+/// The key of a static set: a key the set does not name is an unknown key.
+fn select(set: &KeySet, token: &str, read_header: bool) -> Result<Arc<KeyEntry>, TokenError> {
+    match set.select(token, read_header) {
+        Ok(entry) => Ok(Arc::clone(entry)),
+        Err(NoKey::Refused(error)) => Err(error),
+        Err(NoKey::UnknownKid(_)) => Err(TokenError::UnknownKey),
+    }
+}
+
+/// The provider's claims in stepup's terms, through the issuer's profile.
+fn normalize(raw: RawClaims, trust: &Trust) -> Normalized {
+    let acr = match &trust.profile {
+        Some(profile) => profile.level_of(raw.acr.as_deref(), &raw.acrs, &raw.amr, &trust.levels),
+        None => raw.acr,
+    };
+    let scope = raw.scope.or(match raw.scp {
+        Some(Scopes::Text(text)) => Some(text),
+        Some(Scopes::List(list)) => Some(list.join(" ")),
+        None => None,
+    });
+    Normalized {
+        sub: raw.sub,
+        exp: raw.exp,
+        nbf: raw.nbf,
+        iat: raw.iat,
+        jti: raw.jti,
+        iss: raw.iss,
+        acr,
+        amr: raw.amr,
+        auth_time: raw.auth_time,
+        scope,
+        generation: raw.generation,
+        claims_challenge_capable: raw.xms_cc.iter().any(|capability| capability == "cp1"),
+    }
+}
+
+impl Expiring for AccessTokenClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
 }
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtVerifier")
             .field(
-                "keys",
+                "issuers",
                 &self
                     .inner
-                    .keys
+                    .trusts
                     .iter()
-                    .map(|prepared| &prepared.key)
+                    .map(|trust| &trust.issuers)
                     .collect::<Vec<_>>(),
             )
             .field("leeway", &self.inner.leeway)
             .field(
                 "cache_capacity",
-                &self.inner.cache.as_ref().map_or(0, VerifiedCache::capacity),
+                &self
+                    .inner
+                    .cache
+                    .as_ref()
+                    .map_or(0, |cache| cache.capacity()),
             )
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`JwtVerifier`]. Issuer, audience and at least one key are required.
-#[derive(Debug)]
-pub struct JwtVerifierBuilder {
-    keys: Vec<VerifyingKey>,
+/// One issuer a verifier trusts, with its own keys (static, a JWKS URL or OIDC discovery), its
+/// audience and its [profile](crate::profile); added with [`JwtVerifierBuilder::trust`].
+///
+/// ```
+/// use stepup_core::profile::IdpProfile;
+/// use stepup_core::token::{JwtVerifier, TrustedIssuer, VerifyingKey};
+///
+/// let verifier = JwtVerifier::builder()
+///     .trust(
+///         TrustedIssuer::new("https://stepup.example.com")
+///             .key(VerifyingKey::hs256(b"an example secret of at least 32 bytes")?)
+///             .audience("https://api.example.com"),
+///     )
+///     .trust(
+///         TrustedIssuer::new("https://example.okta.com/oauth2/default")
+///             .key(VerifyingKey::hs256(b"another secret, also 32 bytes long!")?)
+///             .audience("api://default")
+///             .profile(IdpProfile::okta()),
+///     )
+///     .build()?;
+/// # let _ = verifier;
+/// # Ok::<(), stepup_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
     issuers: Vec<String>,
     audiences: Vec<String>,
-    leeway: Duration,
-    clock: SharedClock,
-    levels: AcrLevels,
-    cache_capacity: usize,
+    keys: Vec<VerifyingKey>,
+    #[cfg(feature = "jwks")]
+    remote: Option<RemoteSpec>,
+    profile: Option<IdpProfile>,
 }
 
-impl Default for JwtVerifierBuilder {
-    fn default() -> Self {
+impl TrustedIssuer {
+    /// Trusts tokens whose `iss` is exactly `issuer`.
+    pub fn new(issuer: impl Into<String>) -> Self {
         Self {
-            keys: Vec::new(),
-            issuers: Vec::new(),
-            audiences: Vec::new(),
-            leeway: Duration::from_secs(30),
-            clock: Arc::new(SystemClock),
-            levels: AcrLevels::default(),
-            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            issuers: vec![issuer.into()],
+            ..Self::empty()
         }
     }
-}
 
-impl JwtVerifierBuilder {
-    /// Accepts tokens signed by `key`. Keys with `kid`s must have distinct ones.
+    fn empty() -> Self {
+        Self {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            keys: Vec::new(),
+            #[cfg(feature = "jwks")]
+            remote: None,
+            profile: None,
+        }
+    }
+
+    /// Accepts tokens whose audience is `audience` (may be called several times): their `aud`,
+    /// or for the Cognito profile their `client_id`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens signed by `key`.
     pub fn key(mut self, key: VerifyingKey) -> Self {
         self.keys.push(key);
         self
@@ -277,15 +573,149 @@ impl JwtVerifierBuilder {
         Ok(self)
     }
 
+    /// Takes the keys from the JWKS document at `url`, kept fresh in the background (see
+    /// [`RefreshPolicy`]).
+    #[cfg(feature = "jwks")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.remote = Some(RemoteSpec {
+            location: Location::Jwks(url.into()),
+        });
+        self
+    }
+
+    /// Finds the keys by OIDC discovery of the issuer: `{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must equal this one exactly, then its `jwks_uri`.
+    #[cfg(feature = "jwks")]
+    pub fn discover(mut self) -> Self {
+        let issuer = self.issuers.first().cloned().unwrap_or_default();
+        self.remote = Some(RemoteSpec {
+            location: Location::Discovery(issuer),
+        });
+        self
+    }
+
+    /// Reads this issuer's tokens with `profile` (default: [`IdpProfile::generic`] semantics
+    /// without translation).
+    pub fn profile(mut self, profile: IdpProfile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        #[cfg(feature = "jwks")]
+        let remote = self.remote.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let remote = false;
+        self.keys.is_empty() && !remote && self.issuers.is_empty() && self.audiences.is_empty()
+    }
+}
+
+/// Builds a [`JwtVerifier`]. At least one trusted issuer with an audience and keys is required:
+/// the builder's own [`issuer`](Self::issuer), [`audience`](Self::audience) and keys make one,
+/// and [`trust`](Self::trust) adds others.
+#[derive(Debug)]
+pub struct JwtVerifierBuilder {
+    primary: TrustedIssuer,
+    others: Vec<TrustedIssuer>,
+    leeway: Duration,
+    clock: SharedClock,
+    levels: AcrLevels,
+    cache_capacity: usize,
+    #[cfg(feature = "jwks")]
+    client: Option<reqwest::Client>,
+    #[cfg(feature = "jwks")]
+    policy: RefreshPolicy,
+}
+
+impl Default for JwtVerifierBuilder {
+    fn default() -> Self {
+        Self {
+            primary: TrustedIssuer::empty(),
+            others: Vec::new(),
+            leeway: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+            levels: AcrLevels::default(),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            #[cfg(feature = "jwks")]
+            client: None,
+            #[cfg(feature = "jwks")]
+            policy: RefreshPolicy::default(),
+        }
+    }
+}
+
+impl JwtVerifierBuilder {
+    /// Accepts tokens signed by `key`. Keys with `kid`s must have distinct ones.
+    pub fn key(mut self, key: VerifyingKey) -> Self {
+        self.primary.keys.push(key);
+        self
+    }
+
+    /// Accepts tokens signed by any key of a static JWK set.
+    pub fn jwk_set(mut self, set: &JwkSet) -> Result<Self, Error> {
+        self.primary = self.primary.jwk_set(set)?;
+        Ok(self)
+    }
+
+    /// Takes the keys from the JWKS document at `url`, kept fresh in the background (the `jwks`
+    /// feature; see [`RefreshPolicy`]). Set the [`issuer`](Self::issuer) too.
+    #[cfg(feature = "jwks")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.primary = self.primary.jwks_url(url);
+        self
+    }
+
+    /// Trusts `issuer` and finds its keys by OIDC discovery (the `jwks` feature): the discovery
+    /// document's `issuer` must equal `issuer` exactly, then its `jwks_uri` is fetched and kept
+    /// fresh in the background.
+    #[cfg(feature = "jwks")]
+    pub fn discover(mut self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        if !self.primary.issuers.contains(&issuer) {
+            self.primary.issuers.insert(0, issuer.clone());
+        }
+        self.primary.remote = Some(RemoteSpec {
+            location: Location::Discovery(issuer),
+        });
+        self
+    }
+
+    /// The HTTP client remote key sources use, instead of the built-in bounded one (the `jwks`
+    /// feature). Requests are still bounded by [`RefreshPolicy::timeout`].
+    #[cfg(feature = "jwks")]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How remote key sources are refreshed (the `jwks` feature).
+    #[cfg(feature = "jwks")]
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Accepts tokens whose `iss` is `issuer` (may be called several times).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers.push(issuer.into());
+        self.primary.issuers.push(issuer.into());
         self
     }
 
     /// Accepts tokens whose `aud` contains `audience` (may be called several times).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
+        self.primary.audiences.push(audience.into());
+        self
+    }
+
+    /// Reads the tokens of the builder's own issuer with `profile`.
+    pub fn profile(mut self, profile: IdpProfile) -> Self {
+        self.primary.profile = Some(profile);
+        self
+    }
+
+    /// Also trusts another issuer, with its own keys, audience and profile.
+    pub fn trust(mut self, issuer: TrustedIssuer) -> Self {
+        self.others.push(issuer);
         self
     }
 
@@ -295,7 +725,7 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// The clock `exp`, `nbf` and freshness are judged by.
+    /// The clock `exp`, `nbf`, freshness and key-refresh ages are judged by.
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -309,62 +739,147 @@ impl JwtVerifierBuilder {
 
     /// How many verified tokens to keep (default [`DEFAULT_CACHE_CAPACITY`]; 0 keeps none).
     ///
-    /// A token presented again is then recognised by the SHA-256 of the whole token and skips the
-    /// signature check and the claims parse; `exp`, `nbf` and `auth_time` are still judged on
-    /// every request. A cached entry ends when the clock reaches the token's `exp` (within the
-    /// leeway after it, the token is verified in full each time), only successful verifications
-    /// are kept, and the cache belongs to this verifier and its keys alone. Memory: at most
-    /// `capacity` entries, each the token's claims plus about 100 bytes.
+    /// A token verified a second time is kept (a flood of distinct tokens, each presented once,
+    /// stores nothing); presented again, it is found by its signature and, once compared whole
+    /// with the token stored, skips the signature check and the claims parse (a token not in the
+    /// cache, a forged one included, costs no digest of the token); `exp`, `nbf` and `auth_time` are still
+    /// judged on every request. A cached entry ends when the clock reaches the token's `exp`
+    /// (within the leeway after it, the token is verified in full each time), or when its key
+    /// leaves its issuer's key set; only successful verifications are kept, and the cache belongs
+    /// to this verifier and its keys alone. Memory: at most `capacity` entries, each the token,
+    /// its claims and about 100 bytes.
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
         self
     }
 
-    /// Checks the settings and prepares the keys.
+    /// Checks the settings and prepares the keys. With remote key sources, the first fetch
+    /// starts at once when a tokio runtime is running (else at the first verification); until
+    /// it succeeds, tokens of that issuer are answered `503`.
     pub fn build(self) -> Result<JwtVerifier, Error> {
-        if self.keys.is_empty() {
-            return Err(Error::Config("the verifier needs at least one key"));
-        }
-        if self.issuers.is_empty() {
-            return Err(Error::Config("the verifier needs the expected issuer"));
-        }
-        if self.audiences.is_empty() {
-            return Err(Error::Config("the verifier needs the expected audience"));
-        }
+        super::crypto_provider();
         if self.leeway > Duration::from_secs(300) {
             return Err(Error::Config("a leeway above 5 minutes is refused"));
         }
-        for (index, key) in self.keys.iter().enumerate() {
+        let mut configured = Vec::new();
+        if !self.primary.is_empty() {
+            configured.push(self.primary.clone());
+        }
+        configured.extend(self.others.iter().cloned());
+        if configured.is_empty() {
+            return Err(Error::Config("the verifier needs at least one key"));
+        }
+        let mut trusts = Vec::with_capacity(configured.len());
+        for trusted in configured {
+            trusts.push(self.prepare(trusted)?);
+        }
+        let by_issuer = if trusts.len() > 1 {
+            let mut map = HashMap::new();
+            for (index, trust) in trusts.iter().enumerate() {
+                for issuer in &trust.issuers {
+                    if map.insert(issuer.clone(), index).is_some() {
+                        return Err(Error::Config("two trusted issuers share one iss"));
+                    }
+                }
+            }
+            Some(map)
+        } else {
+            None
+        };
+        Ok(JwtVerifier {
+            inner: Arc::new(Inner {
+                trusts,
+                by_issuer,
+                leeway: self.leeway.as_secs(),
+                clock: self.clock,
+                cache: VerifiedCache::new(self.cache_capacity),
+            }),
+        })
+    }
+
+    fn prepare(&self, trusted: TrustedIssuer) -> Result<Trust, Error> {
+        #[cfg(feature = "jwks")]
+        let has_remote = trusted.remote.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let has_remote = false;
+        if trusted.keys.is_empty() && !has_remote {
+            return Err(Error::Config("the verifier needs at least one key"));
+        }
+        if !trusted.keys.is_empty() && has_remote {
+            return Err(Error::Config(
+                "a trusted issuer takes static keys or a key source, not both",
+            ));
+        }
+        if trusted.issuers.is_empty() {
+            return Err(Error::Config("the verifier needs the expected issuer"));
+        }
+        if trusted.audiences.is_empty() {
+            return Err(Error::Config("the verifier needs the expected audience"));
+        }
+        for (index, key) in trusted.keys.iter().enumerate() {
             let duplicate = key.kid.is_some()
-                && self.keys[..index]
+                && trusted.keys[..index]
                     .iter()
                     .any(|earlier| earlier.kid == key.kid);
             if duplicate {
                 return Err(Error::Config("two keys share one kid"));
             }
         }
-        let keys = self
-            .keys
-            .into_iter()
-            .map(|key| {
-                let mut validation = Validation::new(key.algorithm);
-                validation.set_issuer(&self.issuers);
-                validation.set_audience(&self.audiences);
+        let audience_rule = trusted
+            .profile
+            .as_ref()
+            .map_or(AudienceRule::Aud, IdpProfile::audience_rule);
+        let validations = [
+            Algorithm::HS256,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ]
+        .into_iter()
+        .map(|algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.set_issuer(&trusted.issuers);
+            if audience_rule == AudienceRule::Aud {
+                validation.set_audience(&trusted.audiences);
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                // Time claims are checked in `verify` against the injected clock.
-                validation.validate_exp = false;
-                validation.validate_nbf = false;
-                PreparedKey { key, validation }
-            })
-            .collect();
-        Ok(JwtVerifier {
-            inner: Arc::new(Inner {
-                keys,
-                leeway: self.leeway.as_secs(),
-                clock: self.clock,
-                levels: self.levels,
-                cache: VerifiedCache::new(self.cache_capacity),
-            }),
+            } else {
+                // Cognito access tokens have no `aud`: `client_id` is checked after decoding.
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+            }
+            // Time claims are checked in `verify` against the injected clock.
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            (algorithm, validation)
+        })
+        .collect();
+        let static_keys = KeySet {
+            keys: trusted
+                .keys
+                .into_iter()
+                .map(|key| Arc::new(KeyEntry::new(key, String::new(), None)))
+                .collect(),
+        };
+        #[cfg(feature = "jwks")]
+        let keys = match &trusted.remote {
+            None => Keys::Static(static_keys),
+            Some(spec) => Keys::Remote(RemoteKeys::new(
+                spec,
+                self.client.clone(),
+                self.policy.clone(),
+                self.clock.clone(),
+            )?),
+        };
+        #[cfg(not(feature = "jwks"))]
+        let keys = Keys::Static(static_keys);
+        Ok(Trust {
+            issuers: trusted.issuers,
+            audiences: trusted.audiences,
+            audience_rule,
+            profile: trusted.profile,
+            levels: self.levels.clone(),
+            validations,
+            keys,
         })
     }
 }
@@ -397,8 +912,14 @@ mod tests {
             .unwrap()
     }
 
+    /// Verifies twice: a token enters the cache on its second verification.
+    fn verify_twice(verifier: &JwtVerifier, token: &str) -> Result<AuthContext, TokenError> {
+        let _ = verifier.verify(token);
+        verifier.verify(token)
+    }
+
     fn cached(verifier: &JwtVerifier) -> usize {
-        verifier.inner.cache.as_ref().map_or(0, VerifiedCache::len)
+        verifier.inner.cache.as_ref().map_or(0, |cache| cache.len())
     }
 
     fn mfa_token(issuer: &JwtIssuer, subject: &str) -> String {
@@ -408,10 +929,11 @@ mod tests {
 
     /// HS256 over arbitrary claims (with `nbf`, which the issuer never writes).
     fn sign(claims: &Value, secret: &[u8]) -> String {
+        crate::token::crypto_provider();
         encode(
             &Header::new(Algorithm::HS256),
             claims,
-            &EncodingKey::from_secret(secret),
+            &EncodingKey::from_secret(secret).unwrap(),
         )
         .unwrap()
     }
@@ -435,7 +957,7 @@ mod tests {
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer, "user-1");
 
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
         clock.set_unix(T0 + 599);
         let hit = verifier.verify(&token).unwrap();
@@ -462,12 +984,12 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer(&clock), "user-1");
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
 
         let (signed, signature) = token.rsplit_once('.').unwrap();
         // The same header and claims under another secret, and with one signature byte changed.
-        let other_key = EncodingKey::from_secret(OTHER_SECRET);
+        let other_key = EncodingKey::from_secret(OTHER_SECRET).unwrap();
         let forged_signature =
             jsonwebtoken::crypto::sign(signed.as_bytes(), &other_key, Algorithm::HS256).unwrap();
         let mut flipped = signature.as_bytes().to_vec();
@@ -542,7 +1064,7 @@ mod tests {
                 .inner
                 .cache
                 .as_ref()
-                .map(VerifiedCache::capacity),
+                .map(|cache| cache.capacity()),
             Some(DEFAULT_CACHE_CAPACITY)
         );
     }
@@ -557,7 +1079,7 @@ mod tests {
         let without = verifier(&clock, 0);
         let token = sign(&timed_claims(), SECRET);
         // Cached once, while valid.
-        assert!(with_cache.verify(&token).is_ok());
+        assert!(verify_twice(&with_cache, &token).is_ok());
         assert_eq!(cached(&with_cache), 1);
 
         let forward = T0..T0 + 700;
@@ -594,7 +1116,7 @@ mod tests {
         );
         assert_eq!(cached(&verifier), 0);
         clock.set_unix(T0 + 200);
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         assert_eq!(cached(&verifier), 1);
 
         // Refused by this verifier's key; a verifier with the signer's key accepts it.
@@ -619,7 +1141,7 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&clock, 100);
         let token = mfa_token(&issuer(&clock), "user-1");
-        assert!(verifier.verify(&token).is_ok());
+        assert!(verify_twice(&verifier, &token).is_ok());
         // Clones share the cache (same keys).
         assert!(verifier.clone().verify(&token).is_ok());
         assert_eq!(cached(&verifier), 1);
