@@ -131,7 +131,7 @@ impl Config {
             outbox_dir: None,
             admins: app::Admins::from_env(),
             trusted_proxies: trusted_proxies_from_env()?,
-            dev_panel: !set("STEPUP_DEV_PANEL").is_some_and(|value| value == "off"),
+            dev_panel: set("STEPUP_DEV_PANEL").is_none_or(|value| value != "off"),
         })
     }
 }

@@ -25,8 +25,9 @@ pub struct ApiError {
     pub description: Cow<'static, str>,
     /// Seconds to wait, sent as `Retry-After` (with `429`).
     pub retry_after: Option<u64>,
-    /// An RFC 6750 / RFC 9470 rejection answered as itself (its `WWW-Authenticate` and body).
-    pub rejection: Option<AuthRejection>,
+    /// An RFC 6750 / RFC 9470 rejection answered as itself (its `WWW-Authenticate` and body);
+    /// boxed, so every `Result<_, ApiError>` stays small.
+    pub rejection: Option<Box<AuthRejection>>,
 }
 
 impl ApiError {
@@ -101,7 +102,7 @@ impl IntoResponse for ApiError {
 impl From<AuthRejection> for ApiError {
     fn from(rejection: AuthRejection) -> Self {
         Self {
-            rejection: Some(rejection.clone()),
+            rejection: Some(Box::new(rejection.clone())),
             ..Self::new(
                 rejection.status(),
                 rejection.error_code().to_owned(),
