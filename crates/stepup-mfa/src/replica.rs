@@ -8,9 +8,9 @@
 //!
 //! **The bound.** A reset on one instance is enforced on every other within the catch-up period
 //! (well under a second). When the copy has not been brought up to date for longer than
-//! [`FRESHNESS_BOUND`] (the store unreachable, the task stalled), the check fails closed —
-//! `503` — rather than trust a copy that may be missing a reset; it recovers by itself at the
-//! next successful catch-up.
+//! [`FRESHNESS_BOUND`] (the store unreachable, the task stalled), it is not trusted: the check
+//! asks the store itself, and fails closed (`503`) when the store cannot answer either; the copy
+//! recovers by itself at the next successful catch-up.
 //!
 //! **The rule**, given the copy's generation `g` of the user (the store's is `g` or more):
 //! a token of generation below `g` is void; of `g`, it stands; above `g` (minted after a reset
