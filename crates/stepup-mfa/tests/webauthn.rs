@@ -327,7 +327,10 @@ async fn a_registration_or_assertion_for_another_rp_id_is_refused(h: Harness) {
     // The refused registration and the refused assertion are both audited failures.
     assert_eq!(
         events(mfa, "ned", "mfa_failed").await,
-        [json!({"method": "webauthn_setup"}), json!({"method": "webauthn"})]
+        [
+            json!({"method": "webauthn_setup"}),
+            json!({"method": "webauthn"})
+        ]
     );
 }
 
