@@ -128,7 +128,7 @@ pub trait Factor: Send + Sync + 'static {
     }
 
     /// Finishes an enrollment with its first proof: activate the `pending` credential, or a new
-    /// one. A wrong proof is [`InvalidCode`](crate::InvalidCode): it counts against the user's
+    /// one. A wrong proof is [`InvalidCode`]: it counts against the user's
     /// attempt limit (not the factor's lock, as the factor is not enrolled yet).
     async fn finish_enrollment(
         &self,
@@ -167,7 +167,7 @@ pub trait Factor: Send + Sync + 'static {
     }
 
     /// Checks `proof` for the MFA step ([`FactorContext::challenge_id`]) against the user's
-    /// active `credentials` of this kind. A wrong proof is [`InvalidCode`](crate::InvalidCode).
+    /// active `credentials` of this kind. A wrong proof is [`InvalidCode`].
     /// The engine has already counted the attempt and checked the limits and the lock.
     async fn verify(
         &self,
