@@ -1,18 +1,20 @@
-//! HTTP load harness (SPEC §4: a protected route keeps ≥ 90% of an open route's throughput).
+//! HTTP load harness: a protected route of the demo keeps ≥ 95% of an open route's throughput.
 //!
-//! Serves an axum app in process on `127.0.0.1:0` (loopback only) and drives it over HTTP/1.1
-//! keep-alive with [`CONNECTIONS`] connections, each its own `hyper` client task with its own
-//! HS256 token (its own user), all sending the same headers:
+//! Serves **the demo's own router** (`examples/demo/app.rs`, built as `main.rs` builds it: its
+//! security headers, `authenticate()`, the revocation check on its routes, the engine's
+//! generation copy) in process on `127.0.0.1:0` (loopback only), over SQLite, and over PostgreSQL
+//! + Redis when `DATABASE_URL` and `REDIS_URL` are set, and drives it over HTTP/1.1 keep-alive
+//! with [`CONNECTIONS`] connections, each its own `hyper` client task with its own HS256 token
+//! (its own user), all sending the same headers:
 //!
-//! - (a) `GET /open`: the trivial handler, no layers;
-//! - (b) `GET /mfa`: the same handler behind `authenticate()` + `RequireMfa` (the verifier's
-//!   default cache of verified tokens);
-//! - (b0) `GET /mfa-full`: the same, with the cache disabled (`with_cache_capacity(0)`): a full
-//!   signature check and claims parse on every request;
+//! - (a) `GET /no-such-page` without a token: the demo's JSON 404, through every layer;
+//! - (b) `GET /api/me` with the token: `authenticate()` + the revocation check + the handler;
+//! - (b2) `GET /api/vault` with a phishing-resistant token: the same plus
+//!   `RequireAcr::level("phr").max_age(300 s)`;
 //! - (c) full MFA logins (password, then a TOTP code) through `StepUp`'s routes on a `MemoryStore`,
 //!   as in `benches/login.rs`, but over HTTP with concurrent clients.
 //!
-//! (a), (b) and (b0) run in alternating short rounds (the order rotating each round), so drift of
+//! (a), (b) and (b2) run in alternating short rounds (the order rotating each round), so drift of
 //! the shared machine hits them alike; each prints requests/s and p50/p99 latency, and (b)/(a).
 //! The headline ratio is the median of the per-round ratios (each between rounds run a second
 //! apart), which a change of the machine's speed in the middle of the run does not move.
@@ -32,7 +34,6 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::Router;
-use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -43,9 +44,8 @@ use stepup::clock::ManualClock;
 use stepup::mfa::totp::{TotpAlgorithm, TotpKey};
 use stepup::mfa::{ClientInfo, PasswordCheckFailed};
 use stepup::token::Grant;
-use stepup::{JwtIssuer, Keyring, MemoryStore, PasswordCheck, RequireMfa, StepUp, authenticate};
+use stepup::{JwtIssuer, Keyring, MemoryStore, PasswordCheck, StepUp};
 use tokio::net::TcpStream;
-use tower::ServiceBuilder;
 
 /// Keep-alive connections, one client task each.
 const CONNECTIONS: usize = 32;
@@ -61,29 +61,40 @@ const LOGIN_ROUNDS: usize = 3;
 const LOGIN_ROUND: Duration = Duration::from_secs(2);
 const T0: u64 = 1_800_000_000;
 
+#[path = "../examples/demo/app.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod app;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Route {
     Open,
-    Mfa,
-    MfaFull,
+    Me,
+    Vault,
 }
 
 impl Route {
-    const ALL: [Route; 3] = [Route::Open, Route::Mfa, Route::MfaFull];
+    const ALL: [Route; 3] = [Route::Open, Route::Me, Route::Vault];
 
     fn path(self) -> &'static str {
         match self {
-            Route::Open => "/open",
-            Route::Mfa => "/mfa",
-            Route::MfaFull => "/mfa-full",
+            Route::Open => "/no-such-page",
+            Route::Me => "/api/me",
+            Route::Vault => "/api/vault",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Route::Open => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
         }
     }
 
     fn label(self) -> &'static str {
         match self {
-            Route::Open => "(a)  open route",
-            Route::Mfa => "(b)  authenticate()+RequireMfa, cached verifier",
-            Route::MfaFull => "(b0) authenticate()+RequireMfa, cache disabled",
+            Route::Open => "(a)  the demo's 404, no token",
+            Route::Me => "(b)  /api/me: authenticate + revocation check",
+            Route::Vault => "(b2) /api/vault: + RequireAcr phr, max_age",
         }
     }
 }
@@ -126,35 +137,35 @@ impl Settings {
     }
 }
 
-async fn hello() -> &'static str {
-    "hello"
-}
+/// The secret of the demo's HS256 tokens in this harness.
+const JWT_SECRET: &[u8] = b"http load secret of thirty-two bytes+";
 
-/// The same handler on the three routes; the issuer of the tokens (b) and (b0) accept.
-fn app() -> (Router, JwtIssuer) {
-    let issuer = JwtIssuer::hs256(b"http load secret of thirty-two bytes+")
+/// The demo over `database` (and Redis for its ephemeral state), as `main.rs` builds it; the
+/// issuer of the tokens it accepts.
+async fn demo(
+    database: app::Database,
+    redis: Option<stepup_store_redis::RedisStore>,
+    clock: &ManualClock,
+) -> (Router, JwtIssuer) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = app::Secrets {
+        jwt_secret: JWT_SECRET.to_vec(),
+        seal_key_id: "k1".into(),
+        seal_key: vec![1; 32],
+        lookup_key: vec![2; 32],
+    };
+    let settings = app::Settings {
+        redis,
+        outbox_dir: Some(dir.keep()),
+        ..app::Settings::new(database, secrets, Arc::new(clock.clone()))
+    };
+    let router = app::build(settings).await.unwrap();
+    let issuer = JwtIssuer::hs256(JWT_SECRET)
         .unwrap()
-        .with_issuer("https://auth.load")
-        .with_audience("https://api.load")
-        .with_ttl(Duration::from_secs(3600));
-    let cached = issuer.verifier().build().unwrap();
-    let uncached = issuer.verifier().with_cache_capacity(0).build().unwrap();
-    let router = Router::new()
-        .route("/open", get(hello))
-        .merge(
-            Router::new().route("/mfa", get(hello)).route_layer(
-                ServiceBuilder::new()
-                    .layer(authenticate(cached))
-                    .layer(RequireMfa),
-            ),
-        )
-        .merge(
-            Router::new().route("/mfa-full", get(hello)).route_layer(
-                ServiceBuilder::new()
-                    .layer(authenticate(uncached))
-                    .layer(RequireMfa),
-            ),
-        );
+        .with_issuer(app::TOKEN_ISSUER)
+        .with_audience(app::TOKEN_ISSUER)
+        .with_ttl(Duration::from_secs(3600))
+        .with_clock(Arc::new(clock.clone()));
     (router, issuer)
 }
 
@@ -189,25 +200,26 @@ async fn connect(addr: SocketAddr) -> Sender {
 /// time on its keep-alive connection; the latency of each, in nanoseconds.
 async fn drive(
     mut sender: Sender,
-    path: &'static str,
-    bearer: HeaderValue,
+    route: Route,
+    bearer: Option<HeaderValue>,
     deadline: Instant,
 ) -> (Sender, Vec<u64>) {
     let mut latencies = Vec::with_capacity(16_384);
+    let path = route.path();
     while latencies.len() < MAX_REQUESTS_PER_ROUND && Instant::now() < deadline {
-        let request = Request::get(path)
-            .header(header::HOST, "127.0.0.1")
-            .header(header::AUTHORIZATION, bearer.clone())
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
+        if let Some(bearer) = &bearer {
+            request = request.header(header::AUTHORIZATION, bearer.clone());
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap();
         let start = Instant::now();
         sender.ready().await.unwrap();
         let response = sender.send_request(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         latencies.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
-        assert_eq!(status, StatusCode::OK, "{path}");
-        assert_eq!(&body[..], b"hello");
+        assert_eq!(status, route.status(), "{path}: {body:?}");
+        assert!(!body.is_empty());
     }
     (sender, latencies)
 }
@@ -228,7 +240,7 @@ async fn status_of(sender: &mut Sender, path: &str, bearer: Option<&HeaderValue>
 /// One round of `route` on every connection: (requests, wall time, latencies).
 async fn round(
     senders: &mut Vec<Sender>,
-    bearers: &[HeaderValue],
+    bearers: &Bearers,
     route: Route,
     length: Duration,
 ) -> (usize, Duration, Vec<u64>) {
@@ -236,8 +248,15 @@ async fn round(
     let deadline = start + length;
     let tasks: Vec<_> = senders
         .drain(..)
-        .zip(bearers)
-        .map(|(sender, bearer)| tokio::spawn(drive(sender, route.path(), bearer.clone(), deadline)))
+        .enumerate()
+        .map(|(n, sender)| {
+            let bearer = match route {
+                Route::Open => None,
+                Route::Me => Some(bearers.mfa[n].clone()),
+                Route::Vault => Some(bearers.phr[n].clone()),
+            };
+            tokio::spawn(drive(sender, route, bearer, deadline))
+        })
         .collect();
     let mut all = Vec::new();
     for task in tasks {
@@ -280,40 +299,110 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// Each connection's tokens: one at `mfa` for `/api/me`, one at `phr` for the vault.
+struct Bearers {
+    mfa: Vec<HeaderValue>,
+    phr: Vec<HeaderValue>,
+}
+
+/// The backends the harness runs on: SQLite always, PostgreSQL + Redis when both are set.
+async fn backends(
+    clock: &ManualClock,
+) -> Vec<(
+    &'static str,
+    app::Database,
+    Option<stepup_store_redis::RedisStore>,
+)> {
+    let shared: stepup::clock::SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}", dir.join("load.db").display());
+    let mut backends = vec![(
+        "SQLite",
+        app::Database::open(&url, shared.clone()).await.unwrap(),
+        None,
+    )];
+    if let (Ok(database), Ok(redis)) = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL")) {
+        let schema = format!("stepup_load_{}", std::process::id());
+        let store = stepup_store_postgres::PostgresStore::open_in_schema(
+            &database,
+            &schema,
+            shared.clone(),
+        )
+        .await
+        .unwrap();
+        let redis = stepup_store_redis::RedisStore::open_with_clock(&redis, shared)
+            .await
+            .unwrap()
+            .with_prefix(format!("{schema}:"));
+        backends.push((
+            "PostgreSQL + Redis",
+            app::Database::Postgres(store),
+            Some(redis),
+        ));
+    } else {
+        println!("PostgreSQL + Redis skipped: DATABASE_URL and REDIS_URL are not both set");
+    }
+    backends
+}
+
 async fn requests(settings: &Settings) {
-    let (router, issuer) = app();
+    let clock = ManualClock::at_unix(T0);
+    for (name, database, redis) in backends(&clock).await {
+        println!();
+        println!("== the demo's router on {name}");
+        requests_on(settings, database, redis, &clock).await;
+    }
+}
+
+async fn requests_on(
+    settings: &Settings,
+    database: app::Database,
+    redis: Option<stepup_store_redis::RedisStore>,
+    clock: &ManualClock,
+) {
+    let (router, issuer) = demo(database, redis, clock).await;
     let addr = serve(router.into_make_service_with_connect_info::<SocketAddr>()).await;
-    let bearers: Vec<HeaderValue> = (0..settings.connections)
-        .map(|n| {
-            let grant = Grant::new(format!("user-{n}"))
-                .acr("mfa")
-                .amr(["pwd", "otp"])
-                .scope("read write");
-            let token = issuer.issue(&grant).unwrap().access_token;
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
-        })
-        .collect();
+    let bearer = |grant: Grant| {
+        let token = issuer.issue(&grant).unwrap().access_token;
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+    };
+    let bearers = Bearers {
+        mfa: (0..settings.connections)
+            .map(|n| {
+                bearer(
+                    Grant::new(format!("user-{n}"))
+                        .acr("mfa")
+                        .amr(["pwd", "otp"]),
+                )
+            })
+            .collect(),
+        phr: (0..settings.connections)
+            .map(|n| bearer(Grant::new(format!("user-{n}")).acr("phr").amr(["hwk"])))
+            .collect(),
+    };
     let mut senders = Vec::new();
     for _ in 0..settings.connections {
         senders.push(connect(addr).await);
     }
 
-    // The protected routes do protect: no token, and a password-only token, are refused.
-    let password_only = issuer
-        .issue(&Grant::new("user-pwd").acr("pwd").amr(["pwd"]))
-        .unwrap()
-        .access_token;
-    let password_only = HeaderValue::from_str(&format!("Bearer {password_only}")).unwrap();
-    for path in [Route::Mfa.path(), Route::MfaFull.path()] {
-        for bearer in [None, Some(&password_only)] {
-            let status = status_of(&mut senders[0], path, bearer).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
-        }
+    // The protected routes do protect: no token is refused; a token of a user reset since is
+    // refused; a password-only token never opens the vault.
+    let password_only = bearer(Grant::new("user-pwd").acr("pwd").amr(["pwd"]));
+    for path in [Route::Me.path(), Route::Vault.path()] {
         assert_eq!(
-            status_of(&mut senders[0], path, Some(&bearers[0])).await,
-            StatusCode::OK
+            status_of(&mut senders[0], path, None).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
         );
     }
+    assert_eq!(
+        status_of(&mut senders[0], Route::Vault.path(), Some(&password_only)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_of(&mut senders[0], Route::Me.path(), Some(&bearers.mfa[0])).await,
+        StatusCode::OK
+    );
 
     // Warm-up: connections, allocator, the verifier's cache.
     for route in Route::ALL {
@@ -348,7 +437,7 @@ async fn requests(settings: &Settings) {
 
     println!();
     println!(
-        "{} keep-alive connections, {} rounds x {:?} per route, HTTP/1.1 on loopback, HS256",
+        "{} keep-alive connections, {} rounds x {:?} per route, HTTP/1.1 on loopback, HS256, the demo's router",
         settings.connections, settings.rounds, settings.round
     );
     println!(
@@ -375,7 +464,7 @@ async fn requests(settings: &Settings) {
         ratios.iter().copied().fold(0.0, f64::max),
     );
     println!(
-        "(b0)/(a): {:.3} over all rounds; per round: median {:.3}, min {:.3}, max {:.3}",
+        "(b2)/(a): {:.3} over all rounds; per round: median {:.3}, min {:.3}, max {:.3}",
         tallies[2].rate() / open_rate,
         median(ratios_full.clone()),
         ratios_full.iter().copied().fold(f64::INFINITY, f64::min),
