@@ -310,6 +310,15 @@ impl Http {
         Self::read(request).await
     }
 
+    /// `DELETE base+path`.
+    pub async fn delete(&self, base: &str, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.client.delete(format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Self::read(request).await
+    }
+
     /// Registers `email` with [`PASSWORD`].
     pub async fn register(&self, base: &str, email: &str) {
         let answer = self
