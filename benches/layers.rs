@@ -1,5 +1,5 @@
 #![allow(missing_docs)]
-//! Cost of the step-up middleware (SPEC §4): the `RequireAcr` check alone, and `authenticate()` +
+//! Cost of the step-up middleware: the `RequireAcr` check alone, and `authenticate()` +
 //! `RequireMfa` on one request against the bare `jsonwebtoken` decode of the same token, per algorithm.
 //!
 //! Per algorithm: `bare_decode` (the baseline), `verify` (stepup's verifier alone), `no_layers`

@@ -1,4 +1,4 @@
-//! Memory at scale (SPEC §4): one million pending challenges in a `MemoryStore`, made by the
+//! Memory at scale: one million pending challenges in a `MemoryStore`, made by the
 //! engine itself (`Mfa::start_challenge`: the `mfa_token:` key and the ticket it stores), and the
 //! process's resident size before and after.
 //!

@@ -1,4 +1,4 @@
-//! The demo's HTTP contract (SPEC §2), end to end over a real socket, on a SQLite file, with the
+//! The demo's HTTP contract, end to end over a real socket, on a SQLite file, with the
 //! clock in the test's hands.
 
 mod demo_support;

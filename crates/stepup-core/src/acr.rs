@@ -1,7 +1,7 @@
 //! Authentication levels (`acr`), methods (`amr`) and the requirement a route places on them.
 //!
 //! This module is the one place where "is this caller authenticated strongly and recently enough?"
-//! is decided (SPEC §1). The tower layers and extractors only carry its verdict over HTTP.
+//! is decided. The tower layers and extractors only carry its verdict over HTTP.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
