@@ -2,10 +2,10 @@
 //!
 //! Serves **the demo's own router** (`examples/demo/app.rs`, built as `main.rs` builds it: its
 //! security headers, `authenticate()`, the revocation check on its routes, the engine's
-//! generation copy) in process on `127.0.0.1:0` (loopback only), over SQLite, and over PostgreSQL
-//! + Redis when `DATABASE_URL` and `REDIS_URL` are set, and drives it over HTTP/1.1 keep-alive
-//! with [`CONNECTIONS`] connections, each its own `hyper` client task with its own HS256 token
-//! (its own user), all sending the same headers:
+//! generation copy) in process on `127.0.0.1:0` (loopback only), over SQLite, and over
+//! PostgreSQL and Redis when `DATABASE_URL` and `REDIS_URL` are set, and drives it over HTTP/1.1
+//! keep-alive with [`CONNECTIONS`] connections, each its own `hyper` client task with its own
+//! HS256 token (its own user), all sending the same headers:
 //!
 //! - (a) `GET /no-such-page` without a token: the demo's JSON 404, through every layer;
 //! - (b) `GET /api/me` with the token: `authenticate()` + the revocation check + the handler;
