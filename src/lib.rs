@@ -48,7 +48,7 @@
 
 pub use stepup_core::token::{JwtIssuer, JwtVerifier, SigningKey, VerifyingKey};
 pub use stepup_core::{AcrRequirement, AuthContext, AuthRejection, Error};
-pub use stepup_tower::{RequireAcr, RequireMfa, authenticate};
+pub use stepup_tower::{RequireAcr, RequireMfa, RequireScope, authenticate};
 
 #[cfg(feature = "routes")]
 #[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
@@ -79,6 +79,20 @@ pub mod profile {
     pub use stepup_core::profile::*;
 }
 
+/// RFC 9728 protected-resource metadata: the document, its URL (named in every challenge by
+/// `authenticate(…).with_resource_metadata(…)`), and the services that serve it.
+pub mod resource {
+    pub use stepup_core::resource::*;
+    pub use stepup_tower::resource_metadata::{
+        ResourceMetadataLayer, ResourceMetadataService, ServeResourceMetadata,
+    };
+}
+
+/// Refusals as gRPC statuses (the layers answer gRPC calls this way).
+pub mod grpc {
+    pub use stepup_core::grpc::*;
+}
+
 /// The injected clock.
 pub mod clock {
     pub use stepup_core::clock::*;
@@ -102,7 +116,9 @@ pub mod policy {
 
 /// The tower layers, one module each, and the RFC 6750 / RFC 9470 rejections.
 pub mod middleware {
-    pub use stepup_core::{StepUpChallenge, StepUpReason, TokenError};
+    pub use stepup_core::{
+        ResourceMetadataUrl, ScopeChallenge, StepUpChallenge, StepUpReason, TokenError,
+    };
     pub use stepup_tower::*;
 }
 

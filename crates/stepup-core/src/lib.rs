@@ -1,6 +1,7 @@
 //! The framework-free core of stepup: who the caller is ([`AuthContext`]), how strongly they must
 //! have authenticated ([`AcrLevels`], [`AcrRequirement`]), the injected [`clock`], access
-//! [`token`]s, and the RFC 6750 / RFC 9470 [`AuthRejection`].
+//! [`token`]s, the RFC 6750 / RFC 9470 [`AuthRejection`] (also as a [`grpc`] status), and the
+//! RFC 9728 [`resource`] metadata its challenges point to.
 //!
 //! ```
 //! use std::time::Duration;
@@ -23,9 +24,11 @@ mod error;
 pub mod error_body;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod grpc;
 pub mod policy;
 pub mod profile;
 mod rejection;
+pub mod resource;
 pub mod token;
 pub mod tokens;
 
@@ -34,4 +37,4 @@ pub use acr::{
 };
 pub use context::{AuthContext, AuthContextBuilder};
 pub use error::{Error, TokenError};
-pub use rejection::AuthRejection;
+pub use rejection::{AuthRejection, ResourceMetadataUrl, ScopeChallenge};

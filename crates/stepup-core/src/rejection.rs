@@ -1,15 +1,21 @@
-//! The HTTP answer to a request that is not authenticated well enough (RFC 6750 and RFC 9470).
+//! The HTTP answer to a request that is not authenticated well enough (RFC 6750, RFC 9470), the
+//! `resource_metadata` parameter of RFC 9728 every challenge can carry, and the same refusals as
+//! gRPC statuses.
+
+use std::sync::Arc;
 
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
-use crate::TokenError;
 use crate::acr::{ChallengeDialect, StepUpChallenge};
+use crate::grpc::{GrpcCode, GrpcStatus, is_grpc_request};
+use crate::{Error, TokenError};
 
-/// Why a request was refused before reaching its handler: a `401`, except a step-up answered in a
-/// provider dialect that has none (`403`) and a token that cannot be judged because no key set of
-/// its issuer could be loaded ([`TokenError::KeysUnavailable`], `503`: fail closed).
+/// Why a request was refused before reaching its handler: a `401`, except a missing scope
+/// (`403 insufficient_scope`), a step-up answered in a provider dialect that has none (`403`) and
+/// a token that cannot be judged because no key set of its issuer could be loaded
+/// ([`TokenError::KeysUnavailable`], `503`: fail closed).
 ///
 /// ```
 /// use stepup_core::{AuthRejection, StepUpChallenge, StepUpReason};
@@ -36,14 +42,37 @@ pub enum AuthRejection {
     /// The caller must authenticate again, more strongly or more recently:
     /// `error="insufficient_user_authentication"` with `acr_values` and `max_age`.
     StepUpRequired(StepUpChallenge),
+    /// The token does not grant a scope the request needs (RFC 6750 §3.1): `403`,
+    /// `error="insufficient_scope"` with `scope`.
+    InsufficientScope(ScopeChallenge),
+}
+
+/// The content of an `insufficient_scope` refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopeChallenge {
+    /// Every scope the request needs, space-separated (not only the missing ones: a client asks
+    /// for this set when it authorizes again).
+    pub scope: String,
+}
+
+impl ScopeChallenge {
+    /// A refusal naming the space-separated `scope` the request needs.
+    pub fn new(scope: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+        }
+    }
 }
 
 impl AuthRejection {
-    /// The status code: `401 Unauthorized`; `403 Forbidden` for a step-up the caller's provider
-    /// cannot be asked for; `503 Service Unavailable` when the token's keys cannot be loaded.
+    /// The status code: `401 Unauthorized`; `403 Forbidden` for a missing scope and for a step-up
+    /// the caller's provider cannot be asked for; `503 Service Unavailable` when the token's keys
+    /// cannot be loaded.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidToken(TokenError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::StepUpRequired(challenge) if challenge.dialect == ChallengeDialect::Forbidden => {
                 StatusCode::FORBIDDEN
             }
@@ -62,6 +91,7 @@ impl AuthRejection {
                 ..
             }) => "insufficient_claims",
             Self::StepUpRequired(_) => "insufficient_user_authentication",
+            Self::InsufficientScope(_) => "insufficient_scope",
         }
     }
 
@@ -71,14 +101,23 @@ impl AuthRejection {
             Self::MissingToken => "a bearer access token is required",
             Self::InvalidToken(error) => error.description(),
             Self::StepUpRequired(challenge) => challenge.reason.description(),
+            Self::InsufficientScope(_) => {
+                "the access token does not grant a scope this request needs"
+            }
         }
     }
 
-    /// The `WWW-Authenticate` header value (empty for the `403` and `503` answers, which carry
-    /// none).
+    /// The `WWW-Authenticate` header value (empty for the plain `403` of a provider without a
+    /// challenge and for the `503`, which carry none).
     pub fn www_authenticate(&self) -> String {
         match self {
             Self::MissingToken => "Bearer".to_owned(),
+            Self::InsufficientScope(challenge) => format!(
+                "Bearer error=\"{}\", error_description=\"{}\", scope=\"{}\"",
+                self.error_code(),
+                self.description(),
+                quoted_string_content(&challenge.scope)
+            ),
             Self::InvalidToken(TokenError::KeysUnavailable) => String::new(),
             Self::StepUpRequired(StepUpChallenge {
                 dialect: ChallengeDialect::Forbidden,
@@ -118,9 +157,13 @@ impl AuthRejection {
         }
     }
 
-    /// The JSON body: `{"error", "error_description"}`, plus `acr_values` and `max_age` for a step-up.
+    /// The JSON body: `{"error", "error_description"}`, plus `acr_values` and `max_age` for a
+    /// step-up, `scope` for a missing scope.
     pub fn body(&self) -> String {
         let mut body = crate::error_body::error_object(self.error_code(), self.description());
+        if let Self::InsufficientScope(challenge) = self {
+            body.insert("scope".into(), challenge.scope.clone().into());
+        }
         if let Self::StepUpRequired(challenge) = self {
             body.insert("acr_values".into(), challenge.acr_values.clone().into());
             if let Some(max_age) = challenge.max_age {
@@ -149,6 +192,295 @@ impl AuthRejection {
         }
         response
     }
+
+    /// The answer to a request with these headers: [`to_grpc_response`](Self::to_grpc_response)
+    /// for a gRPC call ([`is_grpc_request`]), else [`to_response`](Self::to_response).
+    pub fn to_response_for(&self, request_headers: &HeaderMap) -> Response<String> {
+        if is_grpc_request(request_headers) {
+            self.to_grpc_response()
+        } else {
+            self.to_response()
+        }
+    }
+
+    /// The same refusal as a gRPC status (see [`crate::grpc`]): `UNAUTHENTICATED` (16) where
+    /// HTTP says `401`, `PERMISSION_DENIED` (7) for `403`, `UNAVAILABLE` (14) for `503`; the
+    /// message is the description followed by the challenge's parameters (`acr_values`,
+    /// `max_age`, `scope`), the details a `google.rpc.ErrorInfo` whose reason is the error code
+    /// in capitals and whose metadata holds the same parameters.
+    pub fn grpc_status(&self) -> GrpcStatus {
+        let code = match self.status() {
+            StatusCode::FORBIDDEN => GrpcCode::PermissionDenied,
+            StatusCode::SERVICE_UNAVAILABLE => GrpcCode::Unavailable,
+            _ => GrpcCode::Unauthenticated,
+        };
+        let mut parameters: Vec<(&str, String)> = Vec::new();
+        match self {
+            Self::StepUpRequired(challenge) => {
+                parameters.push(("acr_values", challenge.acr_values.clone()));
+                if let Some(max_age) = challenge.max_age {
+                    parameters.push(("max_age", max_age.to_string()));
+                }
+                if let Some(claims) = &challenge.claims_challenge {
+                    parameters.push(("claims", claims.claims.clone()));
+                }
+            }
+            Self::InsufficientScope(challenge) => {
+                parameters.push(("scope", challenge.scope.clone()));
+            }
+            _ => {}
+        }
+        let mut message = self.description().to_owned();
+        for (index, (key, value)) in parameters.iter().enumerate() {
+            message.push_str(if index == 0 { ": " } else { ", " });
+            message.push_str(&format!("{key}=\"{}\"", quoted_string_content(value)));
+        }
+        let mut status = GrpcStatus::new(code, message)
+            .with_reason(self.error_code().to_ascii_uppercase())
+            .with_metadata("error", self.error_code());
+        for (key, value) in parameters {
+            status = status.with_metadata(key, value);
+        }
+        status
+    }
+
+    /// The gRPC answer: [`grpc_status`](Self::grpc_status) as a trailers-only response, with
+    /// the same `WWW-Authenticate` as over HTTP.
+    pub fn to_grpc_response(&self) -> Response<String> {
+        let mut response = self.grpc_status().to_response();
+        let challenge = self.www_authenticate();
+        if !challenge.is_empty() {
+            let challenge = HeaderValue::from_str(&challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+/// The URL of a protected resource's metadata (RFC 9728 §5.1), named as
+/// `resource_metadata="…"` in the resource's `WWW-Authenticate` challenges so that a client
+/// (an MCP client, say) finds the authorization server from a `401` alone. Cheap to clone.
+///
+/// ```
+/// use stepup_core::ResourceMetadataUrl;
+///
+/// let url = ResourceMetadataUrl::new("https://api.example.com/.well-known/oauth-protected-resource")?;
+/// assert_eq!(
+///     url.add_to_challenge("Bearer error=\"invalid_token\", error_description=\"…\"").unwrap(),
+///     "Bearer error=\"invalid_token\", error_description=\"…\", \
+///      resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+/// );
+/// assert_eq!(
+///     url.add_to_challenge("Bearer").unwrap(),
+///     "Bearer resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+/// );
+/// # Ok::<(), stepup_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResourceMetadataUrl {
+    url: Arc<str>,
+}
+
+impl ResourceMetadataUrl {
+    /// Checks `url`: an absolute `https` URL (plain `http` only to a loopback host, for
+    /// development), visible ASCII without `"`, `\\` or a fragment.
+    pub fn new(url: impl Into<String>) -> Result<Self, Error> {
+        let url = url.into();
+        check_url(&url)?;
+        Ok(Self { url: url.into() })
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// `challenge` with `resource_metadata="<url>"` added, when it is a `Bearer` challenge that
+    /// names none yet: at the end of the Bearer challenge's parameters (after the scheme alone
+    /// when it has none). `None` for another scheme, a challenge that already names a
+    /// `resource_metadata`, or one that cannot take parameters (a token68).
+    pub fn add_to_challenge(&self, challenge: &str) -> Option<String> {
+        let (end, has_parameters) = bearer_parameters_end(challenge)?;
+        let (head, tail) = challenge.split_at(end);
+        let separator = if has_parameters { ", " } else { " " };
+        Some(format!(
+            "{head}{separator}resource_metadata=\"{}\"{tail}",
+            self.url
+        ))
+    }
+
+    /// Adds the parameter to every `WWW-Authenticate` Bearer challenge in `headers` that lacks
+    /// one (see [`add_to_challenge`](Self::add_to_challenge)); other values stay as they are.
+    pub fn add_to_headers(&self, headers: &mut HeaderMap) {
+        if !headers.contains_key(WWW_AUTHENTICATE) {
+            return;
+        }
+        let values: Vec<HeaderValue> = headers.get_all(WWW_AUTHENTICATE).iter().cloned().collect();
+        let mut changed = false;
+        let values: Vec<HeaderValue> = values
+            .into_iter()
+            .map(|value| {
+                let added = value
+                    .to_str()
+                    .ok()
+                    .and_then(|text| self.add_to_challenge(text))
+                    .and_then(|text| HeaderValue::from_str(&text).ok());
+                changed |= added.is_some();
+                added.unwrap_or(value)
+            })
+            .collect();
+        if !changed {
+            return;
+        }
+        headers.remove(WWW_AUTHENTICATE);
+        for value in values {
+            headers.append(WWW_AUTHENTICATE, value);
+        }
+    }
+}
+
+impl std::fmt::Debug for ResourceMetadataUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ResourceMetadataUrl")
+            .field(&self.url)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for ResourceMetadataUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// An absolute `https` URL (or `http` to a loopback host) of visible ASCII, with no character
+/// that needs escaping in a quoted-string and no fragment.
+pub(crate) fn check_url(url: &str) -> Result<(), Error> {
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = match host.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => host,
+            _ => host,
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(Error::Config(
+                "a resource URL must be https (plain http only to a loopback host)",
+            ));
+        }
+        rest
+    } else {
+        return Err(Error::Config(
+            "a resource URL must be https (plain http only to a loopback host)",
+        ));
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err(Error::Config(
+            "a resource URL needs a host (and no user info)",
+        ));
+    }
+    if !url
+        .bytes()
+        .all(|byte| byte.is_ascii_graphic() && byte != b'"' && byte != b'\\')
+    {
+        return Err(Error::Config(
+            "a resource URL must be visible ASCII without quotes or backslashes",
+        ));
+    }
+    if url.contains('#') {
+        return Err(Error::Config("a resource URL has no fragment"));
+    }
+    Ok(())
+}
+
+/// Where a `resource_metadata` parameter goes in `challenge`, and whether the Bearer challenge
+/// has parameters before it: the end of the first challenge's parameters, when that challenge is
+/// `Bearer`, takes parameters, and names no `resource_metadata` yet (RFC 9110 §11.3 syntax).
+fn bearer_parameters_end(challenge: &str) -> Option<(usize, bool)> {
+    let bytes = challenge.as_bytes();
+    let start = skip_spaces(bytes, 0);
+    let scheme_end = start + token_len(&bytes[start..]);
+    if !challenge[start..scheme_end].eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let first = skip_spaces(bytes, scheme_end);
+    match bytes.get(first) {
+        // `Bearer` alone, or followed by another challenge.
+        None | Some(b',') => return Some((scheme_end, false)),
+        _ if first == scheme_end => return None,
+        _ => {}
+    }
+    let mut at = first;
+    let mut end = scheme_end;
+    loop {
+        // auth-param = token BWS "=" BWS ( token / quoted-string )
+        let name_end = at + token_len(&bytes[at..]);
+        let equals = skip_spaces(bytes, name_end);
+        if name_end == at || bytes.get(equals) != Some(&b'=') {
+            // A token68 right after the scheme takes no parameters; anything later is the
+            // scheme of the next challenge, which ends Bearer's parameters.
+            return (at != first).then_some((end, true));
+        }
+        if challenge[at..name_end].eq_ignore_ascii_case("resource_metadata") {
+            return None;
+        }
+        at = skip_spaces(bytes, equals + 1);
+        if bytes.get(at) == Some(&b'"') {
+            at += 1;
+            loop {
+                match bytes.get(at)? {
+                    b'\\' => at += 2,
+                    b'"' => break,
+                    _ => at += 1,
+                }
+            }
+            at += 1;
+        } else {
+            let value_len = token_len(&bytes[at..]);
+            if value_len == 0 {
+                return None;
+            }
+            at += value_len;
+        }
+        end = at;
+        at = skip_spaces(bytes, at);
+        match bytes.get(at) {
+            None => return Some((end, true)),
+            Some(b',') => {
+                // Empty list elements are allowed: `a=b, , c=d`.
+                while matches!(bytes.get(at), Some(b',' | b' ' | b'\t')) {
+                    at += 1;
+                }
+                if at == bytes.len() {
+                    return Some((end, true));
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+}
+
+fn skip_spaces(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    at
+}
+
+/// The length of the RFC 9110 token at the start of `bytes`.
+fn token_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte))
+        .count()
 }
 
 impl std::fmt::Display for AuthRejection {
@@ -198,6 +530,138 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .contains("insufficient_user_authentication")
+        );
+    }
+
+    const URL: &str = "https://api.example.com/.well-known/oauth-protected-resource";
+
+    fn url() -> ResourceMetadataUrl {
+        ResourceMetadataUrl::new(URL).unwrap()
+    }
+
+    #[test]
+    fn resource_metadata_joins_the_bearer_challenge_wherever_it_ends() {
+        let parameter = format!("resource_metadata=\"{URL}\"");
+        for (challenge, expected) in [
+            ("Bearer".to_owned(), format!("Bearer {parameter}")),
+            ("bearer  ".to_owned(), format!("bearer {parameter}  ")),
+            (
+                r#"Bearer error="invalid_token", error_description="the token has expired""#
+                    .to_owned(),
+                format!(
+                    r#"Bearer error="invalid_token", error_description="the token has expired", {parameter}"#
+                ),
+            ),
+            (
+                r#"Bearer realm=api, error="a\"b,c""#.to_owned(),
+                format!(r#"Bearer realm=api, error="a\"b,c", {parameter}"#),
+            ),
+            (
+                r#"Bearer error="x", DPoP algs="ES256""#.to_owned(),
+                format!(r#"Bearer error="x", {parameter}, DPoP algs="ES256""#),
+            ),
+            (
+                r#"Bearer, DPoP algs="ES256""#.to_owned(),
+                format!(r#"Bearer {parameter}, DPoP algs="ES256""#),
+            ),
+        ] {
+            assert_eq!(
+                url().add_to_challenge(&challenge).as_deref(),
+                Some(expected.as_str()),
+                "{challenge}"
+            );
+        }
+        for untouched in [
+            "Basic realm=\"x\"",
+            "DPoP algs=\"ES256\", Bearer",
+            "Bearerx",
+            "Bearer abc==",
+            "Bearer error=\"unterminated",
+            "Bearer resource_metadata=\"https://elsewhere.example\"",
+            "Bearer error=\"x\", Resource_Metadata=\"https://elsewhere.example\"",
+            "",
+        ] {
+            assert_eq!(url().add_to_challenge(untouched), None, "{untouched}");
+        }
+    }
+
+    #[test]
+    fn every_bearer_header_value_gets_the_parameter_once() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"x\""),
+        );
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        url().add_to_headers(&mut headers);
+        url().add_to_headers(&mut headers);
+        let values: Vec<&str> = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect();
+        let expected = format!("Bearer resource_metadata=\"{URL}\"");
+        assert_eq!(values, ["Basic realm=\"x\"", expected.as_str()]);
+    }
+
+    #[test]
+    fn a_missing_scope_is_a_403_naming_every_scope_needed() {
+        let rejection =
+            AuthRejection::InsufficientScope(ScopeChallenge::new("vault:read vault:write"));
+        assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            rejection.www_authenticate(),
+            "Bearer error=\"insufficient_scope\", \
+             error_description=\"the access token does not grant a scope this request needs\", \
+             scope=\"vault:read vault:write\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&rejection.body()).unwrap(),
+            serde_json::json!({
+                "error": "insufficient_scope",
+                "error_description": "the access token does not grant a scope this request needs",
+                "scope": "vault:read vault:write",
+            })
+        );
+    }
+
+    #[test]
+    fn a_grpc_refusal_is_a_trailers_only_status_with_the_same_challenge() {
+        let rejection = AuthRejection::StepUpRequired(StepUpChallenge::new(
+            "mfa",
+            Some(300),
+            StepUpReason::LevelTooLow,
+        ));
+        let mut request = HeaderMap::new();
+        request.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        let response = rejection.to_response_for(&request);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), "");
+        let headers = response.headers();
+        assert_eq!(headers[CONTENT_TYPE], "application/grpc");
+        assert_eq!(headers["grpc-status"], "16");
+        assert_eq!(
+            headers["grpc-message"],
+            "a%20stronger%20authentication%20level%20is%20required:%20acr_values=\"mfa\",%20max_age=\"300\""
+        );
+        assert_eq!(headers[WWW_AUTHENTICATE], rejection.www_authenticate());
+        assert!(headers.contains_key("grpc-status-details-bin"));
+
+        let scope = AuthRejection::InsufficientScope(ScopeChallenge::new("a"));
+        assert_eq!(scope.grpc_status().code(), GrpcCode::PermissionDenied);
+        let keys = AuthRejection::InvalidToken(TokenError::KeysUnavailable);
+        assert_eq!(keys.grpc_status().code(), GrpcCode::Unavailable);
+        assert!(
+            !keys
+                .to_grpc_response()
+                .headers()
+                .contains_key(WWW_AUTHENTICATE)
+        );
+        assert_eq!(
+            AuthRejection::MissingToken
+                .to_response_for(&HeaderMap::new())
+                .status(),
+            StatusCode::UNAUTHORIZED
         );
     }
 }

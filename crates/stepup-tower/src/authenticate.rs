@@ -3,7 +3,16 @@
 //! - no bearer credentials: the request passes on with no context (routes that need one answer
 //!   `401 WWW-Authenticate: Bearer` through [`RequireAcr`](crate::RequireAcr) or the extractor);
 //! - a bearer token that does not verify, or a malformed header: `401` with
-//!   `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body.
+//!   `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body (for a gRPC call, the
+//!   status `UNAUTHENTICATED` with the same challenge: see [`stepup_core::grpc`]).
+//!
+//! **Resource metadata (RFC 9728).** With
+//! [`with_resource_metadata`](AuthenticateLayer::with_resource_metadata), every Bearer challenge
+//! that leaves this layer names the resource's metadata, `resource_metadata="<url>"`, whoever
+//! wrote it: this layer's `401`s, [`RequireAcr`](crate::RequireAcr) / `RequireMfa`'s RFC 9470
+//! `401`, [`RequireScope`](crate::RequireScope)'s `403`, [`RejectRevoked`](crate::RejectRevoked),
+//! the `AuthContext` extractor's `401` and your handlers' own. One setting, on the layer every
+//! protected request passes: no inner layer can forget it.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -33,8 +42,9 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response};
+use stepup_core::grpc::is_grpc_request;
 use stepup_core::token::{JwtVerifier, MAX_TOKEN_LEN};
-use stepup_core::{AuthContext, AuthRejection, TokenError};
+use stepup_core::{AuthContext, AuthRejection, ResourceMetadataUrl, TokenError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -49,12 +59,38 @@ pub fn authenticate(verifier: JwtVerifier) -> AuthenticateLayer {
 #[derive(Debug, Clone)]
 pub struct AuthenticateLayer {
     verifier: JwtVerifier,
+    resource_metadata: Option<ResourceMetadataUrl>,
 }
 
 impl AuthenticateLayer {
     /// Authenticates requests with `verifier`.
     pub fn new(verifier: JwtVerifier) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            resource_metadata: None,
+        }
+    }
+
+    /// Names the resource's RFC 9728 metadata in every Bearer challenge answered through this
+    /// layer, `resource_metadata="<url>"` (see the [module docs](self)); the URL is
+    /// [`ProtectedResourceMetadata::metadata_url`](stepup_core::resource::ProtectedResourceMetadata::metadata_url),
+    /// served by [`resource_metadata`](crate::resource_metadata).
+    ///
+    /// ```
+    /// use stepup_core::resource::ProtectedResourceMetadata;
+    /// use stepup_core::token::{JwtIssuer, SigningKey};
+    /// use stepup_tower::authenticate;
+    ///
+    /// let metadata = ProtectedResourceMetadata::new("https://api.example.com")?
+    ///     .with_authorization_server("https://auth.example.com");
+    /// let issuer = JwtIssuer::new(SigningKey::hs256(b"an example secret of at least 32 bytes")?);
+    /// let layer = authenticate(issuer.verifier().build()?)
+    ///     .with_resource_metadata(metadata.metadata_url());
+    /// # Ok::<(), stepup_core::Error>(())
+    /// ```
+    pub fn with_resource_metadata(mut self, url: ResourceMetadataUrl) -> Self {
+        self.resource_metadata = Some(url);
+        self
     }
 }
 
@@ -65,6 +101,7 @@ impl<S> Layer<S> for AuthenticateLayer {
         Authenticate {
             inner,
             verifier: self.verifier.clone(),
+            resource_metadata: self.resource_metadata.clone(),
         }
     }
 }
@@ -74,6 +111,7 @@ impl<S> Layer<S> for AuthenticateLayer {
 pub struct Authenticate<S> {
     inner: S,
     verifier: JwtVerifier,
+    resource_metadata: Option<ResourceMetadataUrl>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
@@ -100,10 +138,13 @@ where
             Ok(None) => {}
             Err(error) => {
                 tracing::debug!(reason = %error, "bearer token refused");
-                return ResponseFuture::rejected(AuthRejection::InvalidToken(error));
+                let grpc = is_grpc_request(request.headers());
+                return ResponseFuture::rejected(AuthRejection::InvalidToken(error), grpc)
+                    .with_resource_metadata(self.resource_metadata.clone());
             }
         }
         ResponseFuture::inner(self.inner.call(request))
+            .with_resource_metadata(self.resource_metadata.clone())
     }
 }
 

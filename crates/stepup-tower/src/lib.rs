@@ -3,6 +3,10 @@
 //! - [`authenticate()`]: bearer token → [`AuthContext`](stepup_core::AuthContext) in the request
 //!   extensions, or `401 invalid_token`;
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
+//! - [`RequireScope`]: per-route scopes, answering `403 insufficient_scope`;
+//! - [`resource_metadata`]: the RFC 9728 protected-resource metadata, served
+//!   ([`ResourceMetadataService`], [`ResourceMetadataLayer`]) and named in every challenge
+//!   ([`AuthenticateLayer::with_resource_metadata`]);
 //! - [`ResolveClientAddr`] / [`RateLimit`]: the client's address (believing trusted proxies only)
 //!   and a per-client request ceiling, answering `429`;
 //! - [`RememberedDevicesLayer`]: the remembered-device cookie → [`TrustedDevice`];
@@ -13,7 +17,9 @@
 //! stepup's engine implements.
 //!
 //! The layers that answer wrap the inner response body in [`ResponseBody`], so they work with any
-//! body type.
+//! body type. A gRPC call (`content-type: application/grpc…`) is refused with a gRPC status
+//! instead of an HTTP status (see [`stepup_core::grpc`]), so the same layers protect a tonic
+//! service.
 //!
 //! ```
 //! use axum::{Router, routing::{delete, get}};
@@ -33,6 +39,8 @@ pub mod client_addr;
 pub mod rate_limit;
 pub mod remembered_device;
 pub mod require_acr;
+pub mod require_scope;
+pub mod resource_metadata;
 mod response;
 pub mod revocation;
 
@@ -47,6 +55,11 @@ pub use remembered_device::{
     device_cookie, device_token,
 };
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
+pub use require_scope::{RequireScope, RequireScopeService};
+pub use resource_metadata::{
+    ProtectedResourceMetadata, ResourceMetadataLayer, ResourceMetadataService,
+    ServeResourceMetadata,
+};
 pub use response::{ResponseBody, ResponseFuture};
 pub use revocation::{RejectRevoked, RejectRevokedLayer};
 pub use stepup_core::policy::{DeviceVouching, RequestCeiling, RevocationCheck};

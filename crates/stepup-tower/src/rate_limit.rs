@@ -229,6 +229,7 @@ where
             .extensions()
             .get::<ClientAddr>()
             .map(|ClientAddr(ip)| *ip);
+        let grpc = stepup_core::grpc::is_grpc_request(request.headers());
         Box::pin(async move {
             let admission = config
                 .counters
@@ -241,25 +242,33 @@ where
                     .map(|response| response.map(ResponseBody::from_inner)),
                 Ok(Admission::Limited { retry_after }) => {
                     tracing::debug!(limit = config.name, "rate limit exceeded");
-                    Ok(too_many_requests(retry_after))
+                    Ok(too_many_requests(retry_after, grpc))
                 }
                 Err(error) => {
                     tracing::warn!(limit = config.name, %error, "rate limit policy failed; refusing");
-                    Ok(crate::response::temporarily_unavailable())
+                    Ok(crate::response::temporarily_unavailable(grpc))
                 }
             }
         })
     }
 }
 
-/// `429` with `Retry-After` set to the window (whole seconds, rounded up).
-fn too_many_requests<B>(window: Duration) -> Response<ResponseBody<B>> {
+/// `429` with `Retry-After` set to the window (whole seconds, rounded up); for a gRPC call, the
+/// status `RESOURCE_EXHAUSTED` with the same `Retry-After`.
+fn too_many_requests<B>(window: Duration, grpc: bool) -> Response<ResponseBody<B>> {
+    use stepup_core::grpc::{GrpcCode, GrpcStatus};
+
     let seconds = stepup_core::error_body::retry_after_seconds(window);
-    let mut response = rejection(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        "too many requests; retry later",
-    );
+    let (code, description) = ("too_many_requests", "too many requests; retry later");
+    let mut response = if grpc {
+        GrpcStatus::new(GrpcCode::ResourceExhausted, description)
+            .with_reason(code.to_ascii_uppercase())
+            .with_metadata("error", code)
+            .to_response()
+            .map(ResponseBody::from_rejection)
+    } else {
+        rejection(StatusCode::TOO_MANY_REQUESTS, code, description)
+    };
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -286,12 +295,16 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
-        let response = too_many_requests::<String>(Duration::from_millis(1500));
+        let response = too_many_requests::<String>(Duration::from_millis(1500), false);
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[RETRY_AFTER], "2");
-        let response = too_many_requests::<String>(Duration::from_secs(300));
+        let response = too_many_requests::<String>(Duration::from_secs(300), false);
         assert_eq!(response.headers()[RETRY_AFTER], "300");
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let response = too_many_requests::<String>(Duration::from_secs(300), true);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["grpc-status"], "8");
+        assert_eq!(response.headers()[RETRY_AFTER], "300");
     }
 
     struct Never;

@@ -11,7 +11,10 @@
 //! ```
 //!
 //! A request without an [`AuthContext`] (no `authenticate()` layer outside, or no token) gets
-//! `401 WWW-Authenticate: Bearer`.
+//! `401 WWW-Authenticate: Bearer`. A gRPC call gets the same refusals as the status
+//! `UNAUTHENTICATED` (see [`stepup_core::grpc`]); `authenticate()`'s
+//! [`with_resource_metadata`](crate::AuthenticateLayer::with_resource_metadata) adds
+//! `resource_metadata="…"` to these challenges.
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,6 +35,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use stepup_core::grpc::is_grpc_request;
 use stepup_core::{AcrRequirement, AuthContext, AuthRejection};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -148,7 +152,7 @@ where
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(rejection) => {
                 tracing::debug!(reason = rejection.description(), "step-up required");
-                ResponseFuture::rejected(rejection)
+                ResponseFuture::rejected(rejection, is_grpc_request(request.headers()))
             }
         }
     }

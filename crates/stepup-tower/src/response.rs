@@ -1,5 +1,5 @@
-//! The response types shared by both middlewares: the inner service's answer, or a rejection
-//! made on the spot.
+//! The response types shared by the middlewares: the inner service's answer, or an answer made
+//! on the spot (a rejection, over HTTP or as a gRPC status; a document).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,10 +10,11 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
-use stepup_core::AuthRejection;
+use stepup_core::{AuthRejection, ResourceMetadataUrl};
 
 pin_project! {
-    /// Response body of the stepup middlewares: the inner body, or a JSON rejection.
+    /// Response body of the stepup middlewares: the inner body, or one made on the spot (a JSON
+    /// rejection, the empty body of a gRPC status, a metadata document).
     pub struct ResponseBody<B> {
         #[pin]
         kind: BodyKind<B>,
@@ -24,7 +25,7 @@ pin_project! {
     #[project = BodyKindProj]
     enum BodyKind<B> {
         Inner { #[pin] body: B },
-        Rejection { body: Full<Bytes> },
+        Own { body: Full<Bytes> },
     }
 }
 
@@ -35,12 +36,16 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    fn rejection(body: String) -> Self {
+    fn own(body: Bytes) -> Self {
         Self {
-            kind: BodyKind::Rejection {
-                body: Full::new(Bytes::from(body)),
+            kind: BodyKind::Own {
+                body: Full::new(body),
             },
         }
+    }
+
+    fn rejection(body: String) -> Self {
+        Self::own(Bytes::from(body))
     }
 
     /// The inner service's body, for the middlewares of this crate.
@@ -64,7 +69,7 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
             BodyKindProj::Inner { body } => body.poll_frame(cx),
-            BodyKindProj::Rejection { body } => Pin::new(body)
+            BodyKindProj::Own { body } => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
         }
@@ -73,24 +78,33 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             BodyKind::Inner { body } => body.is_end_stream(),
-            BodyKind::Rejection { body } => body.is_end_stream(),
+            BodyKind::Own { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             BodyKind::Inner { body } => body.size_hint(),
-            BodyKind::Rejection { body } => body.size_hint(),
+            BodyKind::Own { body } => body.size_hint(),
         }
     }
 }
 
-/// The one `503` of every stepup layer, when its policy cannot answer (it fails closed).
-pub(crate) fn temporarily_unavailable<B>() -> Response<ResponseBody<B>> {
+/// The one `503` of every stepup layer, when its policy cannot answer (it fails closed); for a
+/// gRPC call, the status `UNAVAILABLE`.
+pub(crate) fn temporarily_unavailable<B>(grpc: bool) -> Response<ResponseBody<B>> {
     use http::header::{CACHE_CONTROL, CONTENT_TYPE};
     use http::{HeaderValue, StatusCode};
     use stepup_core::error_body::{UNAVAILABLE_CODE, UNAVAILABLE_DESCRIPTION, error_body};
+    use stepup_core::grpc::{GrpcCode, GrpcStatus};
 
+    if grpc {
+        return GrpcStatus::new(GrpcCode::Unavailable, UNAVAILABLE_DESCRIPTION)
+            .with_reason(UNAVAILABLE_CODE.to_ascii_uppercase())
+            .with_metadata("error", UNAVAILABLE_CODE)
+            .to_response()
+            .map(ResponseBody::rejection);
+    }
     let body = error_body(UNAVAILABLE_CODE, UNAVAILABLE_DESCRIPTION);
     let mut response = Response::new(ResponseBody::rejection(body));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -104,7 +118,7 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             BodyKind::Inner { .. } => "Inner",
-            BodyKind::Rejection { .. } => "Rejection",
+            BodyKind::Own { .. } => "Own",
         };
         f.debug_tuple("ResponseBody").field(&kind).finish()
     }
@@ -115,6 +129,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         kind: FutureKind<F>,
+        resource_metadata: Option<ResourceMetadataUrl>,
     }
 }
 
@@ -122,7 +137,8 @@ pin_project! {
     #[project = FutureKindProj]
     enum FutureKind<F> {
         Inner { #[pin] future: F },
-        Rejected { rejection: Option<AuthRejection> },
+        Rejected { rejection: Option<AuthRejection>, grpc: bool },
+        Ready { response: Option<Response<Bytes>> },
     }
 }
 
@@ -130,15 +146,36 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: FutureKind::Inner { future },
+            resource_metadata: None,
         }
     }
 
-    pub(crate) fn rejected(rejection: AuthRejection) -> Self {
+    /// A refusal, answered as a gRPC status when `grpc`, else over HTTP.
+    pub(crate) fn rejected(rejection: AuthRejection, grpc: bool) -> Self {
         Self {
             kind: FutureKind::Rejected {
                 rejection: Some(rejection),
+                grpc,
             },
+            resource_metadata: None,
         }
+    }
+
+    /// An answer made on the spot.
+    pub(crate) fn ready(response: Response<Bytes>) -> Self {
+        Self {
+            kind: FutureKind::Ready {
+                response: Some(response),
+            },
+            resource_metadata: None,
+        }
+    }
+
+    /// Adds `resource_metadata="<url>"` to every Bearer challenge of the response, whoever
+    /// made it.
+    pub(crate) fn with_resource_metadata(mut self, url: Option<ResourceMetadataUrl>) -> Self {
+        self.resource_metadata = url;
+        self
     }
 }
 
@@ -149,17 +186,33 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            FutureKindProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(|response| response.map(ResponseBody::inner)),
-            FutureKindProj::Rejected { rejection } => {
+        let this = self.project();
+        let mut response = match this.kind.project() {
+            FutureKindProj::Inner { future } => match future.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(response)) => response.map(ResponseBody::inner),
+            },
+            FutureKindProj::Rejected { rejection, grpc } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(rejection.to_response().map(ResponseBody::rejection)))
+                let response = if *grpc {
+                    rejection.to_grpc_response()
+                } else {
+                    rejection.to_response()
+                };
+                response.map(ResponseBody::rejection)
             }
+            FutureKindProj::Ready { response } => response
+                .take()
+                .expect("ResponseFuture polled after completion")
+                .map(ResponseBody::own),
+        };
+        if let Some(url) = this.resource_metadata {
+            url.add_to_headers(response.headers_mut());
         }
+        Poll::Ready(Ok(response))
     }
 }
 

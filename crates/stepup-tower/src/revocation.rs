@@ -128,11 +128,13 @@ where
                     Ok(()) => {}
                     Err(Revoked::Revoked) => {
                         let rejection = AuthRejection::InvalidToken(TokenError::Revoked);
-                        return Ok(rejection.to_response().map(ResponseBody::from_rejection));
+                        let response = rejection.to_response_for(request.headers());
+                        return Ok(response.map(ResponseBody::from_rejection));
                     }
                     Err(_) => {
                         tracing::warn!("revocation check unavailable; refusing");
-                        return Ok(crate::response::temporarily_unavailable());
+                        let grpc = stepup_core::grpc::is_grpc_request(request.headers());
+                        return Ok(crate::response::temporarily_unavailable(grpc));
                     }
                 }
             }

@@ -7,7 +7,9 @@ use jsonwebtoken::{Header, encode};
 use rand::RngCore;
 use serde::Serialize;
 
-use super::{AccessTokenClaims, JwtVerifierBuilder, SigningKey};
+use jsonwebtoken::jwk::JwkSet;
+
+use super::{AccessTokenClaims, JwtVerifierBuilder, SigningKey, VerifyingKey};
 use crate::Error;
 use crate::clock::{SharedClock, SystemClock};
 
@@ -27,6 +29,8 @@ use crate::clock::{SharedClock, SystemClock};
 #[derive(Debug, Clone)]
 pub struct JwtIssuer {
     key: SigningKey,
+    /// Keys no longer signing but still published (and verified): rotation by `kid`.
+    previous: Vec<VerifyingKey>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -38,6 +42,7 @@ impl JwtIssuer {
     pub fn new(key: SigningKey) -> Self {
         Self {
             key,
+            previous: Vec::new(),
             issuer: "stepup".into(),
             audience: "stepup".into(),
             ttl: Duration::from_secs(15 * 60),
@@ -74,13 +79,61 @@ impl JwtIssuer {
         self
     }
 
-    /// A verifier builder for exactly the tokens this issuer mints (same key, issuer, audience, clock).
+    /// Keeps publishing (and verifying) `key`, a key this issuer signed with before: after a
+    /// rotation to a new signing key (a new `kid`), tokens signed with the old one stay valid
+    /// until they expire, and resource servers reading the JWKS still find it.
+    pub fn with_previous_key(mut self, key: VerifyingKey) -> Self {
+        self.previous.push(key);
+        self
+    }
+
+    /// The `iss` claim of the tokens: the issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The default `aud` claim (a [`Grant`] may name another audience).
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The token lifetime.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The public keys of this issuer as a JWK set (RFC 7517): the signing key's public half and
+    /// every [previous key](Self::with_previous_key), each with its `kid`, `alg` and `use: sig`.
+    /// A shared HS256 secret is never published: an HS256 issuer's set is empty.
+    pub fn jwks(&self) -> Result<JwkSet, Error> {
+        let mut keys = Vec::new();
+        if let Some(jwk) = self.key.public_jwk()? {
+            keys.push(jwk);
+        }
+        for key in &self.previous {
+            if let Some(jwk) = key.public_jwk()? {
+                keys.push(jwk);
+            }
+        }
+        Ok(JwkSet { keys })
+    }
+
+    /// A verifier builder for exactly the tokens this issuer mints (same keys, issuer, audience,
+    /// clock).
     pub fn verifier(&self) -> JwtVerifierBuilder {
-        JwtVerifierBuilder::default()
+        let builder = JwtVerifierBuilder::default()
             .key(self.key.verifying_key().clone())
             .issuer(self.issuer.clone())
             .audience(self.audience.clone())
-            .clock(self.clock.clone())
+            .clock(self.clock.clone());
+        self.previous
+            .iter()
+            .fold(builder, |builder, key| builder.key(key.clone()))
     }
 
     /// Signs a token for `grant`.
@@ -89,7 +142,7 @@ impl JwtIssuer {
         let now = self.clock.unix_seconds();
         let claims = Claims {
             iss: &self.issuer,
-            aud: &self.audience,
+            aud: grant.audience.as_deref().unwrap_or(&self.audience),
             standard: AccessTokenClaims {
                 sub: grant.subject.clone(),
                 exp: now.saturating_add(self.ttl.as_secs()),
@@ -144,6 +197,7 @@ pub struct Grant {
     auth_time: AuthTime,
     scope: Option<String>,
     generation: Option<u64>,
+    audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +217,15 @@ impl Grant {
             auth_time: AuthTime::Now,
             scope: None,
             generation: None,
+            audience: None,
         }
+    }
+
+    /// Sets `aud` to `audience` instead of the issuer's default: the resource the token is for
+    /// (RFC 8707).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
     }
 
     /// Sets `acr`.
@@ -220,4 +282,120 @@ pub struct IssuedToken {
     /// The `acr` the token carries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{Algorithm, JwtVerifier};
+
+    const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/keys");
+
+    fn pem(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{KEYS}/{name}")).unwrap()
+    }
+
+    /// A verifier that knows only what the issuer publishes: its JWKS, issuer and audience.
+    fn from_published(issuer: &JwtIssuer) -> JwtVerifier {
+        let jwks: JwkSet =
+            serde_json::from_str(&serde_json::to_string(&issuer.jwks().unwrap()).unwrap()).unwrap();
+        JwtVerifierBuilder::default()
+            .jwk_set(&jwks)
+            .unwrap()
+            .issuer(issuer.issuer().to_owned())
+            .audience("https://mcp.example.com/")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_verifier_built_from_the_published_jwks_accepts_the_issuers_tokens() {
+        let keys = [
+            SigningKey::generate_es256("es-1").unwrap().key,
+            SigningKey::es256_pem(&pem("ec_private.pem"), &pem("ec_public.pem"))
+                .unwrap()
+                .with_kid("es-file"),
+            SigningKey::eddsa_pem(&pem("ed_private.pem"), &pem("ed_public.pem"))
+                .unwrap()
+                .with_kid("ed-1"),
+            SigningKey::rs256_pem(&pem("rsa_private.pem"), &pem("rsa_public.pem"))
+                .unwrap()
+                .with_kid("rs-1"),
+        ];
+        for key in keys {
+            let algorithm = key.algorithm();
+            let issuer = JwtIssuer::new(key).with_issuer("https://as.example.com");
+            let published = serde_json::to_value(issuer.jwks().unwrap()).unwrap();
+            let jwk = &published["keys"][0];
+            assert_eq!(jwk["use"], "sig", "{algorithm:?}");
+            assert!(jwk["kid"].is_string(), "{algorithm:?}");
+            assert!(jwk["alg"].is_string(), "{algorithm:?}");
+            assert!(jwk.get("d").is_none(), "no private part: {jwk}");
+            match algorithm {
+                Algorithm::ES256 => {
+                    assert_eq!(
+                        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+                        (Some("EC"), Some("P-256"))
+                    );
+                    assert!(jwk["x"].is_string() && jwk["y"].is_string());
+                }
+                Algorithm::EdDSA => {
+                    assert_eq!(
+                        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+                        (Some("OKP"), Some("Ed25519"))
+                    );
+                    assert!(jwk["x"].is_string());
+                }
+                _ => {
+                    assert_eq!(jwk["kty"], "RSA");
+                    assert!(jwk["n"].is_string() && jwk["e"].is_string());
+                }
+            }
+            let token = issuer
+                .issue(
+                    &Grant::new("user-1")
+                        .acr("mfa")
+                        .audience("https://mcp.example.com/"),
+                )
+                .unwrap();
+            let context = from_published(&issuer)
+                .verify(&token.access_token)
+                .unwrap_or_else(|error| panic!("{algorithm:?}: {error:?}"));
+            assert_eq!(context.subject(), "user-1");
+        }
+    }
+
+    #[test]
+    fn a_previous_key_stays_published_and_verified() {
+        let old = SigningKey::generate_es256("old").unwrap().key;
+        let new = SigningKey::generate_es256("new").unwrap().key;
+        let before = JwtIssuer::new(old.clone()).with_audience("https://mcp.example.com/");
+        let token = before.issue(&Grant::new("u")).unwrap();
+        let after = JwtIssuer::new(new)
+            .with_previous_key(old.verifying_key().clone())
+            .with_audience("https://mcp.example.com/");
+        let kids: Vec<_> = after
+            .jwks()
+            .unwrap()
+            .keys
+            .into_iter()
+            .map(|jwk| jwk.common.key_id)
+            .collect();
+        assert_eq!(kids, [Some("new".to_owned()), Some("old".to_owned())]);
+        assert!(
+            after
+                .verifier()
+                .build()
+                .unwrap()
+                .verify(&token.access_token)
+                .is_ok()
+        );
+        assert!(from_published(&after).verify(&token.access_token).is_ok());
+    }
+
+    #[test]
+    fn an_hs256_secret_is_never_published() {
+        let issuer = JwtIssuer::hs256(b"a secret of thirty-two bytes or more!").unwrap();
+        assert!(issuer.jwks().unwrap().keys.is_empty());
+    }
 }

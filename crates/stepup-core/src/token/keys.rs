@@ -1,6 +1,6 @@
 use std::fmt;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use crate::Error;
@@ -94,6 +94,21 @@ impl VerifyingKey {
         self.algorithm
     }
 
+    /// This public key as a JWK (RFC 7517) to publish: EC P-256 `x`/`y`, Ed25519 `x` or RSA
+    /// `n`/`e`, with its `kid`, `alg` and `use: sig`. `None` for an HS256 secret, which is never
+    /// published.
+    pub fn public_jwk(&self) -> Result<Option<Jwk>, Error> {
+        if self.algorithm == Algorithm::HS256 {
+            return Ok(None);
+        }
+        super::crypto_provider();
+        let mut jwk =
+            Jwk::from_decoding_key(&self.key, Some(self.algorithm)).map_err(invalid_key)?;
+        jwk.common.key_id = self.kid.clone();
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(Some(jwk))
+    }
+
     fn new(algorithm: Algorithm, key: DecodingKey) -> Self {
         Self {
             kid: None,
@@ -166,6 +181,63 @@ impl SigningKey {
     /// The algorithm this key signs with.
     pub fn algorithm(&self) -> Algorithm {
         self.verifying.algorithm
+    }
+
+    /// The public half as a JWK to publish (see [`VerifyingKey::public_jwk`]); `None` for HS256.
+    pub fn public_jwk(&self) -> Result<Option<Jwk>, Error> {
+        self.verifying.public_jwk()
+    }
+
+    /// A new random ES256 (P-256) key pair, named `kid`, with its PEM forms to persist (reload
+    /// it with [`SigningKey::es256_pem`] and [`with_kid`](Self::with_kid)).
+    pub fn generate_es256(kid: impl Into<String>) -> Result<GeneratedKey, Error> {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        use rand::RngCore;
+        let secret = loop {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            // A scalar out of range (probability about 2^-32) draws again.
+            if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&bytes) {
+                break key;
+            }
+        };
+        let private_pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|error| Error::InvalidKey(error.to_string()))?
+            .to_string();
+        let public_pem = secret
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|error| Error::InvalidKey(error.to_string()))?;
+        let kid = kid.into();
+        let key = Self::es256_pem(private_pem.as_bytes(), public_pem.as_bytes())?.with_kid(&kid);
+        Ok(GeneratedKey {
+            key,
+            kid,
+            private_pem,
+            public_pem,
+        })
+    }
+}
+
+/// A freshly generated key pair ([`SigningKey::generate_es256`]) and the PEM forms to keep it in.
+#[derive(Clone)]
+pub struct GeneratedKey {
+    /// The key, named.
+    pub key: SigningKey,
+    /// Its `kid`.
+    pub kid: String,
+    /// The private key, PKCS#8 PEM: a secret.
+    pub private_pem: String,
+    /// The public key, SPKI PEM.
+    pub public_pem: String,
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 

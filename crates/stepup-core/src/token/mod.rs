@@ -21,8 +21,8 @@ pub use backend::{CryptoBackend, crypto_backend, crypto_provider};
 pub use claims::AccessTokenClaims;
 pub use issuer::{Grant, IssuedToken, JwtIssuer};
 pub use jsonwebtoken::Algorithm;
-pub use jsonwebtoken::jwk::JwkSet;
-pub use keys::{SigningKey, VerifyingKey};
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+pub use keys::{GeneratedKey, SigningKey, VerifyingKey};
 #[cfg(feature = "jwks")]
 pub use remote::{KeySourceError, RefreshPolicy};
 pub use verifier::{
