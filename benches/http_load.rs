@@ -162,8 +162,8 @@ async fn demo(
     let router = app::build(settings).await.unwrap();
     let issuer = JwtIssuer::hs256(JWT_SECRET)
         .unwrap()
-        .with_issuer(app::TOKEN_ISSUER)
-        .with_audience(app::TOKEN_ISSUER)
+        .with_issuer(app::DEFAULT_PUBLIC_URL)
+        .with_audience(app::DEFAULT_PUBLIC_URL)
         .with_ttl(Duration::from_secs(3600))
         .with_clock(Arc::new(clock.clone()));
     (router, issuer)

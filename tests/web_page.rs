@@ -161,3 +161,131 @@ async fn the_outbox_panel_answers_loopback_only_and_can_be_turned_off() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_stepups_routes_and_the_demos() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = demo(dir.path()).await;
+    let response = get(&router, "/openapi.json", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let document = json_of(response).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = &document["paths"];
+    // stepup's drop-in routes, with the step-up challenge where a fresh factor is needed…
+    assert!(
+        paths["/api/mfa/factors/{kind}/{id}"]["delete"]["responses"]["401"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("StepUpRequired")
+    );
+    assert!(paths["/oauth/token"]["post"].is_object());
+    // …and the demo's own, each with its access rule.
+    assert!(paths["/api/register"]["post"]["security"].is_null());
+    assert!(
+        paths["/api/me"]["get"]["responses"]["401"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("BearerRequired")
+    );
+    for (path, method) in [("/api/account", "delete"), ("/api/vault", "get")] {
+        assert!(
+            paths[path][method]["responses"]["401"]["$ref"]
+                .as_str()
+                .unwrap()
+                .ends_with("StepUpRequired"),
+            "{method} {path}"
+        );
+    }
+    let step_up = &document["components"]["responses"]["StepUpRequired"];
+    assert!(
+        step_up["headers"]["WWW-Authenticate"].is_object(),
+        "{step_up}"
+    );
+}
+
+/// The demo as `main.rs` starts it without `STEPUP_JWT_SECRET`: an ES256 key with a `kid`.
+async fn es256_demo(dir: &std::path::Path, key: stepup::SigningKey) -> axum::Router {
+    let clock = ManualClock::at_unix(T0);
+    let url = format!("sqlite://{}", dir.join("demo.db").display());
+    let database = app::Database::open(&url, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let secrets = app::Secrets {
+        jwt_secret: b"unused when an ES256 key signs, thirty-two bytes".to_vec(),
+        seal_key_id: "test".into(),
+        seal_key: vec![1; 32],
+        lookup_key: vec![2; 32],
+    };
+    let settings = app::Settings {
+        outbox_dir: Some(dir.to_owned()),
+        signing_key: Some(key),
+        resources: vec!["https://mcp.example.com/".to_owned()],
+        ..app::Settings::new(database, secrets, Arc::new(clock))
+    };
+    app::build(settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_demo_publishes_its_es256_key_and_its_authorization_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = stepup::SigningKey::generate_es256("demo-key-1").unwrap();
+    let router = es256_demo(dir.path(), generated.key.clone()).await;
+    let jwks = json_of(get(&router, "/.well-known/jwks.json", Some([127, 0, 0, 1])).await).await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], "demo-key-1");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[0]["use"], "sig");
+    assert!(keys[0].get("d").is_none(), "no private part");
+    // A resource server elsewhere verifies the demo's tokens from the JWKS alone.
+    let set: stepup::token::JwkSet = serde_json::from_value(jwks).unwrap();
+    let token = stepup::JwtIssuer::new(generated.key)
+        .with_issuer(app::DEFAULT_PUBLIC_URL)
+        .with_audience("https://mcp.example.com/")
+        .with_clock(Arc::new(ManualClock::at_unix(T0)))
+        .issue(&stepup::token::Grant::new("u").acr("mfa"))
+        .unwrap();
+    let verifier = stepup::JwtVerifier::builder()
+        .jwk_set(&set)
+        .unwrap()
+        .issuer(app::DEFAULT_PUBLIC_URL)
+        .audience("https://mcp.example.com/")
+        .clock(Arc::new(ManualClock::at_unix(T0)))
+        .build()
+        .unwrap();
+    assert_eq!(verifier.verify(&token.access_token).unwrap().subject(), "u");
+
+    let metadata = json_of(
+        get(
+            &router,
+            "/.well-known/oauth-authorization-server",
+            Some([127, 0, 0, 1]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(metadata["issuer"], app::DEFAULT_PUBLIC_URL);
+    assert_eq!(
+        metadata["registration_endpoint"],
+        format!("{}/oauth/register", app::DEFAULT_PUBLIC_URL)
+    );
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+    assert_eq!(metadata["code_challenge_methods_supported"][0], "S256");
+    // The sign-in page answers the demo client's authorization request.
+    let page = get(
+        &router,
+        "/oauth/authorize?response_type=code&client_id=demo\
+         &redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcallback&state=s\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        Some([127, 0, 0, 1]),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+}

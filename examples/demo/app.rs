@@ -29,6 +29,8 @@ use stepup::{
 mod admin;
 #[path = "delivery.rs"]
 mod delivery;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "users.rs"]
 mod users;
 pub(crate) use admin::Admins;
@@ -42,8 +44,8 @@ pub(crate) mod web;
 pub(crate) const DELETE_ACCOUNT_MAX_AGE: Duration = Duration::from_secs(300);
 /// Registrations allowed per client address per hour.
 pub(crate) const REGISTRATIONS_PER_HOUR: u64 = 10;
-/// `iss` and `aud` of the demo's tokens.
-pub(crate) const TOKEN_ISSUER: &str = "stepup-demo";
+/// How long the demo's sign-in sessions last.
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// The keys the demo runs with.
 pub(crate) struct Secrets {
@@ -151,6 +153,11 @@ pub(crate) struct Settings {
     pub(crate) trusted_proxies: stepup::middleware::TrustedProxies,
     /// Whether the page shows the development outboxes.
     pub(crate) dev_panel: bool,
+    /// The key tokens are signed with (ES256, its `kid` set); `None` signs with HS256 and
+    /// `secrets.jwt_secret`.
+    pub(crate) signing_key: Option<stepup::SigningKey>,
+    /// The resources (RFC 8707) tokens may be issued for, besides the demo's own API.
+    pub(crate) resources: Vec<String>,
     /// The clock of everything.
     pub(crate) clock: SharedClock,
 }
@@ -169,6 +176,8 @@ impl Settings {
             admins: Admins::default(),
             trusted_proxies: stepup::middleware::TrustedProxies::none(),
             dev_panel: true,
+            signing_key: None,
+            resources: Vec::new(),
             clock,
         }
     }
@@ -187,6 +196,8 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         admins,
         trusted_proxies,
         dev_panel,
+        signing_key,
+        resources,
         clock,
     } = settings;
     let (sms_outbox, mail_outbox) = match &outbox_dir {
@@ -227,12 +238,16 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         kdf: kdf.clone(),
         dummy_hash: kdf.hash(b"a password nobody has").await?,
     };
-    let stepup = StepUp::builder()
-        .issuer(
-            JwtIssuer::hs256(&secrets.jwt_secret)?
-                .with_issuer(TOKEN_ISSUER)
-                .with_audience(TOKEN_ISSUER),
-        )
+    // The issuer identifier is where browsers reach the demo (RFC 8414, RFC 9207): tokens,
+    // metadata and authorization responses name it; the demo's own API is its audience.
+    let issuer = match signing_key {
+        Some(key) => JwtIssuer::new(key),
+        None => JwtIssuer::hs256(&secrets.jwt_secret)?,
+    }
+    .with_issuer(public_url.trim_end_matches('/'))
+    .with_audience(public_url.trim_end_matches('/'));
+    let mut builder = StepUp::builder()
+        .issuer(issuer)
         .stores(stores)
         .keyring(Keyring::new(&secrets.seal_key_id, &secrets.seal_key)?)
         .lookup_key(&secrets.lookup_key)
@@ -251,8 +266,18 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         .clock(clock)
         .kdf_pool(kdf)
         .trusted_proxies(trusted_proxies)
-        .build()?;
+        // The authorization server for third-party clients (an MCP client): RFC 7591
+        // registration, Client ID Metadata Documents (loopback http allowed: a development
+        // server), rotated refresh tokens.
+        .dynamic_registration(stepup::mfa::RegistrationPolicy::default())
+        .client_metadata_documents(stepup::mfa::MetadataDocumentPolicy::development())
+        .session_lifetime(SESSION_LIFETIME);
+    for resource in resources {
+        builder = builder.resource(resource);
+    }
+    let stepup = builder.build()?;
     let demo = Demo {
+        openapi: openapi::document(&stepup).to_json()?.into(),
         users,
         stepup: stepup.clone(),
         redis,
@@ -283,6 +308,7 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         )
         .route("/healthz", get(health))
         .route("/callback", get(callback))
+        .route("/openapi.json", get(openapi_document))
         .with_state(demo)
         // The demo's own routes refuse tokens of deleted, recovered or reset accounts too
         // (stepup's always do).
@@ -304,6 +330,8 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
 
 #[derive(Clone)]
 struct Demo {
+    /// `GET /openapi.json`, serialized once: the routes do not change while the process runs.
+    openapi: bytes::Bytes,
     users: Users,
     stepup: StepUp,
     /// Pinged by `/healthz` too, when the ephemeral state lives there.
@@ -429,6 +457,14 @@ async fn register(
         ));
     }
     Ok((StatusCode::CREATED, Json(json!({ "user_id": id }))).into_response())
+}
+
+async fn openapi_document(State(demo): State<Demo>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        demo.openapi,
+    )
+        .into_response()
 }
 
 async fn me(caller: AuthContext) -> Response {

@@ -21,9 +21,15 @@
 //!   of one deployment share it;
 //! - `STEPUP_TRUSTED_PROXIES` (optional): comma-separated addresses or networks of the reverse
 //!   proxies in front, whose `X-Forwarded-For` names the client (read by `app.rs`);
-//! - `STEPUP_JWT_SECRET` (≥ 32 bytes), `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes,
-//!   base64url), `STEPUP_SEAL_KEY_ID` (default `k1`). Any key not given comes from a development key
-//!   file beside the database (`<database>.keys.json`), generated on first start with a warning.
+//! - tokens are signed with ES256: a development key pair (`kid` set) generated on first start
+//!   and kept beside the database (`<database>.signing-key.json`, `0600`), published at
+//!   `/.well-known/jwks.json` so a resource server elsewhere verifies the demo's tokens; with
+//!   `STEPUP_JWT_SECRET` (≥ 32 bytes) they are HS256 instead (nothing published);
+//! - `STEPUP_SEAL_KEY` and `STEPUP_LOOKUP_KEY` (32 bytes, base64url), `STEPUP_SEAL_KEY_ID`
+//!   (default `k1`). Any key not given comes from a development key file beside the database
+//!   (`<database>.keys.json`), generated on first start with a warning;
+//! - `STEPUP_RESOURCES` (optional): comma-separated resources (RFC 8707) the demo's authorization
+//!   server issues tokens for (e.g. an MCP server's URL), besides its own API.
 //!
 //! When a backend is unreachable (see `docs/deployment.md`): without PostgreSQL (or SQLite) the
 //! demo refuses to start, with an error naming the database, because it applies its migrations
@@ -103,6 +109,10 @@ pub(crate) struct Config {
     pub(crate) trusted_proxies: TrustedProxies,
     /// Whether the page shows the development outboxes (`STEPUP_DEV_PANEL=off` hides them).
     pub(crate) dev_panel: bool,
+    /// The ES256 signing key; `None` for HS256 with `STEPUP_JWT_SECRET`.
+    pub(crate) signing_key: Option<stepup::SigningKey>,
+    /// The resources tokens may be issued for (`STEPUP_RESOURCES`).
+    pub(crate) resources: Vec<String>,
 }
 
 impl Config {
@@ -113,6 +123,7 @@ impl Config {
             .map_err(|error| format!("STEPUP_ADDR is not an address: {error}"))?;
         let database_url = env_or("STEPUP_DATABASE_URL", "sqlite://stepup-demo.db");
         let secrets = load_secrets(&database_url)?;
+        let database_url_for_keys = database_url.clone();
         let set = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         Ok(Self {
             addr,
@@ -132,6 +143,19 @@ impl Config {
             admins: app::Admins::from_env(),
             trusted_proxies: trusted_proxies_from_env()?,
             dev_panel: set("STEPUP_DEV_PANEL").is_none_or(|value| value != "off"),
+            signing_key: match set("STEPUP_JWT_SECRET") {
+                Some(_) => None,
+                None => Some(signing_key(&database_url_for_keys)?),
+            },
+            resources: set("STEPUP_RESOURCES")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|resource| !resource.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -185,6 +209,8 @@ pub(crate) async fn start(
         admins: config.admins,
         trusted_proxies: config.trusted_proxies,
         dev_panel: config.dev_panel,
+        signing_key: config.signing_key,
+        resources: config.resources,
         ..app::Settings::new(database, config.secrets, clock)
     };
     let router = app::build(settings)
@@ -275,6 +301,58 @@ fn load_secrets(database_url: &str) -> Result<app::Secrets, BoxError> {
             &pick("STEPUP_LOOKUP_KEY", |keys| &keys.lookup_key)?,
         )?,
     })
+}
+
+/// The demo's ES256 development key pair, persisted so that tokens survive a restart.
+#[derive(Serialize, Deserialize)]
+struct DevSigningKey {
+    kid: String,
+    private_pem: String,
+    public_pem: String,
+}
+
+/// The ES256 key tokens are signed with: the development key beside the database, generated on
+/// first start (with a warning) and kept `0600`.
+fn signing_key(database_url: &str) -> Result<stepup::SigningKey, BoxError> {
+    let path = key_file(database_url, "signing-key");
+    let stored: DevSigningKey = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(_) => {
+            tracing::warn!(
+                path = %path.display(),
+                "no STEPUP_JWT_SECRET: generated a development ES256 signing key; do not use it \
+                 in production"
+            );
+            let kid = format!(
+                "dev-{}",
+                &URL_SAFE_NO_PAD.encode(Keyring::generate_key())[..8]
+            );
+            let generated = stepup::SigningKey::generate_es256(kid)?;
+            let stored = DevSigningKey {
+                kid: generated.kid,
+                private_pem: generated.private_pem,
+                public_pem: generated.public_pem,
+            };
+            write_private(&path, serde_json::to_string_pretty(&stored)?.as_bytes())?;
+            stored
+        }
+    };
+    Ok(
+        stepup::SigningKey::es256_pem(stored.private_pem.as_bytes(), stored.public_pem.as_bytes())?
+            .with_kid(stored.kid),
+    )
+}
+
+/// `<database>.<name>.json` beside a SQLite file, or in the working directory for PostgreSQL.
+fn key_file(database_url: &str, name: &str) -> PathBuf {
+    if database_url.starts_with("postgres") {
+        return PathBuf::from(format!("stepup-demo-postgres.{name}.json"));
+    }
+    let database = database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let database = database.split('?').next().unwrap_or(database);
+    PathBuf::from(format!("{database}.{name}.json"))
 }
 
 fn dev_keys(database_url: &str) -> Result<DevKeys, BoxError> {

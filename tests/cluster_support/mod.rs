@@ -82,6 +82,9 @@ pub fn config(
         redirect_uri: REDIRECT_URI.to_owned(),
         public_url: "http://localhost:3000".to_owned(),
         secrets: secrets(),
+        // HS256 with the shared secret, as STEPUP_JWT_SECRET gives every process.
+        signing_key: None,
+        resources: Vec::new(),
         sms: None,
         outbox_dir: Some(outbox_dir),
         admins: demo::app::Admins::default(),

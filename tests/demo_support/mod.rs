@@ -72,6 +72,42 @@ impl Demo {
         Self::start_full(dir, clock, app::DEFAULT_PUBLIC_URL, app::Admins::default()).await
     }
 
+    /// The demo as an authorization server for other resources: served on `listener` (its URL
+    /// is the issuer), signing with a fresh ES256 key, issuing tokens for `resources`.
+    pub async fn start_authorization_server(
+        listener: tokio::net::TcpListener,
+        clock: ManualClock,
+        resources: Vec<String>,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let database = app::Database::open(&url, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let app::Database::Sqlite(store) = database.clone() else {
+            panic!("a sqlite:// URL opens SQLite");
+        };
+        let settings = app::Settings {
+            public_url: base.clone(),
+            signing_key: Some(stepup::SigningKey::generate_es256("demo-key").unwrap().key),
+            resources,
+            ..app::Settings::new(database, secrets(), Arc::new(clock.clone()))
+        };
+        let router = app::build(settings).await.unwrap();
+        tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.unwrap()
+        });
+        Self {
+            base,
+            client: http_client(),
+            clock,
+            dir,
+            store,
+        }
+    }
+
     async fn start_full(
         dir: tempfile::TempDir,
         clock: ManualClock,
@@ -106,8 +142,8 @@ impl Demo {
     pub fn mint(&self, grant: &Grant) -> String {
         JwtIssuer::hs256(JWT_SECRET)
             .unwrap()
-            .with_issuer(app::TOKEN_ISSUER)
-            .with_audience(app::TOKEN_ISSUER)
+            .with_issuer(app::DEFAULT_PUBLIC_URL)
+            .with_audience(app::DEFAULT_PUBLIC_URL)
             .with_clock(Arc::new(self.clock.clone()))
             .issue(grant)
             .unwrap()

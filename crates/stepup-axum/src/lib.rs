@@ -1,5 +1,6 @@
-//! Drop-in axum routes for stepup: the login with its MFA step, the OAuth authorization-code
-//! flow, passwordless passkeys, and factor, device, recovery and audit-trail management for the
+//! Drop-in axum routes for stepup: the login with its MFA step, an OAuth 2.1 authorization
+//! server (the browser's sign-in page at `GET /oauth/authorize`, RFC 8414 metadata, a JWKS,
+//! RFC 7591 registration, rotated refresh tokens, RFC 7009 revocation), passwordless passkeys, and factor, device, recovery and audit-trail management for the
 //! signed-in user. The routes parse, call the engine ([`stepup_mfa::Mfa`]) and answer; every
 //! security rule is the engine's.
 //!
@@ -24,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod authorize;
 mod caller;
 mod devices;
 pub mod error;
@@ -31,13 +33,16 @@ mod events;
 mod factors;
 pub mod json;
 mod login;
+mod metadata;
 pub mod oauth;
+pub mod openapi;
 pub mod path;
 mod recovery;
 mod registered_client;
 mod respond;
 mod router;
 pub mod serve;
+pub mod session;
 mod stepup;
 
 pub use error::ApiError;

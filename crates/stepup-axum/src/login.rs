@@ -26,7 +26,8 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::oauth::{self, OAuthParams};
 use crate::path::Path;
-use crate::respond::{conclude, no_store, secret_json};
+use crate::respond::{conclude_with_session, no_store, secret_json};
+use crate::session::session_of;
 use crate::stepup::StepUp;
 
 #[derive(Deserialize)]
@@ -44,9 +45,11 @@ pub(crate) async fn authorize(
     caller: Option<AuthContext>,
     device: Option<Extension<TrustedDevice>>,
     Client(client): Client,
+    headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<AuthorizeRequest>,
 ) -> Result<Response, ApiError> {
-    let pending = oauth::validate(&stepup.inner.clients, &request.oauth)?;
+    let pending = oauth::pending_of(&stepup, &request.oauth).await?;
+    let old_session = session_of(&headers);
     let mfa = stepup.mfa();
     match (&request.username, &request.password, &caller) {
         (Some(username), Some(password), _) => {
@@ -57,7 +60,9 @@ pub(crate) async fn authorize(
                 pending,
             };
             match mfa.sign_in(login, &client).await? {
-                LoginStep::Authenticated(login) => conclude(&stepup, login).await,
+                LoginStep::Authenticated(login) => {
+                    conclude_with_session(&stepup, login, old_session.as_deref()).await
+                }
                 LoginStep::MfaRequired(challenge) => Ok(no_store(Json(challenge).into_response())),
                 _ => Err(ApiError::server_error()),
             }
@@ -117,6 +122,7 @@ impl MfaStep {
 pub(crate) async fn authorize_mfa(
     State(stepup): State<StepUp>,
     Client(client): Client,
+    headers: axum::http::HeaderMap,
     JsonBody(step): JsonBody<MfaStep>,
 ) -> Result<Response, ApiError> {
     let kind = step.kind()?;
@@ -131,7 +137,7 @@ pub(crate) async fn authorize_mfa(
             &client,
         )
         .await?;
-    conclude(&stepup, login).await
+    conclude_with_session(&stepup, login, session_of(&headers).as_deref()).await
 }
 
 #[derive(Deserialize)]
@@ -187,12 +193,13 @@ pub(crate) struct PasskeyFinish {
 pub(crate) async fn passkey_finish(
     State(stepup): State<StepUp>,
     Client(client): Client,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<PasskeyFinish>,
 ) -> Result<Response, ApiError> {
-    let pending = oauth::validate(&stepup.inner.clients, &body.oauth)?;
+    let pending = oauth::pending_of(&stepup, &body.oauth).await?;
     let login = stepup
         .mfa()
         .finish_sign_in("webauthn", &Value::Object(body.proof), pending, &client)
         .await?;
-    conclude(&stepup, login).await
+    conclude_with_session(&stepup, login, session_of(&headers).as_deref()).await
 }

@@ -1,22 +1,28 @@
-//! The OAuth 2.1 authorization-code flow with PKCE (RFC 6749, RFC 7636): registered clients,
-//! exact redirect URIs, S256 only. The codes themselves are the engine's
-//! ([`Mfa::issue_authorization_code`](stepup_mfa::Mfa::issue_authorization_code)): single-use,
-//! bound to client, redirect URI, challenge and the user's generation.
+//! The OAuth 2.1 endpoints besides the sign-in page: the token endpoint (the authorization code
+//! with PKCE, RFC 6749 §4.1.3 and RFC 7636; the rotated refresh token, RFC 6749 §6), RFC 7009
+//! revocation and RFC 7591 registration. The protocol is the engine's
+//! ([`stepup_mfa::refresh`], [`stepup_mfa::clients`]); these parse and answer.
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use stepup_mfa::PendingAuthorization;
+use serde_json::Value;
+use stepup_mfa::{
+    AuthorizationError, AuthorizationParams, CodeExchange, MfaError, PendingAuthorization,
+    RefreshRequest,
+};
 
 use crate::caller::Client;
 use crate::error::ApiError;
+use crate::json::JsonBody;
 pub use crate::registered_client::OAuthClient;
-use crate::respond::secret_json;
+use crate::respond::{no_store, secret_json};
 use crate::stepup::StepUp;
 
-/// The OAuth parameters of an authorization request, as sent.
+/// The OAuth parameters of a JSON authorization request (`POST /oauth/authorize`), as sent.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct OAuthParams {
     pub(crate) client_id: Option<String>,
@@ -24,71 +30,56 @@ pub(crate) struct OAuthParams {
     pub(crate) state: Option<String>,
     pub(crate) code_challenge: Option<String>,
     pub(crate) code_challenge_method: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Option<String>,
+    /// The sign-in page's request, instead of the parameters.
+    pub(crate) request_id: Option<String>,
 }
 
-/// Validates the OAuth parameters, if any were sent. Errors are answered directly (never by
-/// redirecting), since a redirect URI is only trusted once validated.
-pub(crate) fn validate(
-    clients: &[OAuthClient],
+/// The waiting authorization request of a JSON login, if any: the sign-in page's (by its id),
+/// or the parameters checked by the engine. Errors are answered directly (never by redirecting).
+pub(crate) async fn pending_of(
+    stepup: &StepUp,
     params: &OAuthParams,
 ) -> Result<Option<PendingAuthorization>, ApiError> {
+    if let Some(id) = &params.request_id {
+        let request = stepup.mfa().saved_authorization_request(id).await?;
+        return Ok(Some(request.pending));
+    }
     if params.client_id.is_none()
         && params.redirect_uri.is_none()
         && params.code_challenge.is_none()
     {
         return Ok(None);
     }
-    let (Some(client_id), Some(redirect_uri)) = (&params.client_id, &params.redirect_uri) else {
-        return Err(ApiError::invalid_request(
-            "client_id and redirect_uri are both required",
-        ));
-    };
-    let client = clients
-        .iter()
-        .find(|client| &client.id == client_id)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                "unknown client_id",
-            )
-        })?;
-    if !client.redirect_uris.iter().any(|uri| uri == redirect_uri) {
-        return Err(ApiError::invalid_request(
-            "redirect_uri is not registered for this client",
-        ));
-    }
-    if params.code_challenge_method.as_deref() != Some("S256") {
-        return Err(ApiError::invalid_request(
-            "PKCE with code_challenge_method=S256 is required",
-        ));
-    }
-    let challenge = params.code_challenge.as_deref().unwrap_or_default();
-    let well_formed = challenge.len() == 43
-        && challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
-        return Err(ApiError::invalid_request(
-            "code_challenge must be the base64url SHA-256 of the code_verifier",
-        ));
-    }
-    if params
-        .state
-        .as_ref()
-        .is_some_and(|state| state.len() > 1024)
-    {
-        return Err(ApiError::invalid_request("state is too long"));
-    }
-    Ok(Some(PendingAuthorization {
-        client_id: client_id.clone(),
-        redirect_uri: redirect_uri.clone(),
+    let params = AuthorizationParams {
+        response_type: Some("code".to_owned()),
+        client_id: params.client_id.clone(),
+        redirect_uri: params.redirect_uri.clone(),
         state: params.state.clone(),
-        code_challenge: challenge.to_owned(),
-    }))
+        scope: params.scope.clone(),
+        code_challenge: params.code_challenge.clone(),
+        code_challenge_method: params.code_challenge_method.clone(),
+        resource: params.resource.iter().cloned().collect(),
+        ..AuthorizationParams::default()
+    };
+    match stepup.mfa().authorization_request(&params).await {
+        Ok(request) => Ok(Some(request.pending)),
+        Err(AuthorizationError::Unredirectable(MfaError::InvalidClient(_))) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "unknown client_id",
+        )),
+        Err(AuthorizationError::Unredirectable(error)) => Err(error.into()),
+        Err(AuthorizationError::Redirect(redirect)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            redirect.error,
+            redirect.description,
+        )),
+    }
 }
 
-/// The token request of RFC 6749 §4.1.3 with PKCE.
+/// The token request (RFC 6749 §4.1.3, §6; RFC 8707 `resource`).
 #[derive(Deserialize)]
 pub(crate) struct TokenRequest {
     grant_type: Option<String>,
@@ -96,9 +87,12 @@ pub(crate) struct TokenRequest {
     code_verifier: Option<String>,
     redirect_uri: Option<String>,
     client_id: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
 }
 
-/// `POST /oauth/token`: exchanges a code and its verifier for a token.
+/// `POST /oauth/token`: a code and its verifier, or a refresh token, for tokens.
 pub(crate) async fn token(
     State(stepup): State<StepUp>,
     Client(client): Client,
@@ -107,31 +101,102 @@ pub(crate) async fn token(
     let axum::Form(request) = form.map_err(|_| {
         ApiError::invalid_request("expected an application/x-www-form-urlencoded body")
     })?;
-    if request.grant_type.as_deref() != Some("authorization_code") {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only grant_type=authorization_code is supported",
-        ));
-    }
-    let (Some(code), Some(verifier), Some(redirect_uri), Some(client_id)) = (
-        request.code.as_deref(),
-        request.code_verifier.as_deref(),
-        request.redirect_uri.as_deref(),
-        request.client_id.as_deref(),
-    ) else {
+    let mfa = stepup.mfa();
+    let tokens = match request.grant_type.as_deref() {
+        Some("authorization_code") => {
+            let (Some(code), Some(code_verifier), Some(redirect_uri), Some(client_id)) = (
+                request.code.as_deref(),
+                request.code_verifier.as_deref(),
+                request.redirect_uri.as_deref(),
+                request.client_id.as_deref(),
+            ) else {
+                return Err(ApiError::invalid_request(
+                    "code, code_verifier, redirect_uri and client_id are required",
+                ));
+            };
+            let exchange = CodeExchange {
+                code,
+                client_id,
+                redirect_uri,
+                code_verifier,
+                resource: request.resource.as_deref(),
+            };
+            mfa.exchange_authorization_code(exchange, &client).await?
+        }
+        Some("refresh_token") => {
+            let (Some(refresh_token), Some(client_id)) = (
+                request.refresh_token.as_deref(),
+                request.client_id.as_deref(),
+            ) else {
+                return Err(ApiError::invalid_request(
+                    "refresh_token and client_id are required",
+                ));
+            };
+            let refresh = RefreshRequest {
+                refresh_token,
+                client_id,
+                scope: request.scope.as_deref(),
+                resource: request.resource.as_deref(),
+            };
+            mfa.refresh(refresh, &client).await?
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            ));
+        }
+    };
+    Ok(secret_json(
+        serde_json::to_value(tokens).map_err(|_| ApiError::server_error())?,
+    ))
+}
+
+/// The revocation request (RFC 7009 §2.1).
+#[derive(Deserialize)]
+pub(crate) struct RevocationRequest {
+    token: Option<String>,
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `POST /oauth/revoke`: revokes a refresh token's family; `200` for any other token (§2.2),
+/// except an access token (a JWT), which cannot be revoked one by one
+/// (`400 unsupported_token_type`, §2.2.1: they live minutes, and a reset voids them).
+pub(crate) async fn revoke(
+    State(stepup): State<StepUp>,
+    form: Result<axum::Form<RevocationRequest>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let axum::Form(request) = form.map_err(|_| {
+        ApiError::invalid_request("expected an application/x-www-form-urlencoded body")
+    })?;
+    let (Some(token), Some(client_id)) = (request.token.as_deref(), request.client_id.as_deref())
+    else {
         return Err(ApiError::invalid_request(
-            "code, code_verifier, redirect_uri and client_id are required",
+            "token and client_id are required",
         ));
     };
-    let mfa = stepup.mfa();
-    let authentication = mfa
-        .redeem_authorization_code(code, client_id, redirect_uri, verifier, &client)
-        .await?;
-    let token = mfa
-        .issue_token(&authentication, "authorization_code")
-        .await?;
-    Ok(secret_json(
-        serde_json::to_value(token).map_err(|_| ApiError::server_error())?,
-    ))
+    let revoked = stepup.mfa().revoke_refresh_token(token, client_id).await?;
+    // A JWT (three dot-separated parts) is an access token; a refresh token has no dot.
+    if !revoked && token.split('.').count() == 3 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_token_type",
+            "access tokens cannot be revoked one by one; they expire within minutes",
+        ));
+    }
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+/// `POST /oauth/register` (RFC 7591): a public client registers; `201` with its `client_id`.
+pub(crate) async fn register(
+    State(stepup): State<StepUp>,
+    Client(client): Client,
+    JsonBody(metadata): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let registered = stepup.mfa().register_client(&metadata, &client).await?;
+    let body = serde_json::to_value(registered).map_err(|_| ApiError::server_error())?;
+    Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }

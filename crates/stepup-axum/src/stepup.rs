@@ -11,7 +11,7 @@ use stepup_core::policy::RequestCeiling;
 use stepup_core::token::{JwtIssuer, JwtVerifier};
 use stepup_mfa::{
     AddressPolicy, AttemptPolicy, Factor, KdfPool, Keyring, Mfa, MfaError, Notifier, PasswordCheck,
-    Stores,
+    RegistrationPolicy, Stores,
 };
 use stepup_store::Store;
 use stepup_tower::{
@@ -46,7 +46,6 @@ pub struct StepUp {
 pub(crate) struct Inner {
     pub(crate) mfa: Mfa,
     pub(crate) verifier: JwtVerifier,
-    pub(crate) clients: Vec<OAuthClient>,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) request_ceiling: (u64, Duration),
 }
@@ -105,6 +104,22 @@ impl StepUp {
     pub fn fresh_mfa_max_age(&self) -> Duration {
         self.inner.mfa.fresh_mfa_max_age()
     }
+
+    /// The authorization server's issuer identifier (RFC 8414): the tokens' `iss`, the `iss` of
+    /// every authorization response (RFC 9207), the base of the endpoints in the metadata.
+    pub fn issuer_id(&self) -> String {
+        self.inner
+            .mfa
+            .issuer()
+            .map(|issuer| issuer.issuer().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The authorization server's metadata document (RFC 8414), as served at
+    /// `/.well-known/oauth-authorization-server`.
+    pub fn authorization_server_metadata(&self) -> serde_json::Value {
+        crate::metadata::document(self)
+    }
 }
 
 impl fmt::Debug for StepUp {
@@ -139,6 +154,13 @@ pub struct StepUpBuilder {
     request_ceiling: Option<(u64, Duration)>,
     ipv6_prefix: Option<u8>,
     restricted_alone: Option<bool>,
+    registration: Option<RegistrationPolicy>,
+    #[cfg(feature = "client-metadata")]
+    documents: Option<stepup_mfa::MetadataDocumentPolicy>,
+    resources: Vec<String>,
+    scopes: Vec<String>,
+    refresh_lifetime: Option<Duration>,
+    session_lifetime: Option<Duration>,
 }
 
 impl StepUpBuilder {
@@ -268,9 +290,49 @@ impl StepUpBuilder {
         self
     }
 
-    /// Registers an OAuth client for the authorization-code flow.
+    /// Registers an OAuth client for the authorization-code flow (first-party: a live sign-in
+    /// session answers it at once).
     pub fn client(mut self, client: OAuthClient) -> Self {
         self.clients.push(client);
+        self
+    }
+
+    /// Enables RFC 7591 dynamic registration of public clients (`POST /oauth/register`) under
+    /// `policy`.
+    pub fn dynamic_registration(mut self, policy: RegistrationPolicy) -> Self {
+        self.registration = Some(policy);
+        self
+    }
+
+    /// Accepts Client ID Metadata Documents as client ids under `policy` (feature
+    /// `client-metadata`).
+    #[cfg(feature = "client-metadata")]
+    pub fn client_metadata_documents(mut self, policy: stepup_mfa::MetadataDocumentPolicy) -> Self {
+        self.documents = Some(policy);
+        self
+    }
+
+    /// Accepts `resource` (RFC 8707) in authorization requests: the tokens' `aud`.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// Accepts `scope` in authorization requests (`offline_access` always is).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// How long a refresh-token family lives (default 30 days).
+    pub fn refresh_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_lifetime = Some(lifetime);
+        self
+    }
+
+    /// How long the browser's sign-in session lasts (default 12 hours).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = Some(lifetime);
         self
     }
 
@@ -331,6 +393,28 @@ impl StepUpBuilder {
         if let Some(pool) = self.kdf {
             mfa = mfa.with_kdf_pool(pool);
         }
+        for client in self.clients {
+            mfa = mfa.with_client(client);
+        }
+        if let Some(policy) = self.registration {
+            mfa = mfa.with_dynamic_registration(policy);
+        }
+        #[cfg(feature = "client-metadata")]
+        if let Some(policy) = self.documents {
+            mfa = mfa.with_client_metadata_documents(policy)?;
+        }
+        for resource in self.resources {
+            mfa = mfa.with_resource(resource);
+        }
+        for scope in self.scopes {
+            mfa = mfa.with_scope(scope);
+        }
+        if let Some(lifetime) = self.refresh_lifetime {
+            mfa = mfa.with_refresh_lifetime(lifetime);
+        }
+        if let Some(lifetime) = self.session_lifetime {
+            mfa = mfa.with_session_lifetime(lifetime);
+        }
         if let Some(max_age) = self.fresh_mfa {
             mfa = mfa.with_fresh_mfa_max_age(max_age);
         }
@@ -355,7 +439,6 @@ impl StepUpBuilder {
             inner: Arc::new(Inner {
                 mfa,
                 verifier,
-                clients: self.clients,
                 trusted_proxies: self.trusted_proxies.unwrap_or_else(TrustedProxies::none),
                 request_ceiling: self.request_ceiling.unwrap_or((
                     stepup_tower::rate_limit::DEFAULT_MAX,

@@ -127,6 +127,11 @@ impl Mfa {
             self.factors().clear_failures(user, kind).await?;
         }
         self.revoke_devices(user).await?;
+        // Already void by the generation; revoked too, so that nothing lists them.
+        let families = self.grants().revoke_user_families(user).await?;
+        if families > 0 {
+            tracing::info!(target: "stepup::audit", user, families, "refresh-token families revoked by a reset");
+        }
         Ok(())
     }
 }

@@ -116,7 +116,7 @@ pub enum AuditEvent {
         acr: String,
         /// Its `amr`.
         amr: Vec<String>,
-        /// `direct`, `authorization_code` or `recovery`.
+        /// `direct`, `authorization_code`, `refresh_token` or `recovery`.
         via: &'static str,
     },
     /// An authorization code was issued to a client.
@@ -127,6 +127,42 @@ pub enum AuditEvent {
     /// An authorization code was presented with the wrong client, redirect URI or verifier, or
     /// after a reset.
     AuthorizationCodeRefused {},
+    /// An OAuth client registered itself (RFC 7591); recorded under `client:{client_id}`.
+    ClientRegistered {
+        /// The client.
+        client_id: String,
+    },
+    /// A client's registration was revoked; recorded under `client:{client_id}`.
+    ClientRevoked {
+        /// The client.
+        client_id: String,
+    },
+    /// A refresh-token family was started for a client.
+    RefreshFamilyStarted {
+        /// The client.
+        client_id: String,
+        /// The family.
+        family_id: String,
+    },
+    /// An earlier refresh token of a family was presented again: the family is revoked.
+    RefreshTokenReused {
+        /// The client.
+        client_id: String,
+        /// The family.
+        family_id: String,
+    },
+    /// A refresh-token family was revoked (`revocation`, `reset`, `client_revoked`, `user`).
+    RefreshFamilyRevoked {
+        /// The family.
+        family_id: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The authorization server's sign-in session was started in a browser.
+    SessionStarted {
+        /// Its level.
+        acr: String,
+    },
     /// Every factor of the user was removed (recovery, admin reset).
     FactorsReset {},
     /// A recovery code was mailed to the user's address.
@@ -183,6 +219,12 @@ impl AuditEvent {
             Self::TokenIssued { .. } => "token_issued",
             Self::AuthorizationCodeIssued { .. } => "authorization_code_issued",
             Self::AuthorizationCodeRefused {} => "authorization_code_refused",
+            Self::ClientRegistered { .. } => "client_registered",
+            Self::ClientRevoked { .. } => "client_revoked",
+            Self::RefreshFamilyStarted { .. } => "refresh_family_started",
+            Self::RefreshTokenReused { .. } => "refresh_token_reused",
+            Self::RefreshFamilyRevoked { .. } => "refresh_family_revoked",
+            Self::SessionStarted { .. } => "session_started",
             Self::FactorsReset {} => "factors_reset",
             Self::RecoveryRequested {} => "recovery_requested",
             Self::RecoveryPending { .. } => "recovery_pending",
@@ -227,7 +269,21 @@ impl AuditEvent {
             | Self::DeviceRevoked { device_id } => json!({ "device_id": device_id }),
             Self::DevicesRevoked { count } => json!({ "count": count }),
             Self::TokenIssued { acr, amr, via } => json!({ "acr": acr, "amr": amr, "via": via }),
-            Self::AuthorizationCodeIssued { client_id } => json!({ "client_id": client_id }),
+            Self::AuthorizationCodeIssued { client_id }
+            | Self::ClientRegistered { client_id }
+            | Self::ClientRevoked { client_id } => json!({ "client_id": client_id }),
+            Self::RefreshFamilyStarted {
+                client_id,
+                family_id,
+            }
+            | Self::RefreshTokenReused {
+                client_id,
+                family_id,
+            } => json!({ "client_id": client_id, "family_id": family_id }),
+            Self::RefreshFamilyRevoked { family_id, reason } => {
+                json!({ "family_id": family_id, "reason": reason })
+            }
+            Self::SessionStarted { acr } => json!({ "acr": acr }),
             Self::RecoveryPending { due_at } => json!({ "due_at": due_at }),
             Self::AdminReset { admin } => json!({ "admin": admin }),
         }

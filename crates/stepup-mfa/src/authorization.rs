@@ -39,7 +39,7 @@ pub struct Authentication {
 
 /// The validated OAuth parameters of an authorization request, waiting for the user's
 /// authentication (possibly across the MFA step).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PendingAuthorization {
     /// The client.
     pub client_id: String,
@@ -49,6 +49,36 @@ pub struct PendingAuthorization {
     pub state: Option<String>,
     /// The S256 code challenge.
     pub code_challenge: String,
+    /// The scope asked for and granted (space-separated), if any.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The resource (RFC 8707) the tokens will be for (their `aud`), if one was named.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Whether the sign-in page carries this request: the code's redirect is answered in the
+    /// body (`{redirect_to}`) for the page to follow, not as a `302` to a script.
+    #[serde(default)]
+    pub from_page: bool,
+}
+
+impl PendingAuthorization {
+    /// Where the client's browser goes with `code`: the redirect URI with `code`, `state` and
+    /// `iss` (RFC 6749 §4.1.2, RFC 9207), `iss` being `issuer`.
+    pub fn code_location(&self, code: &str, issuer: &str) -> String {
+        let mut query = vec![("code", code)];
+        if let Some(state) = self.state.as_deref() {
+            query.push(("state", state));
+        }
+        query.push(("iss", issuer));
+        with_query(&self.redirect_uri, &query)
+    }
+}
+
+/// `uri` with `query` appended (after its own query, if any).
+pub(crate) fn with_query(uri: &str, query: &[(&str, &str)]) -> String {
+    let encoded = serde_urlencoded::to_string(query).unwrap_or_default();
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}{encoded}")
 }
 
 /// What an authorization code stands for, in the ephemeral store under the code's hash.
@@ -58,6 +88,23 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     code_challenge: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+/// A redeemed authorization code: who authenticated, for which client, scope and resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemedCode {
+    /// Who, how and when.
+    pub authentication: Authentication,
+    /// The client.
+    pub client_id: String,
+    /// The scope granted.
+    pub scope: Option<String>,
+    /// The resource the tokens are for.
+    pub resource: Option<String>,
 }
 
 impl Mfa {
@@ -75,6 +122,8 @@ impl Mfa {
             client_id: pending.client_id.clone(),
             redirect_uri: pending.redirect_uri.clone(),
             code_challenge: pending.code_challenge.clone(),
+            scope: pending.scope.clone(),
+            resource: pending.resource.clone(),
         };
         let grant = serde_json::to_vec(&grant).map_err(MfaError::internal)?;
         if !self
@@ -105,6 +154,22 @@ impl Mfa {
         code_verifier: &str,
         client: &ClientInfo,
     ) -> Result<Authentication, MfaError> {
+        Ok(self
+            .redeem_code(code, client_id, redirect_uri, code_verifier, client)
+            .await?
+            .authentication)
+    }
+
+    /// [`redeem_authorization_code`](Self::redeem_authorization_code), with the scope and
+    /// resource the code carries.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+        client: &ClientInfo,
+    ) -> Result<RedeemedCode, MfaError> {
         self.limited_by_address(client, async {
             if code.is_empty() || code.len() > 128 {
                 return Err(InvalidGrant.into());
@@ -128,7 +193,12 @@ impl Mfa {
                     .await;
                 return Err(InvalidGrant.into());
             }
-            Ok(grant.authentication)
+            Ok(RedeemedCode {
+                authentication: grant.authentication,
+                client_id: grant.client_id,
+                scope: grant.scope,
+                resource: grant.resource,
+            })
         })
         .await
     }

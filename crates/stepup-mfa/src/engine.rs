@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
-use stepup_store::{AuditStore, DeviceStore, EphemeralStore, FactorStore, Generation, Store};
+use stepup_store::{
+    AuditStore, DeviceStore, EphemeralStore, FactorStore, Generation, GrantStore, Store,
+};
 
 use crate::accounts::{NoAccounts, PasswordCheck};
 use crate::audit::Audit;
@@ -20,7 +22,7 @@ use crate::limits::{AddressPolicy, AttemptPolicy};
 use crate::seal::Keyring;
 use crate::{MfaError, Notifier};
 
-/// The stores the engine works on. One backend can serve all four ([`Stores::shared`]); a
+/// The stores the engine works on. One backend can serve all five ([`Stores::shared`]); a
 /// deployment of several instances may keep ephemeral state elsewhere (Redis).
 #[derive(Clone)]
 pub struct Stores {
@@ -32,6 +34,8 @@ pub struct Stores {
     pub devices: Arc<dyn DeviceStore>,
     /// The audit trail.
     pub audit: Arc<dyn AuditStore>,
+    /// The authorization server's registered clients and refresh-token families.
+    pub grants: Arc<dyn GrantStore>,
 }
 
 impl Stores {
@@ -42,7 +46,8 @@ impl Stores {
             factors: store.clone(),
             ephemeral: store.clone(),
             devices: store.clone(),
-            audit: store,
+            audit: store.clone(),
+            grants: store,
         }
     }
 
@@ -96,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) login: crate::login::LoginSettings,
     pub(crate) replica: Arc<crate::replica::Replica>,
     pub(crate) recovery: crate::recovery::RecoverySettings,
+    pub(crate) clients: crate::clients::ClientSettings,
+    pub(crate) authorization: crate::refresh::AuthorizationSettings,
 }
 
 impl Mfa {
@@ -125,6 +132,8 @@ impl Mfa {
                 restricted_alone: true,
                 login: Default::default(),
                 recovery: Default::default(),
+                clients: Default::default(),
+                authorization: Default::default(),
                 replica: Arc::new(crate::replica::Replica::new(
                     crate::replica::FRESHNESS_BOUND,
                 )),
@@ -285,6 +294,10 @@ impl Mfa {
 
     pub(crate) fn devices_store(&self) -> &dyn DeviceStore {
         self.inner.stores.devices.as_ref()
+    }
+
+    pub(crate) fn grants(&self) -> &dyn GrantStore {
+        self.inner.stores.grants.as_ref()
     }
 
     pub(crate) fn accounts(&self) -> &dyn PasswordCheck {

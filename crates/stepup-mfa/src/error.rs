@@ -91,6 +91,8 @@ macro_rules! refusals {
             Refused(PolicyRefusal),
             /// The request lacks a field or has one of the wrong shape (`400 invalid_request`).
             InvalidInput(InvalidInput),
+            /// A client registration's metadata is refused (`400 invalid_client_metadata`).
+            InvalidClientMetadata(InvalidClientMetadata),
             /// A store, provider or pool could not answer: fail closed (`503`).
             Unavailable(Unavailable),
             /// A stored record could not be read or a secret sealed (`500`).
@@ -105,6 +107,7 @@ macro_rules! refusals {
                     Self::FactorLocked(refusal) => refusal,
                     Self::Refused(refusal) => refusal,
                     Self::InvalidInput(refusal) => refusal,
+                    Self::InvalidClientMetadata(refusal) => refusal,
                     Self::Unavailable(refusal) => refusal,
                     Self::Internal(refusal) => refusal,
                 }
@@ -152,6 +155,56 @@ refusals! {
     /// The token's user was deleted, recovered or reset after it was issued, or the account no
     /// longer exists.
     TokenRevoked => UNAUTHORIZED, "invalid_token", "the token has been revoked";
+    /// A redirect URI of a client registration is not an `https` URL, or an `http` URL of a
+    /// loopback address, without a fragment (RFC 7591 §3.2.2).
+    InvalidRedirectUri => BAD_REQUEST, "invalid_redirect_uri", "every redirect_uri must be an https URL, or an http URL of a loopback address, without a fragment";
+    /// The client is unknown, or its registration was revoked (RFC 6749 §5.2).
+    InvalidClient => UNAUTHORIZED, "invalid_client", "the client is unknown or its registration was revoked";
+    /// The `resource` is not one this server issues tokens for, or not the one granted
+    /// (RFC 8707 §2).
+    InvalidTarget => BAD_REQUEST, "invalid_target", "the resource is not one this server issues tokens for, or not the one granted";
+    /// The `scope` is unknown, or wider than the one granted (RFC 6749 §5.2).
+    InvalidScope => BAD_REQUEST, "invalid_scope", "the scope is unknown or wider than the one granted";
+    /// The sign-in page's authorization request is unknown or expired.
+    UnknownAuthorizationRequest => BAD_REQUEST, "invalid_request", "the sign-in page has expired; start again from the application";
+    /// Dynamic client registration is not enabled on this server.
+    RegistrationDisabled => FORBIDDEN, "access_denied", "dynamic client registration is not enabled";
+}
+
+/// Client metadata of a registration that this server refuses (RFC 7591 §3.2.2
+/// `invalid_client_metadata`), naming the field from the server's own rules, never echoing the
+/// client's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidClientMetadata {
+    /// What is wrong, e.g. `token_endpoint_auth_method must be none`.
+    pub message: Cow<'static, str>,
+}
+
+impl InvalidClientMetadata {
+    /// A refusal saying `message`.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl Refusal for InvalidClientMetadata {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &str {
+        "invalid_client_metadata"
+    }
+    fn description(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.message)
+    }
+}
+
+impl From<InvalidClientMetadata> for MfaError {
+    fn from(refusal: InvalidClientMetadata) -> Self {
+        Self::InvalidClientMetadata(refusal)
+    }
 }
 
 /// Too many attempts or sends: wait `retry_after` (`429 too_many_requests`, `Retry-After`).

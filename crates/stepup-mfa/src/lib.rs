@@ -12,6 +12,9 @@
 //! - **The limits** ([`limits`]): per user, per factor (the 100-failure lock), per account's
 //!   password, per claimed credential, per client address.
 //! - **Resets** ([`account`], [`recovery`]): the user's generation voids everything made before.
+//! - **The authorization server** ([`clients`], [`authorize`], [`refresh`]): configured,
+//!   registered (RFC 7591) and metadata-document clients, the authorization request and the
+//!   sign-in session, the token endpoint with rotated refresh tokens, resources and revocation.
 //! - **The layers' policies** ([`policies`]): the engine answers `RejectRevoked`,
 //!   `RememberedDevices` and `RateLimit`.
 //! - The [`audit`] trail, sealed secrets ([`seal`]), the bounded slow-hash pool ([`kdf`]), the
@@ -29,8 +32,12 @@ pub mod account;
 mod accounts;
 pub mod audit;
 pub mod authorization;
+pub mod authorize;
 pub mod backup;
 pub mod challenge;
+#[cfg(feature = "client-metadata")]
+mod client_metadata;
+pub mod clients;
 pub mod delivery;
 pub mod devices;
 #[cfg(feature = "email")]
@@ -45,6 +52,7 @@ pub mod login;
 pub mod notices;
 pub mod policies;
 pub mod recovery;
+pub mod refresh;
 pub mod replica;
 pub mod seal;
 #[cfg(feature = "sms")]
@@ -56,16 +64,24 @@ pub mod webauthn;
 
 pub use accounts::{PasswordCheck, PasswordCheckFailed};
 pub use audit::{Audit, AuditEvent, Notifier};
-pub use authorization::{Authentication, CODE_TTL, PendingAuthorization};
+pub use authorization::{Authentication, CODE_TTL, PendingAuthorization, RedeemedCode};
+pub use authorize::{
+    AuthorizationError, AuthorizationParams, AuthorizationRequest, ErrorRedirect, Prompt,
+    SessionDecision,
+};
 pub use challenge::{CHALLENGE_TTL, CompletedChallenge, MAX_CODE_ATTEMPTS, MfaChallenge};
+pub use clients::{
+    Client, ClientSource, MetadataDocumentPolicy, OAuthClient, RegisteredClient, RegistrationPolicy,
+};
 pub use devices::RememberedDevice;
 pub use engine::{Mfa, Stores};
-pub use error::{InvalidCode, InvalidMfaToken, MfaError, Refusal};
+pub use error::{InvalidClientMetadata, InvalidCode, InvalidMfaToken, MfaError, Refusal};
 pub use factor::{ClientInfo, Factor};
 pub use kdf::{KdfBusy, KdfPool};
 pub use lifecycle::{Enrolled, FactorInfo, FactorSummary};
 pub use limits::{AddressPolicy, AttemptPolicy};
 pub use login::{Conclusion, Login, LoginStep, PasswordLogin};
 pub use recovery::{RECOVERY_CODE_TTL, RecoveryOutcome};
+pub use refresh::{CodeExchange, RefreshRequest, TokenResponse};
 pub use seal::Keyring;
 pub use stepup_store::Credential;

@@ -450,6 +450,18 @@ impl Mfa {
         authentication: &Authentication,
         via: &'static str,
     ) -> Result<IssuedToken, MfaError> {
+        self.issue_token_with(authentication, via, |grant| grant)
+            .await
+    }
+
+    /// [`issue_token`](Self::issue_token), the grant completed by `complete` (a scope, an
+    /// audience).
+    pub(crate) async fn issue_token_with(
+        &self,
+        authentication: &Authentication,
+        via: &'static str,
+        complete: impl FnOnce(Grant) -> Grant,
+    ) -> Result<IssuedToken, MfaError> {
         let issuer = self
             .issuer()
             .ok_or_else(|| MfaError::internal("no token issuer is configured"))?;
@@ -461,6 +473,7 @@ impl Mfa {
             Some(time) => grant.auth_time(time),
             None => grant.without_auth_time(),
         };
+        let grant = complete(grant);
         let token = issuer.issue(&grant).map_err(MfaError::internal)?;
         let event = AuditEvent::TokenIssued {
             acr: authentication.acr.clone(),

@@ -489,7 +489,8 @@ async fn rotation_keeps_old_secrets_working_and_reseal_moves_them(h: Harness) {
             factors: factors.clone(),
             ephemeral: elsewhere.clone(),
             devices: elsewhere.clone(),
-            audit: elsewhere,
+            audit: elsewhere.clone(),
+            grants: elsewhere,
         };
         h.engine_on(&stores, keyring)
     };
@@ -822,6 +823,7 @@ async fn the_database_file_holds_no_secret_code_or_token_in_the_clear() {
         redirect_uri: "http://localhost:3000/callback".into(),
         state: None,
         code_challenge: URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+        ..Default::default()
     };
     let authentication = Authentication {
         subject: "henry".into(),
@@ -1140,6 +1142,40 @@ impl stepup_store::AuditStore for DownStore {
         down()
     }
     async fn audit_events(&self, _: &str, _: usize) -> StoreResult<Vec<AuditRecord>> {
+        down()
+    }
+}
+
+#[async_trait::async_trait]
+impl stepup_store::GrantStore for DownStore {
+    async fn insert_client(&self, _: stepup_store::ClientRecord) -> StoreResult<bool> {
+        down()
+    }
+    async fn client(&self, _: &str) -> StoreResult<Option<stepup_store::ClientRecord>> {
+        down()
+    }
+    async fn clients(&self, _: usize) -> StoreResult<Vec<stepup_store::ClientRecord>> {
+        down()
+    }
+    async fn revoke_client(&self, _: &str) -> StoreResult<bool> {
+        down()
+    }
+    async fn insert_family(&self, _: stepup_store::RefreshFamily) -> StoreResult<()> {
+        down()
+    }
+    async fn rotate_refresh_token(&self, _: &str, _: &str) -> StoreResult<stepup_store::Rotation> {
+        down()
+    }
+    async fn family_by_token(&self, _: &str) -> StoreResult<Option<stepup_store::RefreshFamily>> {
+        down()
+    }
+    async fn revoke_family(&self, _: &str) -> StoreResult<bool> {
+        down()
+    }
+    async fn revoke_user_families(&self, _: &str) -> StoreResult<usize> {
+        down()
+    }
+    async fn families(&self, _: &str) -> StoreResult<Vec<stepup_store::RefreshFamily>> {
         down()
     }
 }

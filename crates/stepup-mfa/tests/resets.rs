@@ -804,6 +804,7 @@ async fn an_authorization_code_issued_before_a_reset_is_refused_after_it(h: Harn
         state: Some("xyz".into()),
         code_challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(sha2::Sha256::digest(verifier_string.as_bytes())),
+        ..Default::default()
     };
     let challenge = mfa
         .start_challenge("ada", &["pwd"], Some(pending.clone()))

@@ -58,6 +58,7 @@ mod audit;
 mod devices;
 mod ephemeral;
 mod factors;
+mod grants;
 mod rows;
 mod schema;
 
@@ -74,9 +75,13 @@ const MAX_CONNECTIONS: u32 = 10;
 /// Opening applies this crate's embedded migrations, tracked in their own table
 /// (`_stepup_store_migrations`) so the application's own sqlx migrations (in `_sqlx_migrations`)
 /// can share the database. The tables (`credentials`, `codes`, `factor_failures`, `generations`,
-/// `ephemeral`, `counters`, `devices`, `audit_events`) and the sequence `generation_seq` are
+/// `ephemeral`, `counters`, `devices`, `audit_events`, `oauth_clients`, `refresh_families`,
+/// `refresh_tokens`) and the sequence `generation_seq` are
 /// created in the first schema of the connections' `search_path` (`public` by default);
 /// [`open_in_schema`](Self::open_in_schema) keeps them in a schema of their own.
+///
+/// Migration 4 added the authorization server's state (`oauth_clients`, `refresh_families`,
+/// `refresh_tokens`).
 ///
 /// Migration 3 replaced the token marks of earlier versions with each user's
 /// [generation](stepup_store::Generation): a mark `revoked_before = R` became generation 1 changed

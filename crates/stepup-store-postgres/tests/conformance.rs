@@ -60,3 +60,13 @@ async fn audit_store_conforms() {
     conformance::audit::run(store, clock).await;
     schema.drop_schema().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grant_store_conforms() {
+    let Some((schema, store, clock)) = store().await else {
+        return;
+    };
+    conformance::grants::run(Arc::clone(&store), clock.clone()).await;
+    conformance::grants::run(store, clock).await;
+    schema.drop_schema().await;
+}

@@ -1,5 +1,6 @@
 //! The SQLite backend of stepup: [`SqliteStore`] keeps every kind of state (factors, ephemeral
-//! values and counters, remembered devices, the audit trail) in one embedded database, through
+//! values and counters, remembered devices, the audit trail, OAuth clients and refresh-token
+//! families) in one embedded database, through
 //! sqlx.
 //!
 //! ```no_run
@@ -32,7 +33,8 @@
 //! each user's [generation](stepup_store::Generation) (a mark `revoked_before = R` became
 //! generation 1 changed at `R - 1`, which voids the same tokens), lets a credential be disabled,
 //! and records the generation of each credential and remembered device (0 for those stored
-//! before).
+//! before). Version 6 adds the authorization server's state: dynamically registered OAuth clients
+//! and refresh-token families, with the hash of every token a family held.
 //!
 //! # Atomicity and time
 //!
@@ -62,6 +64,7 @@ mod audit;
 mod devices;
 mod ephemeral;
 mod factors;
+mod grants;
 mod rows;
 
 /// How long a connection waits for another one's write lock before the call fails.
@@ -82,7 +85,8 @@ const PURGE_LIMIT: i64 = 256;
 ///
 /// It implements every trait of `stepup_store` ([`FactorStore`](stepup_store::FactorStore),
 /// [`EphemeralStore`](stepup_store::EphemeralStore), [`DeviceStore`](stepup_store::DeviceStore),
-/// [`AuditStore`](stepup_store::AuditStore)), so it is a [`Store`](stepup_store::Store).
+/// [`AuditStore`](stepup_store::AuditStore), [`GrantStore`](stepup_store::GrantStore)), so it is a
+/// [`Store`](stepup_store::Store).
 ///
 /// Opening applies this crate's embedded migrations, so an empty or missing file becomes a ready
 /// store. The database runs in WAL mode with foreign keys on and a 5-second busy timeout: a call

@@ -83,3 +83,16 @@ async fn audit_conforms_in_memory() {
     let (store, clock) = memory_store().await;
     conformance::audit::run(store, clock).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grants_conform_on_a_file() {
+    let (_dir, store, clock) = file_store().await;
+    conformance::grants::run(Arc::clone(&store), clock.clone()).await;
+    conformance::grants::run(store, clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grants_conform_in_memory() {
+    let (store, clock) = memory_store().await;
+    conformance::grants::run(store, clock).await;
+}

@@ -11,8 +11,9 @@
 //!   challenges, attempt counters.
 //! - [`DeviceStore`]: remembered devices (durable, with expiry).
 //! - [`AuditStore`]: the append-only audit trail.
+//! - [`GrantStore`]: the authorization server's registered clients and refresh-token families.
 //!
-//! [`Store`] is all four, as [`MemoryStore`] and the SQLite and PostgreSQL backends
+//! [`Store`] is all five, as [`MemoryStore`] and the SQLite and PostgreSQL backends
 //! (`stepup-store-sqlite`, `stepup-store-postgres`) are.
 //!
 //! Every single-use or check-and-update operation is ONE atomic call of the trait
@@ -30,6 +31,7 @@ pub mod conformance;
 mod devices;
 mod ephemeral;
 mod factors;
+mod grants;
 mod memory;
 
 pub use audit::{AuditRecord, AuditStore};
@@ -39,6 +41,7 @@ pub use factors::{
     CodeHash, CodeSet, Credential, CredentialRef, CredentialStatus, Enrollment, FactorStore,
     Generation, GenerationChange,
 };
+pub use grants::{ClientRecord, GrantStore, RefreshFamily, Rotation};
 pub use memory::{MemoryStore, expiry_after};
 
 /// A storage failure. Callers fail closed on it: verification answers `503`, never success.
@@ -57,6 +60,6 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A store holding every kind of state.
-pub trait Store: FactorStore + EphemeralStore + DeviceStore + AuditStore {}
+pub trait Store: FactorStore + EphemeralStore + DeviceStore + AuditStore + GrantStore {}
 
-impl<T: FactorStore + EphemeralStore + DeviceStore + AuditStore> Store for T {}
+impl<T: FactorStore + EphemeralStore + DeviceStore + AuditStore + GrantStore> Store for T {}

@@ -42,3 +42,10 @@ async fn every_suite_conforms_twice_on_one_store() {
     conformance::run_all(Arc::clone(&store), clock.clone()).await;
     conformance::run_all(store, clock).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grant_store_conforms() {
+    let (store, clock) = store();
+    conformance::grants::run(Arc::clone(&store), clock.clone()).await;
+    conformance::grants::run(store, clock).await;
+}

@@ -54,6 +54,8 @@ pub const T0: u64 = 1_800_000_000;
 /// The one OAuth client and its redirect URI.
 pub const CLIENT_ID: &str = "demo";
 pub const REDIRECT_URI: &str = "http://localhost:3000/callback";
+/// The resource (RFC 8707) the authorization server issues tokens for besides its own API.
+pub const RESOURCE: &str = "https://mcp.example.com/";
 /// The WebAuthn origin (its host is the `rp_id`) and the tokens' issuer and audience.
 pub const PUBLIC_URL: &str = "http://localhost:3000";
 /// Every account's password, unless a test says otherwise.
@@ -598,6 +600,10 @@ pub async fn build_stepup(backend: &Backend, options: &Options) -> (StepUp, Stor
         .factor(Email::shared(mailer.clone()))
         .shared_mailer(mailer)
         .client(OAuthClient::new(CLIENT_ID).with_redirect_uri(REDIRECT_URI))
+        // The authorization server: dynamic registration, one resource, one scope.
+        .dynamic_registration(stepup_mfa::RegistrationPolicy::default())
+        .resource(RESOURCE)
+        .scope("tools")
         .clock(clock)
         .restricted_factor_alone(options.restricted_alone)
         .trusted_proxies(TrustedProxies::parse(&options.trusted_proxies).unwrap());

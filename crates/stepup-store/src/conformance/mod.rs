@@ -1,12 +1,12 @@
 //! The conformance suites every store backend must pass, one per trait.
 //!
-//! [`factors::run`], [`ephemeral::run`], [`devices::run`] and [`audit::run`] each check the
-//! semantics documented on their trait ([`FactorStore`](crate::FactorStore),
+//! [`factors::run`], [`ephemeral::run`], [`devices::run`], [`audit::run`] and [`grants::run`]
+//! each check the semantics documented on their trait ([`FactorStore`](crate::FactorStore),
 //! [`EphemeralStore`](crate::EphemeralStore), [`DeviceStore`](crate::DeviceStore),
-//! [`AuditStore`](crate::AuditStore)), and race 100 tasks, released together, on every
+//! [`AuditStore`](crate::AuditStore), [`GrantStore`](crate::GrantStore)), and race 100 tasks, released together, on every
 //! single-use or check-and-update call (exactly one must win) and on every counting call (no
 //! update may be lost). A backend implementing one trait (Redis for the ephemeral state) runs that
-//! trait's suite; [`run_all`] runs the four on a backend implementing every trait.
+//! trait's suite; [`run_all`] runs the five on a backend implementing every trait.
 //!
 //! Time moves only through the [`ManualClock`] the store was built with, so the suites never
 //! sleep. Every check uses its own users, keys and ids, fresh for each run, so the store may hold
@@ -33,6 +33,7 @@ pub mod audit;
 pub mod devices;
 pub mod ephemeral;
 pub mod factors;
+pub mod grants;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -45,7 +46,7 @@ use tokio::sync::Barrier;
 
 use crate::{Store, StoreResult};
 
-/// Runs the four suites on `store`, one after another, panicking at the first failure.
+/// Runs the five suites on `store`, one after another, panicking at the first failure.
 ///
 /// `store` must judge expiry by `clock` (the suites move it forward). Run it on a multi-threaded
 /// tokio runtime so the races are real: `#[tokio::test(flavor = "multi_thread")]`. Do not run
@@ -54,7 +55,8 @@ pub async fn run_all<S: Store>(store: Arc<S>, clock: ManualClock) {
     factors::run(Arc::clone(&store), clock.clone()).await;
     ephemeral::run(Arc::clone(&store), clock.clone()).await;
     devices::run(Arc::clone(&store), clock.clone()).await;
-    audit::run(store, clock).await;
+    audit::run(Arc::clone(&store), clock.clone()).await;
+    grants::run(store, clock).await;
 }
 
 /// How many tasks race on each atomic operation.

@@ -5,6 +5,7 @@ mod counters;
 mod devices;
 mod ephemeral;
 mod factors;
+mod grants;
 mod values;
 
 use std::fmt;
@@ -33,7 +34,8 @@ pub fn expiry_after(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(seconds)
 }
 
-/// A single-process store: durable state (factors, remembered devices, the audit trail) in maps
+/// A single-process store: durable state (factors, remembered devices, the audit trail, the
+/// authorization server's clients and refresh-token families) in maps
 /// behind one mutex, ephemeral values and counters in sharded maps.
 ///
 /// Clones share the same state. Nothing survives the process; use it for tests, development and
@@ -74,6 +76,7 @@ struct Durable {
     factors: factors::Factors,
     devices: devices::Devices,
     audit: audit::Audit,
+    grants: grants::Grants,
 }
 
 impl MemoryStore {
