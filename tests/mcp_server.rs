@@ -8,18 +8,17 @@
 //! only for the second factor; and a refresh keeps what the step-up proved without making it
 //! fresh again. Time is the test's (`ManualClock`), for the demo and the MCP server alike.
 
+mod demo_support;
 #[path = "../examples/mcp_server/app.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod mcp;
-mod demo_support;
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use demo_support::{Demo, T0};
 use reqwest::StatusCode;
-use rmcp::model::{CallToolRequestParams, ClientInfo};
+use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState};
@@ -36,7 +35,7 @@ use tokio::net::TcpListener;
 const REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 const PASSWORD: &str = "correct horse";
 
-type Client = RunningService<RoleClient, ClientInfo>;
+type Client = RunningService<RoleClient, ClientConfig>;
 
 /// The demo and the MCP server, on their own ports, on one clock.
 struct Servers {
@@ -49,7 +48,10 @@ async fn servers() -> Servers {
     let demo_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mcp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let settings = mcp::Settings {
-        issuer: format!("http://{}", demo_listener.local_addr().unwrap()),
+        issuer: format!(
+            "http://localhost:{}",
+            demo_listener.local_addr().unwrap().port()
+        ),
         addr: mcp_listener.local_addr().unwrap(),
         resource: format!("http://{}/mcp", mcp_listener.local_addr().unwrap()),
     };
@@ -85,7 +87,10 @@ impl Browser<'_> {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{response:?}");
         let html = response.text().await.unwrap();
-        (attribute(&html, "data-request"), attribute(&html, "data-step"))
+        (
+            attribute(&html, "data-request"),
+            attribute(&html, "data-step"),
+        )
     }
 
     /// A JSON step of the page; keeps the session cookie it sets.
@@ -140,20 +145,30 @@ fn challenge_in(error: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 /// Connects to the MCP server with the tokens `manager` holds.
-async fn connect(mcp_url: &str, manager: AuthorizationManager) -> (Client, AuthClient<reqwest::Client>) {
+async fn connect(
+    mcp_url: &str,
+    manager: AuthorizationManager,
+) -> (Client, AuthClient<reqwest::Client>) {
     let auth = AuthClient::new(reqwest::Client::new(), manager);
     let transport = StreamableHttpClientTransport::with_client(
         auth.clone(),
         StreamableHttpClientTransportConfig::with_uri(mcp_url),
     );
-    (ClientInfo::default().serve(transport).await.unwrap(), auth)
+    (
+        ClientConfig::default().serve(transport).await.unwrap(),
+        auth,
+    )
 }
 
 /// Calls `tool`: its JSON answer, or the `WWW-Authenticate` challenge of a 401.
 async fn call(client: &Client, tool: &'static str) -> Result<Value, String> {
     match client.call_tool(CallToolRequestParams::new(tool)).await {
         Ok(result) => {
-            let text = result.content[0].as_text().expect("a text answer").text.clone();
+            let text = result.content[0]
+                .as_text()
+                .expect("a text answer")
+                .text
+                .clone();
             Ok(serde_json::from_str(&text).unwrap())
         }
         Err(error) => Err(challenge_in(&error).unwrap_or_else(|| panic!("{tool}: {error}"))),
@@ -170,8 +185,11 @@ async fn an_mcp_client_signs_in_with_mfa_steps_up_and_refreshes_without_gaining_
         reqwest::Client::new(),
         StreamableHttpClientTransportConfig::with_uri(mcp_url.as_str()),
     );
-    let refused = ClientInfo::default().serve(transport).await.unwrap_err();
-    let challenge = refused.auth_challenge().expect("a 401 challenge").to_owned();
+    let refused = ClientConfig::default().serve(transport).await.unwrap_err();
+    let challenge = refused
+        .auth_challenge()
+        .expect("a 401 challenge")
+        .to_owned();
     assert!(challenge.contains("resource_metadata="), "{challenge}");
 
     // Discovery and registration, as rmcp does them; the browser signs in with password + TOTP.
@@ -185,9 +203,15 @@ async fn an_mcp_client_signs_in_with_mfa_steps_up_and_refreshes_without_gaining_
         .await
         .unwrap();
     let url = oauth.get_authorization_url().await.unwrap();
-    assert!(url.starts_with(&format!("{}/oauth/authorize?", demo.base)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/oauth/authorize?", demo.base)),
+        "{url}"
+    );
     assert_eq!(param(&url, "resource").as_deref(), Some(mcp_url.as_str()));
-    assert_eq!(param(&url, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        param(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     let mut browser = Browser {
         demo: &demo,
         session: None,
@@ -234,7 +258,11 @@ async fn an_mcp_client_signs_in_with_mfa_steps_up_and_refreshes_without_gaining_
         "{stale}"
     );
     let me = call(&client, "whoami").await.unwrap();
-    assert_eq!(me["auth_time"].as_u64(), Some(signed_in_at), "a refresh is no login");
+    assert_eq!(
+        me["auth_time"].as_u64(),
+        Some(signed_in_at),
+        "a refresh is no login"
+    );
 
     // The step-up: a new authorization with the challenge's acr_values and max_age. The
     // signed-in browser is asked for the second factor only.
@@ -247,7 +275,10 @@ async fn an_mcp_client_signs_in_with_mfa_steps_up_and_refreshes_without_gaining_
         .await;
     assert_eq!(step, "factor");
     let factor = browser
-        .step("/oauth/authorize/session", json!({"request_id": request_id}))
+        .step(
+            "/oauth/authorize/session",
+            json!({"request_id": request_id}),
+        )
         .await;
     assert_eq!(factor["mfa_required"], true, "{factor}");
     demo.clock.advance(Duration::from_secs(30));
@@ -271,8 +302,14 @@ async fn an_mcp_client_signs_in_with_mfa_steps_up_and_refreshes_without_gaining_
     }
     let me = call(&client, "whoami").await.unwrap();
     let stepped_up_at = me["auth_time"].as_u64().unwrap();
-    assert!(stepped_up_at > signed_in_at + 300, "the step-up is a new authentication");
-    assert_eq!(call(&client, "delete_account").await.unwrap()["deleted"], true);
+    assert!(
+        stepped_up_at > signed_in_at + 300,
+        "the step-up is a new authentication"
+    );
+    assert_eq!(
+        call(&client, "delete_account").await.unwrap()["deleted"],
+        true
+    );
 
     // A refresh keeps what the step-up proved (acr, auth_time) and gains nothing: it is
     // not a phishing-resistant login, and once 5 minutes pass it deletes nothing either.
@@ -308,7 +345,11 @@ async fn mcp_with_own_issuer(clock: &ManualClock) -> (String, stepup::JwtIssuer)
         .with_issuer(&settings.issuer)
         .with_audience(&settings.resource)
         .with_clock(Arc::new(clock.clone()));
-    let verifier = issuer.verifier().clock(Arc::new(clock.clone())).build().unwrap();
+    let verifier = issuer
+        .verifier()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
     let router = mcp::router(&settings, verifier, &settings.metadata().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     (settings.resource, issuer)
@@ -337,26 +378,57 @@ async fn the_gate_answers_each_tool_with_its_own_requirement() {
     let tool_call = |name: &str| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name}});
 
     // No token: the bare challenge, naming the metadata, which names the authorization server.
-    let refused = http.post(&mcp_url).json(&tool_call("whoami")).send().await.unwrap();
+    let refused = http
+        .post(&mcp_url)
+        .json(&tool_call("whoami"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let metadata_url = challenge
         .split("resource_metadata=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("resource_metadata");
-    let metadata: Value = http.get(metadata_url).send().await.unwrap().json().await.unwrap();
+    let metadata: Value = http
+        .get(metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(metadata["resource"], mcp_url);
-    assert_eq!(metadata["authorization_servers"], json!(["https://as.example"]));
+    assert_eq!(
+        metadata["authorization_servers"],
+        json!(["https://as.example"])
+    );
 
     // Each gated tool asks for its own level; the password alone reaches neither.
-    for (tool, acr_values, max_age) in [("delete_account", "mfa", Some(300)), ("read_vault", "phr", None)] {
+    for (tool, acr_values, max_age) in [
+        ("delete_account", "mfa", Some(300)),
+        ("read_vault", "phr", None),
+    ] {
         let response = post(&pwd, tool_call(tool)).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{tool}");
         let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-        assert!(challenge.contains("insufficient_user_authentication"), "{challenge}");
-        assert!(challenge.contains(&format!("acr_values=\"{acr_values}\"")), "{challenge}");
-        assert_eq!(challenge.contains("max_age=300"), max_age.is_some(), "{challenge}");
+        assert!(
+            challenge.contains("insufficient_user_authentication"),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(&format!("acr_values=\"{acr_values}\"")),
+            "{challenge}"
+        );
+        assert_eq!(
+            challenge.contains("max_age=300"),
+            max_age.is_some(),
+            "{challenge}"
+        );
     }
     // A fresh second factor passes the gate of delete_account (the MCP transport answers),
     // and an old one does not.
@@ -379,8 +451,14 @@ async fn the_gate_answers_each_tool_with_its_own_requirement() {
 
     // Malformed calls are refused before any tool runs.
     for (message, why) in [
-        (json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}}), "no tool name"),
-        (json!([tool_call("delete_account"), tool_call("read_vault")]), "two gated tools in a batch"),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}}),
+            "no tool name",
+        ),
+        (
+            json!([tool_call("delete_account"), tool_call("read_vault")]),
+            "two gated tools in a batch",
+        ),
     ] {
         let response = post(&mfa, message).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{why}");
@@ -388,7 +466,10 @@ async fn the_gate_answers_each_tool_with_its_own_requirement() {
         assert_eq!(body["error"], "invalid_request", "{why}");
     }
     let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "pad": "x".repeat(2 << 20)}});
-    assert_eq!(post(&mfa, huge).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        post(&mfa, huge).await.unwrap().status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 }
 
 #[test]
@@ -399,8 +480,18 @@ fn each_tool_checks_its_requirement_on_the_caller_it_is_handed() {
         parts.extensions.insert(context);
         parts
     };
-    let pwd = parts_with(stepup::AuthContext::builder("ada").acr("pwd").auth_time(T0).build());
-    let mfa = parts_with(stepup::AuthContext::builder("ada").acr("mfa").auth_time(T0).build());
+    let pwd = parts_with(
+        stepup::AuthContext::builder("ada")
+            .acr("pwd")
+            .auth_time(T0)
+            .build(),
+    );
+    let mfa = parts_with(
+        stepup::AuthContext::builder("ada")
+            .acr("mfa")
+            .auth_time(T0)
+            .build(),
+    );
     let (nobody, ()) = http::Request::new(()).into_parts();
     assert!(mcp::caller(&pwd, "whoami").is_ok());
     assert!(mcp::caller(&pwd, "delete_account").is_err());

@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerInfo};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router};
@@ -106,6 +106,9 @@ impl Settings {
     }
 }
 
+/// The level every MCP request needs: any sign-in the authorization server completed.
+const SIGNED_IN: &str = "pwd";
+
 /// What each tool requires beyond a valid token; tools not named here need only that.
 pub(crate) fn requirement_of(tool: &str) -> Option<RequireAcr> {
     match tool {
@@ -115,7 +118,7 @@ pub(crate) fn requirement_of(tool: &str) -> Option<RequireAcr> {
     }
 }
 
-/// The MCP endpoint at `/mcp` behind `authenticate()` and the tool gate, and its RFC 9728
+/// The MCP endpoint at `/mcp` behind `authenticate()`, a signed-in caller and the tool gate, and its RFC 9728
 /// metadata beside it.
 pub(crate) fn router(
     settings: &Settings,
@@ -134,6 +137,8 @@ pub(crate) fn router(
     Router::new()
         .nest_service("/mcp", mcp)
         .layer(axum::middleware::from_fn(gate_tools))
+        // Every MCP message needs a signed-in caller; the gate asks more of some tools.
+        .layer(RequireAcr::level(SIGNED_IN))
         .layer(authenticate(verifier).with_resource_metadata(metadata.metadata_url()))
         .route_service(
             &metadata.well_known_path(),
@@ -152,7 +157,10 @@ async fn gate_tools(request: Request, next: Next) -> Response {
         );
     };
     let gated = match called_tools(&bytes) {
-        Ok(tools) => tools.iter().filter_map(|tool| requirement_of(tool)).collect::<Vec<_>>(),
+        Ok(tools) => tools
+            .iter()
+            .filter_map(|tool| requirement_of(tool))
+            .collect::<Vec<_>>(),
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let request = Request::from_parts(parts, Body::from(bytes));
@@ -214,7 +222,10 @@ struct Account {
 
 impl Accounts {
     fn with<T>(&self, user: &str, act: impl FnOnce(&mut Account) -> T) -> T {
-        let mut accounts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut accounts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let account = accounts.entry(user.to_owned()).or_insert_with(|| Account {
             vault: format!("the vault of {user}: 42 gold coins"),
             deleted: false,
@@ -253,7 +264,9 @@ impl Tools {
         }))
     }
 
-    #[tool(description = "Deletes your account on this server (a second factor of the last 5 minutes)")]
+    #[tool(
+        description = "Deletes your account on this server (a second factor of the last 5 minutes)"
+    )]
     async fn delete_account(
         &self,
         Extension(parts): Extension<axum::http::request::Parts>,
@@ -279,10 +292,10 @@ impl Tools {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for Tools {
-    fn get_info(&self) -> ServerInfo {
-        ServerInfo::new(ServerCapabilities::builder().enable_tools().build())
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::from_build_env())
             .with_instructions(
                 "whoami for anyone signed in; delete_account needs a second factor of the last \
@@ -295,22 +308,30 @@ impl ServerHandler for Tools {
 
 /// The caller of `tool`, meeting the tool's requirement (checked again here: see the module
 /// docs).
-fn caller<'a>(parts: &'a axum::http::request::Parts, tool: &str) -> Result<&'a AuthContext, McpError> {
+pub(crate) fn caller<'a>(
+    parts: &'a axum::http::request::Parts,
+    tool: &str,
+) -> Result<&'a AuthContext, McpError> {
     let caller = parts
         .extensions
         .get::<AuthContext>()
         .ok_or_else(|| McpError::invalid_request("not signed in", None))?;
     if let Some(requirement) = requirement_of(tool) {
-        requirement.requirement().check(caller).map_err(|challenge| {
-            McpError::invalid_request(
-                format!("step-up required: acr_values={}", challenge.acr_values),
-                None,
-            )
-        })?;
+        requirement
+            .requirement()
+            .check(caller)
+            .map_err(|challenge| {
+                McpError::invalid_request(
+                    format!("step-up required: acr_values={}", challenge.acr_values),
+                    None,
+                )
+            })?;
     }
     Ok(caller)
 }
 
 fn json_result(value: Value) -> Result<CallToolResult, McpError> {
-    Ok(CallToolResult::success(vec![ContentBlock::text(value.to_string())]))
+    Ok(CallToolResult::success(vec![ContentBlock::text(
+        value.to_string(),
+    )]))
 }

@@ -80,7 +80,8 @@ impl Demo {
         resources: Vec<String>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        // `localhost`, not the IP address: a WebAuthn relying party is named by a domain.
+        let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
         let url = format!("sqlite://{}", dir.path().join("demo.db").display());
         let database = app::Database::open(&url, Arc::new(clock.clone()))
             .await
