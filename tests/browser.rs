@@ -621,3 +621,150 @@ async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
     assert_eq!(page.text("whoami").await, "");
     page.client.close().await.unwrap();
 }
+
+/// RFC 7636's example pair: the client keeps the verifier, the authorization URL carries the
+/// challenge.
+const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+impl Page {
+    /// Opens the authorization endpoint as a client's redirect would, with `extra` parameters.
+    async fn open_authorization(&self, base: &str, state: &str, extra: &str) {
+        let redirect_uri = format!("{base}/callback");
+        let url = url::Url::parse_with_params(
+            &format!("{base}/oauth/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", "demo"),
+                ("redirect_uri", redirect_uri.as_str()),
+                ("state", state),
+                ("code_challenge", PKCE_CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .unwrap();
+        self.client.goto(&format!("{url}{extra}")).await.unwrap();
+        self.until("document.getElementById('stepup-authorize') !== null")
+            .await;
+    }
+
+    /// Waits for the redirect to the client's callback; the code, after checking `state` and
+    /// `iss` (RFC 9207).
+    async fn code_at_callback(&self, base: &str, state: &str) -> String {
+        self.until(&format!(
+            "document.URL.startsWith({})",
+            json!(format!("{base}/callback?"))
+        ))
+        .await;
+        let url = url::Url::parse(self.client.current_url().await.unwrap().as_str()).unwrap();
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        assert_eq!(param("state").as_deref(), Some(state));
+        assert_eq!(param("iss").as_deref(), Some(base));
+        param("code").expect("the redirect carries the code")
+    }
+}
+
+/// What the token endpoint gives the client for `code`, as `/api/me` reads its token.
+async fn redeem(base: &str, code: &str) -> Value {
+    let http = reqwest::Client::new();
+    let redirect_uri = format!("{base}/callback");
+    let token: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", PKCE_VERIFIER),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("client_id", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().expect("an access token");
+    http.get(format!("{base}/api/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_signs_in_on_the_authorization_page_and_steps_up_with_the_factor_alone() {
+    if !browser_installed() {
+        return;
+    }
+    let _one_browser = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let (page, _driver, base) = page_on_new_demo(&clock, dir.path()).await;
+    let (email, password) = ("grace@example.com", "correct horse battery");
+
+    // An account with TOTP, made on the demo's own page.
+    page.type_into("register-email", email).await;
+    page.type_into("register-password", password).await;
+    page.submit("register-form").await;
+    page.notice_is("Account created: sign in below.").await;
+    page.sign_in_with_password(email, password).await;
+    page.visible("signed-in").await;
+    page.click("totp-setup").await;
+    page.visible("totp-qr").await;
+    let secret = page.text("totp-secret").await;
+    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("totp-confirm-form").await;
+    page.notice_is("Authenticator app enabled.").await;
+    page.click("backup-hide").await;
+    page.sign_out().await;
+
+    // A client sends the browser to the authorization endpoint: password, then the TOTP code.
+    page.open_authorization(&base, "first", "").await;
+    page.visible("password-step").await;
+    assert_eq!(page.text("client-name").await, "demo");
+    page.screenshot("authorize-sign-in").await;
+    page.type_into("username", email).await;
+    page.type_into("password", password).await;
+    page.submit("password-form").await;
+    page.visible("code-form").await;
+    page.screenshot("authorize-factor").await;
+    clock.advance(Duration::from_secs(30));
+    page.type_into("code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("code-form").await;
+    let code = page.code_at_callback(&base, "first").await;
+    let signed_in = redeem(&base, &code).await;
+    assert_eq!(signed_in["acr"], "mfa");
+    assert_eq!(signed_in["auth_time"], json!(T0 + 30));
+
+    // Six minutes later the client asks for a fresh second factor (acr_values + max_age): the
+    // session cookie stands for the password, so the page asks for the factor alone.
+    clock.advance(Duration::from_secs(360));
+    page.open_authorization(&base, "step-up", "&acr_values=mfa&max_age=300")
+        .await;
+    page.visible("code-form").await;
+    let password_asked = page
+        .eval("return !document.getElementById('password-step').hidden;")
+        .await;
+    assert_eq!(password_asked, json!(false), "a step-up asks only for the factor");
+    page.type_into("code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("code-form").await;
+    let code = page.code_at_callback(&base, "step-up").await;
+    let stepped_up = redeem(&base, &code).await;
+    assert_eq!(stepped_up["acr"], "mfa");
+    assert_eq!(stepped_up["auth_time"], json!(T0 + 390), "the factor is fresh");
+
+    // prompt=login asks for the password again, however fresh the session.
+    page.open_authorization(&base, "again", "&prompt=login").await;
+    page.visible("password-step").await;
+    page.client.close().await.unwrap();
+}
