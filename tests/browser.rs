@@ -754,17 +754,26 @@ async fn a_client_signs_in_on_the_authorization_page_and_steps_up_with_the_facto
     let password_asked = page
         .eval("return !document.getElementById('password-step').hidden;")
         .await;
-    assert_eq!(password_asked, json!(false), "a step-up asks only for the factor");
+    assert_eq!(
+        password_asked,
+        json!(false),
+        "a step-up asks only for the factor"
+    );
     page.type_into("code", &code_at(&secret, clock.unix_seconds()))
         .await;
     page.submit("code-form").await;
     let code = page.code_at_callback(&base, "step-up").await;
     let stepped_up = redeem(&base, &code).await;
     assert_eq!(stepped_up["acr"], "mfa");
-    assert_eq!(stepped_up["auth_time"], json!(T0 + 390), "the factor is fresh");
+    assert_eq!(
+        stepped_up["auth_time"],
+        json!(T0 + 390),
+        "the factor is fresh"
+    );
 
     // prompt=login asks for the password again, however fresh the session.
-    page.open_authorization(&base, "again", "&prompt=login").await;
+    page.open_authorization(&base, "again", "&prompt=login")
+        .await;
     page.visible("password-step").await;
     page.client.close().await.unwrap();
 }

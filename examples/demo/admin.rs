@@ -51,7 +51,7 @@ pub(crate) fn routes(stepup: &StepUp, admins: Admins) -> Router {
             "/api/admin/users/{user}/mfa/reset",
             post(stepup::routes::admin_reset)
                 .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
-                    admins,
+                    (admins, stepup.clone()),
                     only_admins,
                 ))
                 .layer(RequireAcr::level("phr").max_age(ADMIN_MAX_AGE)),
@@ -60,13 +60,16 @@ pub(crate) fn routes(stepup: &StepUp, admins: Admins) -> Router {
 }
 
 async fn only_admins(
-    State(admins): State<Admins>,
+    State((admins, stepup)): State<(Admins, StepUp)>,
     caller: Option<AuthContext>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     match caller {
-        Some(caller) if admins.0.contains(caller.subject()) => next.run(request).await,
+        // The user the token stands for: an external provider's `sub` is not a local id.
+        Some(caller) if admins.0.contains(&*stepup.mfa().user_of(&caller)) => {
+            next.run(request).await
+        }
         _ => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -158,6 +158,8 @@ pub(crate) struct Settings {
     pub(crate) signing_key: Option<stepup::SigningKey>,
     /// The resources (RFC 8707) tokens may be issued for, besides the demo's own API.
     pub(crate) resources: Vec<String>,
+    /// An identity provider whose users may use the demo's factors (token exchange).
+    pub(crate) external_issuer: Option<stepup::token::TrustedIssuer>,
     /// The clock of everything.
     pub(crate) clock: SharedClock,
 }
@@ -178,6 +180,7 @@ impl Settings {
             dev_panel: true,
             signing_key: None,
             resources: Vec::new(),
+            external_issuer: None,
             clock,
         }
     }
@@ -198,6 +201,7 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         dev_panel,
         signing_key,
         resources,
+        external_issuer,
         clock,
     } = settings;
     let (sms_outbox, mail_outbox) = match &outbox_dir {
@@ -274,6 +278,9 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         .session_lifetime(SESSION_LIFETIME);
     for resource in resources {
         builder = builder.resource(resource);
+    }
+    if let Some(external) = external_issuer {
+        builder = builder.external_issuer(external);
     }
     let stepup = builder.build()?;
     let demo = Demo {
@@ -482,11 +489,13 @@ async fn delete_account(
     caller: AuthContext,
 ) -> Result<Response, ApiError> {
     // Factors first: should the second step fail, the account still exists and can retry.
-    demo.stepup.mfa().delete_user(caller.subject()).await?;
+    // The user the token stands for: an external provider's user is keyed by issuer and `sub`.
+    let user = demo.stepup.mfa().user_of(&caller);
+    demo.stepup.mfa().delete_user(&user).await?;
     let deleted = demo
         .users
         .table
-        .delete(caller.subject())
+        .delete(&user)
         .await
         .map_err(|_| unavailable())?;
     if !deleted {

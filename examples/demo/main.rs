@@ -29,7 +29,11 @@
 //!   (default `k1`). Any key not given comes from a development key file beside the database
 //!   (`<database>.keys.json`), generated on first start with a warning;
 //! - `STEPUP_RESOURCES` (optional): comma-separated resources (RFC 8707) the demo's authorization
-//!   server issues tokens for (e.g. an MCP server's URL), besides its own API.
+//!   server issues tokens for (e.g. an MCP server's URL), besides its own API;
+//! - `STEPUP_OIDC_ISSUER` (optional): an OpenID provider whose users may use the demo's factors
+//!   (its keys by OIDC discovery): its access tokens are callers on the factor routes, and
+//!   `POST /oauth/token` exchanges them (RFC 8693) for the demo's token after the MFA step;
+//!   `STEPUP_OIDC_AUDIENCE` is the audience its tokens name (default the public URL).
 //!
 //! When a backend is unreachable (see `docs/deployment.md`): without PostgreSQL (or SQLite) the
 //! demo refuses to start, with an error naming the database, because it applies its migrations
@@ -113,6 +117,8 @@ pub(crate) struct Config {
     pub(crate) signing_key: Option<stepup::SigningKey>,
     /// The resources tokens may be issued for (`STEPUP_RESOURCES`).
     pub(crate) resources: Vec<String>,
+    /// The external OpenID provider (`STEPUP_OIDC_ISSUER`, `STEPUP_OIDC_AUDIENCE`).
+    pub(crate) external_issuer: Option<stepup::token::TrustedIssuer>,
 }
 
 impl Config {
@@ -125,6 +131,16 @@ impl Config {
         let secrets = load_secrets(&database_url)?;
         let database_url_for_keys = database_url.clone();
         let set = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let public_url = env_or(
+            "STEPUP_PUBLIC_URL",
+            &format!("http://localhost:{}", addr.port()),
+        );
+        let external_issuer = set("STEPUP_OIDC_ISSUER").map(|issuer| {
+            let audience = set("STEPUP_OIDC_AUDIENCE").unwrap_or_else(|| public_url.clone());
+            stepup::token::TrustedIssuer::new(issuer)
+                .audience(audience)
+                .discover()
+        });
         Ok(Self {
             addr,
             database_schema: set("STEPUP_DATABASE_SCHEMA"),
@@ -132,10 +148,7 @@ impl Config {
             redis_prefix: set("STEPUP_REDIS_PREFIX"),
             client_id: env_or("STEPUP_CLIENT_ID", "demo"),
             redirect_uri: env_or("STEPUP_REDIRECT_URI", "http://localhost:3000/callback"),
-            public_url: env_or(
-                "STEPUP_PUBLIC_URL",
-                &format!("http://localhost:{}", addr.port()),
-            ),
+            public_url,
             database_url,
             secrets,
             sms: sms_from_env()?,
@@ -156,6 +169,7 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            external_issuer,
         })
     }
 }
@@ -211,6 +225,7 @@ pub(crate) async fn start(
         dev_panel: config.dev_panel,
         signing_key: config.signing_key,
         resources: config.resources,
+        external_issuer: config.external_issuer,
         ..app::Settings::new(database, config.secrets, clock)
     };
     let router = app::build(settings)

@@ -85,6 +85,7 @@ pub fn config(
         // HS256 with the shared secret, as STEPUP_JWT_SECRET gives every process.
         signing_key: None,
         resources: Vec::new(),
+        external_issuer: None,
         sms: None,
         outbox_dir: Some(outbox_dir),
         admins: demo::app::Admins::default(),

@@ -109,6 +109,31 @@ impl Demo {
         }
     }
 
+    /// A demo whose factors the users of `external` may use (token exchange).
+    pub async fn start_with_external_issuer(external: stepup::token::TrustedIssuer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at_unix(T0);
+        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let database = app::Database::open(&url, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let app::Database::Sqlite(store) = database.clone() else {
+            panic!("a sqlite:// URL opens SQLite");
+        };
+        let settings = app::Settings {
+            external_issuer: Some(external),
+            ..app::Settings::new(database, secrets(), Arc::new(clock.clone()))
+        };
+        let router = app::build(settings).await.unwrap();
+        Self {
+            base: serve(router).await,
+            client: http_client(),
+            clock,
+            dir,
+            store,
+        }
+    }
+
     async fn start_full(
         dir: tempfile::TempDir,
         clock: ManualClock,

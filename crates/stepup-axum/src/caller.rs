@@ -15,7 +15,13 @@ use crate::stepup::StepUp;
 /// The caller of a stepup route: a verified token of the user's current generation, of an
 /// account that still exists. Rejects with `401` (`invalid_token` or the bearer challenge).
 #[derive(Debug, Clone)]
-pub(crate) struct Caller(pub(crate) AuthContext);
+pub(crate) struct Caller {
+    /// The verified token.
+    pub(crate) context: AuthContext,
+    /// The user it stands for ([`Mfa::user_of`](stepup_mfa::Mfa::user_of): an external
+    /// provider's user is keyed by issuer and subject).
+    pub(crate) user: String,
+}
 
 impl FromRequestParts<StepUp> for Caller {
     type Rejection = ApiError;
@@ -27,7 +33,8 @@ impl FromRequestParts<StepUp> for Caller {
             .cloned()
             .ok_or_else(ApiError::bearer_required)?;
         stepup.mfa().check_caller(&context).await?;
-        Ok(Self(context))
+        let user = stepup.mfa().user_of(&context).into_owned();
+        Ok(Self { context, user })
     }
 }
 
@@ -57,11 +64,11 @@ impl StepUp {
     /// Enrolling needs a recent authentication (the engine's rule, see
     /// [`Mfa::enrollment_requirement`](stepup_mfa::Mfa::enrollment_requirement)): the RFC 9470
     /// challenge otherwise.
-    pub(crate) async fn check_enrollment(&self, caller: &AuthContext) -> Result<(), ApiError> {
+    pub(crate) async fn check_enrollment(&self, caller: &Caller) -> Result<(), ApiError> {
         self.mfa()
-            .enrollment_requirement(caller.subject())
+            .enrollment_requirement(&caller.user)
             .await?
-            .check(caller)
+            .check(&caller.context)
             .map_err(|challenge| stepup_core::AuthRejection::StepUpRequired(challenge).into())
     }
 }

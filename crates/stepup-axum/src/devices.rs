@@ -14,13 +14,13 @@ use crate::stepup::StepUp;
 /// `GET /api/mfa/devices`: live devices, the current one marked.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
     device: Option<Extension<TrustedDevice>>,
 ) -> Result<Response, ApiError> {
     let current = device.map(|Extension(device)| device.id);
     let devices: Vec<_> = stepup
         .mfa()
-        .devices(caller.subject())
+        .devices(&caller.user)
         .await?
         .into_iter()
         .map(|device| {
@@ -41,10 +41,10 @@ pub(crate) async fn list(
 /// `DELETE /api/mfa/devices/{id}`.
 pub(crate) async fn revoke(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !stepup.mfa().revoke_device(caller.subject(), &id).await? {
+    if !stepup.mfa().revoke_device(&caller.user, &id).await? {
         return Err(ApiError::not_found("no such device"));
     }
     Ok(Json(json!({ "success": true })).into_response())
@@ -53,8 +53,8 @@ pub(crate) async fn revoke(
 /// `DELETE /api/mfa/devices`.
 pub(crate) async fn revoke_all(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let revoked = stepup.mfa().revoke_devices(caller.subject()).await?;
+    let revoked = stepup.mfa().revoke_devices(&caller.user).await?;
     Ok(Json(json!({ "success": true, "revoked": revoked })).into_response())
 }

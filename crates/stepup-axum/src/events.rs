@@ -12,12 +12,12 @@ use crate::stepup::StepUp;
 /// The caller's 100 most recent events, oldest first.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let events: Vec<_> = stepup
         .mfa()
         .audit()
-        .events(caller.subject(), 100)
+        .events(&caller.user, 100)
         .await?
         .into_iter()
         .map(|event| {

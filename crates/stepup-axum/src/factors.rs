@@ -31,7 +31,7 @@ use crate::stepup::StepUp;
 pub(crate) async fn start(
     State(stepup): State<StepUp>,
     Path(kind): Path<String>,
-    Caller(caller): Caller,
+    caller: Caller,
     Client(client): Client,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -44,7 +44,7 @@ pub(crate) async fn start(
     };
     let answer = stepup
         .mfa()
-        .start_enrollment(caller.subject(), &kind, &input, &client)
+        .start_enrollment(&caller.user, &kind, &input, &client)
         .await?;
     Ok(secret_json(answer))
 }
@@ -53,14 +53,14 @@ pub(crate) async fn start(
 pub(crate) async fn confirm(
     State(stepup): State<StepUp>,
     Path(kind): Path<String>,
-    Caller(caller): Caller,
+    caller: Caller,
     Client(client): Client,
     JsonBody(input): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     stepup.check_enrollment(&caller).await?;
     let enrolled = stepup
         .mfa()
-        .finish_enrollment(caller.subject(), &kind, &input, &client)
+        .finish_enrollment(&caller.user, &kind, &input, &client)
         .await?;
     Ok(secret_json(json!({
         "success": true,
@@ -75,13 +75,9 @@ pub(crate) async fn confirm(
 pub(crate) async fn remove(
     State(stepup): State<StepUp>,
     Path((kind, id)): Path<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    if !stepup
-        .mfa()
-        .remove_factor(caller.subject(), &kind, &id)
-        .await?
-    {
+    if !stepup.mfa().remove_factor(&caller.user, &kind, &id).await? {
         return Err(ApiError::not_found("no such factor"));
     }
     Ok(Json(json!({ "success": true })).into_response())
@@ -96,12 +92,12 @@ pub(crate) struct Rename {
 pub(crate) async fn rename(
     State(stepup): State<StepUp>,
     Path((kind, id)): Path<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
     JsonBody(body): JsonBody<Rename>,
 ) -> Result<Response, ApiError> {
     if !stepup
         .mfa()
-        .rename_factor(caller.subject(), &kind, &id, body.label.as_deref())
+        .rename_factor(&caller.user, &kind, &id, body.label.as_deref())
         .await?
     {
         return Err(ApiError::not_found("no such factor"));
@@ -112,21 +108,18 @@ pub(crate) async fn rename(
 /// `GET /api/mfa/factors`: the caller's factors, without secrets.
 pub(crate) async fn list(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let summary = stepup.mfa().factor_summary(caller.subject()).await?;
+    let summary = stepup.mfa().factor_summary(&caller.user).await?;
     Ok(Json(summary).into_response())
 }
 
 /// `POST /api/mfa/backup-codes/regenerate` (fresh MFA): a new set, shown once.
 pub(crate) async fn regenerate_backup_codes(
     State(stepup): State<StepUp>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let codes = stepup
-        .mfa()
-        .regenerate_backup_codes(caller.subject())
-        .await?;
+    let codes = stepup.mfa().regenerate_backup_codes(&caller.user).await?;
     Ok(secret_json(json!({ "backup_codes": codes })))
 }
 
@@ -225,9 +218,9 @@ pub(crate) mod aliases {
     /// `GET /api/mfa/webauthn/credentials`: `{credentials: […]}`, the active passkeys.
     pub(crate) async fn webauthn_list(
         State(stepup): State<StepUp>,
-        Caller(caller): Caller,
+        caller: Caller,
     ) -> Result<Response, ApiError> {
-        let summary = stepup.mfa().factor_summary(caller.subject()).await?;
+        let summary = stepup.mfa().factor_summary(&caller.user).await?;
         let credentials: Vec<_> = summary
             .factors
             .into_iter()

@@ -35,6 +35,13 @@ pub(crate) fn document(stepup: &StepUp) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": mfa.client_metadata_documents(),
     });
+    if !mfa.external_issuers().is_empty() {
+        metadata["grant_types_supported"] = json!([
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ]);
+    }
     if mfa.dynamic_registration() {
         metadata["registration_endpoint"] = json!(format!("{base}/oauth/register"));
     }

@@ -90,9 +90,18 @@ pub(crate) struct TokenRequest {
     refresh_token: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    acr_values: Option<String>,
 }
 
-/// `POST /oauth/token`: a code and its verifier, or a refresh token, for tokens.
+/// RFC 8693's grant type, and the one kind of subject token exchanged.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// `POST /oauth/token`: a code and its verifier, or a refresh token, for tokens; or an external
+/// provider's access token for the MFA step (RFC 8693 token exchange, see
+/// [`stepup_mfa::external`]).
 pub(crate) async fn token(
     State(stepup): State<StepUp>,
     Client(client): Client,
@@ -140,17 +149,54 @@ pub(crate) async fn token(
             };
             mfa.refresh(refresh, &client).await?
         }
+        Some(TOKEN_EXCHANGE) => return exchange(&stepup, &request).await,
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or \
+                 urn:ietf:params:oauth:grant-type:token-exchange",
             ));
         }
     };
     Ok(secret_json(
         serde_json::to_value(tokens).map_err(|_| ApiError::server_error())?,
     ))
+}
+
+/// A token exchange: the MFA step's challenge for the subject token's user, answered as the
+/// password step's; the step then ends at `POST /oauth/authorize/mfa` with stepup's token.
+async fn exchange(stepup: &StepUp, request: &TokenRequest) -> Result<Response, ApiError> {
+    let (Some(subject_token), Some(subject_token_type), Some(acr_values)) = (
+        request.subject_token.as_deref(),
+        request.subject_token_type.as_deref(),
+        request.acr_values.as_deref(),
+    ) else {
+        return Err(ApiError::invalid_request(
+            "subject_token, subject_token_type and acr_values are required",
+        ));
+    };
+    if subject_token_type != ACCESS_TOKEN_TYPE {
+        return Err(ApiError::invalid_request(
+            "subject_token_type must be urn:ietf:params:oauth:token-type:access_token",
+        ));
+    }
+    let subject = stepup
+        .verifier()
+        .verify_async(subject_token)
+        .await
+        .map_err(|error| match error {
+            // No key set loaded yet: fail closed, as the layers do.
+            stepup_core::TokenError::KeysUnavailable => {
+                ApiError::from(stepup_core::AuthRejection::InvalidToken(error))
+            }
+            _ => MfaError::from(stepup_mfa::InvalidSubjectToken).into(),
+        })?;
+    let challenge = stepup
+        .mfa()
+        .start_token_exchange(&subject, acr_values)
+        .await?;
+    Ok(no_store(Json(challenge).into_response()))
 }
 
 /// The revocation request (RFC 7009 §2.1).

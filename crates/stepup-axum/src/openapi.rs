@@ -156,7 +156,7 @@ fn routes() -> Vec<Route> {
                 })),
                 (
                     "200",
-                    "{access_token, token_type, expires_in, acr, refresh_token?, scope?}; grant_type=refresh_token&refresh_token&client_id rotates the refresh token (a reuse revokes its family)",
+                    "{access_token, token_type, expires_in, acr, refresh_token?, scope?}; grant_type=refresh_token&refresh_token&client_id rotates the refresh token (a reuse revokes its family); with an external identity provider configured, grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token&subject_token_type=urn:ietf:params:oauth:token-type:access_token&acr_values=mfa answers {mfa_required, mfa_token, methods} (RFC 8693)",
                 ),
             )
         },

@@ -116,6 +116,9 @@ pub async fn admin_reset(
     if user.is_empty() || user.len() > 256 || !mfa.account_exists(&user).await? {
         return Err(ApiError::not_found("no such user"));
     }
-    stepup.mfa().admin_reset(&user, admin.subject()).await?;
+    stepup
+        .mfa()
+        .admin_reset(&user, &mfa.user_of(&admin))
+        .await?;
     Ok(no_store(Json(json!({ "success": true })).into_response()))
 }

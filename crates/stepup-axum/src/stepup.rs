@@ -8,7 +8,7 @@ use std::time::Duration;
 use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
 use stepup_core::policy::RequestCeiling;
-use stepup_core::token::{JwtIssuer, JwtVerifier};
+use stepup_core::token::{JwtIssuer, JwtVerifier, TrustedIssuer};
 use stepup_mfa::{
     AddressPolicy, AttemptPolicy, Factor, KdfPool, Keyring, Mfa, MfaError, Notifier, PasswordCheck,
     RegistrationPolicy, Stores,
@@ -161,6 +161,7 @@ pub struct StepUpBuilder {
     scopes: Vec<String>,
     refresh_lifetime: Option<Duration>,
     session_lifetime: Option<Duration>,
+    external_issuers: Vec<TrustedIssuer>,
 }
 
 impl StepUpBuilder {
@@ -357,6 +358,16 @@ impl StepUpBuilder {
         self
     }
 
+    /// Lets the users of an external identity provider use stepup's factors (may be called
+    /// several times): the provider's access tokens are callers on stepup's routes (the user
+    /// keyed by issuer and subject), and `POST /oauth/token` exchanges them (RFC 8693) for
+    /// stepup's token at `mfa` or `phr` after stepup's MFA step. See
+    /// [`stepup_mfa::external`].
+    pub fn external_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.external_issuers.push(issuer);
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(self) -> Result<StepUp, BuildError> {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -364,7 +375,18 @@ impl StepUpBuilder {
             .issuer
             .ok_or(BuildError::Missing("an issuer"))?
             .with_clock(clock.clone());
-        let verifier = issuer.verifier().build()?;
+        let verifier = self
+            .external_issuers
+            .iter()
+            .fold(issuer.verifier(), |verifier, external| {
+                verifier.trust(external.clone())
+            })
+            .build()?;
+        let external_names: Vec<String> = self
+            .external_issuers
+            .iter()
+            .flat_map(|external| external.issuers().iter().cloned())
+            .collect();
         let passwords = self
             .passwords
             .ok_or(BuildError::Missing("a password check"))?;
@@ -380,6 +402,9 @@ impl StepUpBuilder {
         .with_address_policy(self.addresses.unwrap_or_default())
         .with_address_grouping(AddressGrouping::ipv6_prefix(self.ipv6_prefix.unwrap_or(64)))
         .with_restricted_factor_alone(self.restricted_alone.unwrap_or(true));
+        for name in external_names {
+            mfa = mfa.with_external_issuer(name)?;
+        }
         let no_factor = self.factors.iter().all(|factor| !factor.is_enrollable());
         for factor in self.factors {
             mfa = mfa.with_shared_factor(factor);

@@ -30,6 +30,7 @@ struct Inner {
     issuer: Option<String>,
     profile: Option<IdpProfile>,
     claims_challenge_capable: bool,
+    exchanged_from: Option<String>,
 }
 
 impl AuthContext {
@@ -52,6 +53,7 @@ impl AuthContext {
                 issuer: None,
                 profile: None,
                 claims_challenge_capable: false,
+                exchanged_from: None,
             },
         }
     }
@@ -148,6 +150,12 @@ impl AuthContext {
     /// containing `cp1`).
     pub fn claims_challenge_capable(&self) -> bool {
         self.inner.claims_challenge_capable
+    }
+
+    /// For a token issued by a token exchange (RFC 8693): the issuer of the token it was
+    /// exchanged for (its `act` claim's `iss`), whose user the subject is.
+    pub fn exchanged_from(&self) -> Option<&str> {
+        self.inner.exchanged_from.as_deref()
     }
 
     /// Whether this caller meets level `required` under the configured order.
@@ -271,6 +279,12 @@ impl AuthContextBuilder {
     /// Marks the caller's client as able to answer a claims challenge.
     pub fn claims_challenge_capable(mut self, capable: bool) -> Self {
         self.inner.claims_challenge_capable = capable;
+        self
+    }
+
+    /// Sets the issuer of the token this one was exchanged for (`act.iss`).
+    pub fn exchanged_from(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.exchanged_from = Some(issuer.into());
         self
     }
 

@@ -32,7 +32,8 @@ impl Mfa {
     pub async fn check_token(&self, caller: &AuthContext) -> Result<bool, MfaError> {
         let replica = &self.inner.replica;
         replica.start(&self.inner.stores.factors);
-        let copied = replica.generation(caller.subject()).ok();
+        let user = self.user_of(caller);
+        let copied = replica.generation(&user).ok();
         let generation = match copied {
             // The store's generation is the copy's or later: a token of an older one is void,
             // of the same one stands (a newer reset reaches the copy within the bound).
@@ -44,18 +45,19 @@ impl Mfa {
                 copied
             }
             // Stale, or a token minted after a reset this copy has not seen: ask the store.
-            _ => self.current_generation(caller.subject()).await?,
+            _ => self.current_generation(&user).await?,
         };
         Ok(token_stands(caller, generation))
     }
 
-    /// [`check_token`](Self::check_token), and the account still exists (the application says):
-    /// stepup's own routes never enroll or mint for a deleted account. [`TokenRevoked`]
-    /// otherwise.
+    /// [`check_token`](Self::check_token), and the account still exists (the application says;
+    /// an [external](crate::external) user's account is its provider's): stepup's own routes
+    /// never enroll or mint for a deleted account. [`TokenRevoked`] otherwise.
     pub async fn check_caller(&self, caller: &AuthContext) -> Result<(), MfaError> {
-        if !self.check_token(caller).await?
-            || !self.accounts().account_exists(caller.subject()).await?
-        {
+        let user = self.user_of(caller);
+        let exists = self.external_identity(&user).is_some()
+            || self.accounts().account_exists(&user).await?;
+        if !self.check_token(caller).await? || !exists {
             return Err(TokenRevoked.into());
         }
         Ok(())

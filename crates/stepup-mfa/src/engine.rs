@@ -103,6 +103,7 @@ pub(crate) struct Inner {
     pub(crate) recovery: crate::recovery::RecoverySettings,
     pub(crate) clients: crate::clients::ClientSettings,
     pub(crate) authorization: crate::refresh::AuthorizationSettings,
+    pub(crate) external: crate::external::ExternalIssuers,
 }
 
 impl Mfa {
@@ -134,6 +135,7 @@ impl Mfa {
                 recovery: Default::default(),
                 clients: Default::default(),
                 authorization: Default::default(),
+                external: Default::default(),
                 replica: Arc::new(crate::replica::Replica::new(
                     crate::replica::FRESHNESS_BOUND,
                 )),

@@ -167,6 +167,9 @@ refusals! {
     InvalidScope => BAD_REQUEST, "invalid_scope", "the scope is unknown or wider than the one granted";
     /// The sign-in page's authorization request is unknown or expired.
     UnknownAuthorizationRequest => BAD_REQUEST, "invalid_request", "the sign-in page has expired; start again from the application";
+    /// A token exchange's `subject_token` is not an access token of an identity provider this
+    /// server exchanges for (RFC 8693 §2.2.2 answers such a token with `invalid_request`).
+    InvalidSubjectToken => BAD_REQUEST, "invalid_request", "the subject_token is not a valid access token of an identity provider this server exchanges tokens for";
     /// Dynamic client registration is not enabled on this server.
     RegistrationDisabled => FORBIDDEN, "access_denied", "dynamic client registration is not enabled";
 }

@@ -15,6 +15,8 @@
 //! - **The authorization server** ([`clients`], [`authorize`], [`refresh`]): configured,
 //!   registered (RFC 7591) and metadata-document clients, the authorization request and the
 //!   sign-in session, the token endpoint with rotated refresh tokens, resources and revocation.
+//! - **External identity providers** ([`external`]): their users keyed by issuer and subject,
+//!   and the token exchange that adds stepup's second factor to their provider's login.
 //! - **The layers' policies** ([`policies`]): the engine answers `RejectRevoked`,
 //!   `RememberedDevices` and `RateLimit`.
 //! - The [`audit`] trail, sealed secrets ([`seal`]), the bounded slow-hash pool ([`kdf`]), the
@@ -44,6 +46,7 @@ pub mod devices;
 pub mod email;
 mod engine;
 pub mod error;
+pub mod external;
 pub mod factor;
 pub mod kdf;
 pub mod lifecycle;
@@ -75,7 +78,9 @@ pub use clients::{
 };
 pub use devices::RememberedDevice;
 pub use engine::{Mfa, Stores};
-pub use error::{InvalidClientMetadata, InvalidCode, InvalidMfaToken, MfaError, Refusal};
+pub use error::{
+    InvalidClientMetadata, InvalidCode, InvalidMfaToken, InvalidSubjectToken, MfaError, Refusal,
+};
 pub use factor::{ClientInfo, Factor};
 pub use kdf::{KdfBusy, KdfPool};
 pub use lifecycle::{Enrolled, FactorInfo, FactorSummary};

@@ -200,6 +200,12 @@ impl Mfa {
         if device.is_some() && vouching.is_none() {
             self.admit_password(username).await?;
         }
+        if checked.as_deref().is_some_and(Self::is_external_key) {
+            // Such an id would share an external user's factors and tokens: see `external`.
+            return Err(MfaError::internal(
+                "the application's user id has the form reserved for external users",
+            ));
+        }
         let Some(user) = checked else {
             if let Some(user) = self.accounts().user_of(username).await? {
                 self.audit()
@@ -286,8 +292,8 @@ impl Mfa {
         pending: Option<PendingAuthorization>,
     ) -> Result<MfaChallenge, MfaError> {
         self.check_caller(caller).await?;
-        let user = caller.subject();
-        if !self.is_enrolled(user).await? {
+        let user = self.user_of(caller);
+        if !self.is_enrolled(&user).await? {
             return Err(MfaNotEnrolled.into());
         }
         let first: Vec<&str> = caller
@@ -296,7 +302,7 @@ impl Mfa {
             .map(String::as_str)
             .filter(|method| *method == amr::PWD)
             .collect();
-        self.start_challenge(user, &first, pending).await
+        self.start_challenge(&user, &first, pending).await
     }
 
     /// The MFA step's second factor ([`finish_challenge`](Self::finish_challenge)): an
@@ -465,7 +471,12 @@ impl Mfa {
         let issuer = self
             .issuer()
             .ok_or_else(|| MfaError::internal("no token issuer is configured"))?;
-        let grant = Grant::new(authentication.subject.clone())
+        // An external provider's user: the token is for its `sub`, naming the provider.
+        let grant = match self.external_identity(&authentication.subject) {
+            Some((provider, subject)) => Grant::new(subject).exchanged_from(provider),
+            None => Grant::new(authentication.subject.clone()),
+        };
+        let grant = grant
             .acr(authentication.acr.clone())
             .amr(authentication.amr.iter().cloned())
             .generation(authentication.generation);

@@ -1330,3 +1330,27 @@ async fn the_notifier_hears_factor_changes_and_nothing_else() {
         assert!(!event.detail.contains(&h.code(&key)), "{}", event.detail);
     }
 }
+
+/// An application's user id in the form of an external provider's user key would share that
+/// user's factors and be issued tokens in that user's name: the password step refuses it.
+#[tokio::test]
+async fn an_application_id_in_the_external_users_form_never_signs_in() {
+    let h = Harness::memory().await;
+    let mfa = h
+        .mfa
+        .clone()
+        .with_external_issuer("https://idp.example")
+        .unwrap();
+    let refused = h
+        .sign_in(&mfa, "external:https://idp.example#alice")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "server_error", "{refused:?}");
+    // The provider's own user is keyed that way, from its token only.
+    let token = AuthContext::builder("alice")
+        .issuer("https://idp.example")
+        .build();
+    assert_eq!(mfa.user_of(&token), "external:https://idp.example#alice");
+    // An issuer holding a fragment cannot be configured (the key would be ambiguous).
+    assert!(h.mfa.clone().with_external_issuer("https://idp#x").is_err());
+}

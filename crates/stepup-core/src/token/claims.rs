@@ -35,4 +35,21 @@ pub struct AccessTokenClaims {
     /// moved the user's generation on, the token is void, whatever second it was issued in.
     #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// For a token issued by a token exchange (RFC 8693 §4.1): the identity it was exchanged
+    /// from, the subject token's issuer and subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim of an exchanged token (RFC 8693 §4.1): the issuer and subject of the token
+/// it was exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Actor {
+    /// The subject token's issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The subject token's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use jsonwebtoken::jwk::JwkSet;
 
-use super::{AccessTokenClaims, JwtVerifierBuilder, SigningKey, VerifyingKey};
+use super::{AccessTokenClaims, Actor, JwtVerifierBuilder, SigningKey, VerifyingKey};
 use crate::Error;
 use crate::clock::{SharedClock, SystemClock};
 
@@ -158,6 +158,10 @@ impl JwtIssuer {
                 },
                 scope: grant.scope.clone(),
                 generation: grant.generation,
+                act: grant.exchanged_from.as_ref().map(|issuer| Actor {
+                    iss: Some(issuer.clone()),
+                    sub: Some(grant.subject.clone()),
+                }),
             },
         };
         let mut header = Header::new(self.key.algorithm());
@@ -198,6 +202,7 @@ pub struct Grant {
     scope: Option<String>,
     generation: Option<u64>,
     audience: Option<String>,
+    exchanged_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +223,7 @@ impl Grant {
             scope: None,
             generation: None,
             audience: None,
+            exchanged_from: None,
         }
     }
 
@@ -266,6 +272,14 @@ impl Grant {
     /// Sets `scope`.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
+        self
+    }
+
+    /// Marks the token as exchanged for one of `issuer` (RFC 8693): the subject is that
+    /// identity provider's user, named with `issuer` in the `act` claim, and a verifier reads
+    /// the issuer back with [`AuthContext::exchanged_from`](crate::AuthContext::exchanged_from).
+    pub fn exchanged_from(mut self, issuer: impl Into<String>) -> Self {
+        self.exchanged_from = Some(issuer.into());
         self
     }
 }

@@ -131,6 +131,9 @@ struct RawClaims {
     token_use: Option<String>,
     #[serde(default)]
     xms_cc: Vec<String>,
+    /// Read leniently: another provider's `act` of another shape is no reason to refuse.
+    #[serde(default)]
+    act: Option<serde_json::Value>,
 }
 
 /// `scp`: a space-separated string (Entra) or an array (Okta).
@@ -155,6 +158,7 @@ struct Normalized {
     scope: Option<String>,
     generation: Option<u64>,
     claims_challenge_capable: bool,
+    exchanged_from: Option<String>,
 }
 
 /// A refusal, and whether a key refresh was started that might change the answer.
@@ -404,6 +408,9 @@ impl JwtVerifier {
         if let Some(profile) = &trust.profile {
             context = context.profile(profile.clone());
         }
+        if let Some(issuer) = &claims.exchanged_from {
+            context = context.exchanged_from(issuer.clone());
+        }
         context.build()
     }
 
@@ -465,6 +472,12 @@ fn normalize(raw: RawClaims, trust: &Trust) -> Normalized {
         scope,
         generation: raw.generation,
         claims_challenge_capable: raw.xms_cc.iter().any(|capability| capability == "cp1"),
+        exchanged_from: raw
+            .act
+            .as_ref()
+            .and_then(|act| act.get("iss"))
+            .and_then(|iss| iss.as_str())
+            .map(str::to_owned),
     }
 }
 
@@ -539,6 +552,11 @@ impl TrustedIssuer {
             issuers: vec![issuer.into()],
             ..Self::empty()
         }
+    }
+
+    /// The `iss` values trusted.
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
     }
 
     fn empty() -> Self {
