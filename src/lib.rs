@@ -48,7 +48,7 @@
 
 pub use stepup_core::token::{JwtIssuer, JwtVerifier, SigningKey, VerifyingKey};
 pub use stepup_core::{AcrRequirement, AuthContext, AuthRejection, Error};
-pub use stepup_tower::{RequireAcr, RequireMfa, RequireScope, authenticate};
+pub use stepup_tower::{RequireAcr, RequireMfa, RequireScope, RequireTransaction, authenticate};
 
 #[cfg(feature = "routes")]
 #[cfg_attr(docsrs, doc(cfg(feature = "routes")))]
@@ -117,7 +117,8 @@ pub mod policy {
 /// The tower layers, one module each, and the RFC 6750 / RFC 9470 rejections.
 pub mod middleware {
     pub use stepup_core::{
-        ResourceMetadataUrl, ScopeChallenge, StepUpChallenge, StepUpReason, TokenError,
+        DetailsChallenge, ResourceMetadataUrl, ScopeChallenge, StepUpChallenge, StepUpReason,
+        TokenError,
     };
     pub use stepup_tower::*;
 }

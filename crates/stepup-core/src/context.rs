@@ -31,6 +31,7 @@ struct Inner {
     profile: Option<IdpProfile>,
     claims_challenge_capable: bool,
     exchanged_from: Option<String>,
+    authorization_details: Option<serde_json::Value>,
 }
 
 impl AuthContext {
@@ -54,6 +55,7 @@ impl AuthContext {
                 profile: None,
                 claims_challenge_capable: false,
                 exchanged_from: None,
+                authorization_details: None,
             },
         }
     }
@@ -156,6 +158,11 @@ impl AuthContext {
     /// exchanged for (its `act` claim's `iss`), whose user the subject is.
     pub fn exchanged_from(&self) -> Option<&str> {
         self.inner.exchanged_from.as_deref()
+    }
+
+    /// The operations the token authorizes (RFC 9396 `authorization_details`), as sent.
+    pub fn authorization_details(&self) -> Option<&serde_json::Value> {
+        self.inner.authorization_details.as_ref()
     }
 
     /// Whether this caller meets level `required` under the configured order.
@@ -285,6 +292,12 @@ impl AuthContextBuilder {
     /// Sets the issuer of the token this one was exchanged for (`act.iss`).
     pub fn exchanged_from(mut self, issuer: impl Into<String>) -> Self {
         self.inner.exchanged_from = Some(issuer.into());
+        self
+    }
+
+    /// Sets the operations the token authorizes (`authorization_details`).
+    pub fn authorization_details(mut self, details: serde_json::Value) -> Self {
+        self.inner.authorization_details = Some(details);
         self
     }
 

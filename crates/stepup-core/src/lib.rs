@@ -37,4 +37,4 @@ pub use acr::{
 };
 pub use context::{AuthContext, AuthContextBuilder};
 pub use error::{Error, TokenError};
-pub use rejection::{AuthRejection, ResourceMetadataUrl, ScopeChallenge};
+pub use rejection::{AuthRejection, DetailsChallenge, ResourceMetadataUrl, ScopeChallenge};

@@ -45,6 +45,28 @@ pub enum AuthRejection {
     /// The token does not grant a scope the request needs (RFC 6750 §3.1): `403`,
     /// `error="insufficient_scope"` with `scope`.
     InsufficientScope(ScopeChallenge),
+    /// The token does not authorize this operation (RFC 9396 `authorization_details`, answered
+    /// as draft-zehavi-oauth-rar-metadata does): `403`,
+    /// `error="insufficient_authorization_details"`, the required details in the body.
+    InsufficientAuthorizationDetails(DetailsChallenge),
+}
+
+/// The content of an `insufficient_authorization_details` refusal: the `authorization_details`
+/// (RFC 9396) a token must carry for the request — one entry, the operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DetailsChallenge {
+    /// The required `authorization_details`: a JSON array.
+    pub authorization_details: Value,
+}
+
+impl DetailsChallenge {
+    /// A refusal asking for `authorization_details` (a JSON array of RFC 9396 entries).
+    pub fn new(authorization_details: Value) -> Self {
+        Self {
+            authorization_details,
+        }
+    }
 }
 
 /// The content of an `insufficient_scope` refusal.
@@ -72,7 +94,9 @@ impl AuthRejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidToken(TokenError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::InsufficientAuthorizationDetails(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::StepUpRequired(challenge) if challenge.dialect == ChallengeDialect::Forbidden => {
                 StatusCode::FORBIDDEN
             }
@@ -92,6 +116,7 @@ impl AuthRejection {
             }) => "insufficient_claims",
             Self::StepUpRequired(_) => "insufficient_user_authentication",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InsufficientAuthorizationDetails(_) => "insufficient_authorization_details",
         }
     }
 
@@ -103,6 +128,9 @@ impl AuthRejection {
             Self::StepUpRequired(challenge) => challenge.reason.description(),
             Self::InsufficientScope(_) => {
                 "the access token does not grant a scope this request needs"
+            }
+            Self::InsufficientAuthorizationDetails(_) => {
+                "the access token does not authorize this operation"
             }
         }
     }
@@ -119,6 +147,11 @@ impl AuthRejection {
                 quoted_string_content(&challenge.scope)
             ),
             Self::InvalidToken(TokenError::KeysUnavailable) => String::new(),
+            Self::InsufficientAuthorizationDetails(_) => format!(
+                "Bearer error=\"{}\", error_description=\"{}\"",
+                self.error_code(),
+                self.description()
+            ),
             Self::StepUpRequired(StepUpChallenge {
                 dialect: ChallengeDialect::Forbidden,
                 ..
@@ -158,11 +191,18 @@ impl AuthRejection {
     }
 
     /// The JSON body: `{"error", "error_description"}`, plus `acr_values` and `max_age` for a
-    /// step-up, `scope` for a missing scope.
+    /// step-up, `scope` for a missing scope, `authorization_details` for an operation the token
+    /// does not authorize.
     pub fn body(&self) -> String {
         let mut body = crate::error_body::error_object(self.error_code(), self.description());
         if let Self::InsufficientScope(challenge) = self {
             body.insert("scope".into(), challenge.scope.clone().into());
+        }
+        if let Self::InsufficientAuthorizationDetails(challenge) = self {
+            body.insert(
+                "authorization_details".into(),
+                challenge.authorization_details.clone(),
+            );
         }
         if let Self::StepUpRequired(challenge) = self {
             body.insert("acr_values".into(), challenge.acr_values.clone().into());
@@ -227,6 +267,10 @@ impl AuthRejection {
             }
             Self::InsufficientScope(challenge) => {
                 parameters.push(("scope", challenge.scope.clone()));
+            }
+            Self::InsufficientAuthorizationDetails(challenge) => {
+                let details = challenge.authorization_details.to_string();
+                parameters.push(("authorization_details", details));
             }
             _ => {}
         }

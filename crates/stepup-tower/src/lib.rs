@@ -4,6 +4,8 @@
 //!   extensions, or `401 invalid_token`;
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
 //! - [`RequireScope`]: per-route scopes, answering `403 insufficient_scope`;
+//! - [`RequireTransaction`]: a token authorizing this very operation (RFC 9396
+//!   `authorization_details`: amount, payee…), answering `403 insufficient_authorization_details`;
 //! - [`resource_metadata`]: the RFC 9728 protected-resource metadata, served
 //!   ([`ResourceMetadataService`], [`ResourceMetadataLayer`]) and named in every challenge
 //!   ([`AuthenticateLayer::with_resource_metadata`]);
@@ -40,6 +42,7 @@ pub mod rate_limit;
 pub mod remembered_device;
 pub mod require_acr;
 pub mod require_scope;
+pub mod require_transaction;
 pub mod resource_metadata;
 mod response;
 pub mod revocation;
@@ -56,6 +59,9 @@ pub use remembered_device::{
 };
 pub use require_acr::{RequireAcr, RequireAcrService, RequireMfa};
 pub use require_scope::{RequireScope, RequireScopeService};
+pub use require_transaction::{
+    Operation, OperationError, RequireTransaction, RequireTransactionService,
+};
 pub use resource_metadata::{
     ProtectedResourceMetadata, ResourceMetadataLayer, ResourceMetadataService,
     ServeResourceMetadata,

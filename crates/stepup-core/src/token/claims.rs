@@ -39,6 +39,9 @@ pub struct AccessTokenClaims {
     /// from, the subject token's issuer and subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The operations the token authorizes (RFC 9396): an array of objects, each with a `type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 /// The `act` claim of an exchanged token (RFC 8693 §4.1): the issuer and subject of the token

@@ -162,6 +162,7 @@ impl JwtIssuer {
                     iss: Some(issuer.clone()),
                     sub: Some(grant.subject.clone()),
                 }),
+                authorization_details: grant.authorization_details.clone(),
             },
         };
         let mut header = Header::new(self.key.algorithm());
@@ -203,6 +204,7 @@ pub struct Grant {
     generation: Option<u64>,
     audience: Option<String>,
     exchanged_from: Option<String>,
+    authorization_details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +226,7 @@ impl Grant {
             generation: None,
             audience: None,
             exchanged_from: None,
+            authorization_details: None,
         }
     }
 
@@ -272,6 +275,13 @@ impl Grant {
     /// Sets `scope`.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
+        self
+    }
+
+    /// Sets `authorization_details` (RFC 9396): the operations the token authorizes, an array
+    /// of objects with a `type` each (see `RequireTransaction` in stepup-tower).
+    pub fn authorization_details(mut self, details: serde_json::Value) -> Self {
+        self.authorization_details = Some(details);
         self
     }
 

@@ -134,6 +134,8 @@ struct RawClaims {
     /// Read leniently: another provider's `act` of another shape is no reason to refuse.
     #[serde(default)]
     act: Option<serde_json::Value>,
+    #[serde(default)]
+    authorization_details: Option<serde_json::Value>,
 }
 
 /// `scp`: a space-separated string (Entra) or an array (Okta).
@@ -159,6 +161,7 @@ struct Normalized {
     generation: Option<u64>,
     claims_challenge_capable: bool,
     exchanged_from: Option<String>,
+    authorization_details: Option<serde_json::Value>,
 }
 
 /// A refusal, and whether a key refresh was started that might change the answer.
@@ -411,6 +414,9 @@ impl JwtVerifier {
         if let Some(issuer) = &claims.exchanged_from {
             context = context.exchanged_from(issuer.clone());
         }
+        if let Some(details) = &claims.authorization_details {
+            context = context.authorization_details(details.clone());
+        }
         context.build()
     }
 
@@ -478,6 +484,7 @@ fn normalize(raw: RawClaims, trust: &Trust) -> Normalized {
             .and_then(|act| act.get("iss"))
             .and_then(|iss| iss.as_str())
             .map(str::to_owned),
+        authorization_details: raw.authorization_details,
     }
 }
 
