@@ -19,9 +19,11 @@ use stepup::mfa::email::Email;
 use stepup::mfa::sms::{Sms, SmsProvider};
 use stepup::mfa::totp::{Totp, TotpConfig};
 use stepup::mfa::webauthn::{RelyingParty, Webauthn};
+use stepup::middleware::{Operation, OperationError};
 use stepup::routes::{ApiError, JsonBody, OAuthClient};
 use stepup::{
-    AuthContext, JwtIssuer, Keyring, PasswordCheck, RequireAcr, RequireMfa, StepUp, Stores,
+    AuthContext, JwtIssuer, Keyring, PasswordCheck, RequireAcr, RequireMfa, RequireTransaction,
+    StepUp, Stores,
 };
 
 // Beside this file; the paths also hold when the tests include this module.
@@ -313,6 +315,14 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
             "/api/vault",
             get(vault).layer(RequireAcr::level("phr").max_age(VAULT_MAX_AGE)),
         )
+        .route(
+            "/api/transfers",
+            post(transfer).layer(
+                // The amount and the payee approved with a second factor, this once.
+                RequireTransaction::new(transfer_operation)
+                    .with_approvals(stepup.transaction_approvals()),
+            ),
+        )
         .route("/healthz", get(health))
         .route("/callback", get(callback))
         .route("/openapi.json", get(openapi_document))
@@ -507,6 +517,34 @@ async fn delete_account(
 async fn vault(caller: AuthContext) -> Response {
     Json(json!({
         "secret": format!("the vault of {} opens only to a passkey", caller.subject()),
+    }))
+    .into_response()
+}
+
+/// The operation of `POST /api/transfers`: `{amount, currency, payee}`.
+fn transfer_operation(
+    _: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Operation, OperationError> {
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| OperationError::new("the body must be JSON: {amount, currency, payee}"))?;
+    Operation::new("payment")
+        .with_amount("amount", &body["amount"])?
+        .with_currency("currency", &body["currency"])?
+        .with_text("payee", &body["payee"])
+}
+
+/// `POST /api/transfers`: reached only with the approval of this very transfer (nothing moves:
+/// it is a demo).
+async fn transfer(caller: AuthContext, body: String) -> Response {
+    let transfer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    Json(json!({
+        "transferred": {
+            "amount": transfer["amount"],
+            "currency": transfer["currency"],
+            "payee": transfer["payee"],
+        },
+        "by": caller.subject(),
     }))
     .into_response()
 }

@@ -59,6 +59,13 @@ pub(crate) fn document(stepup: &StepUp) -> OpenApi {
             "200",
         ),
         (
+            HttpMethod::Post,
+            "/api/transfers",
+            "Sends {amount, currency, payee} once approved: a 401 names a transaction_id and the operation; POST /oauth/authorize {transaction_id} with the token, then the MFA step, gives a transaction_grant for the Stepup-Transaction header of the retried request (single use, this amount and payee only)",
+            Fresh,
+            "200",
+        ),
+        (
             HttpMethod::Get,
             "/healthz",
             "200 while every store answers, 503 otherwise",

@@ -100,6 +100,7 @@ fn session_login(
         answer: serde_json::Map::new(),
         device: None,
         via: "session",
+        transaction: None,
     }
 }
 

@@ -2,7 +2,9 @@
 //! ([`stepup_mfa::login`]).
 //!
 //! - `POST /oauth/authorize`: a password (or, for a signed-in user asking for `acr_values=mfa`,
-//!   their current token), then a token, a `302` with a code, or the MFA challenge;
+//!   their current token), then a token, a `302` with a code, or the MFA challenge; with a
+//!   bearer token and a `transaction_id`, the MFA step approving that one operation (it ends in
+//!   a transaction grant, see [`stepup_mfa::transactions`]);
 //! - `POST /oauth/authorize/mfa`: the `mfa_token` and a second factor (`method` names its kind;
 //!   without it, `credential` means `webauthn`, `backup_code` a backup code, `code` TOTP);
 //! - `POST /oauth/authorize/mfa/{kind}/prepare`: the step's challenge for that kind (an SMS or
@@ -35,6 +37,8 @@ pub(crate) struct AuthorizeRequest {
     username: Option<String>,
     password: Option<String>,
     acr_values: Option<String>,
+    /// A transaction step-up: the `transaction_id` of `RequireTransaction`'s challenge.
+    transaction_id: Option<String>,
     #[serde(flatten)]
     oauth: OAuthParams,
 }
@@ -66,6 +70,13 @@ pub(crate) async fn authorize(
                 LoginStep::MfaRequired(challenge) => Ok(no_store(Json(challenge).into_response())),
                 _ => Err(ApiError::server_error()),
             }
+        }
+        (None, None, Some(caller)) if request.transaction_id.is_some() => {
+            let id = request.transaction_id.as_deref().unwrap_or_default();
+            let (challenge, details) = mfa.start_transaction_step(caller, id).await?;
+            let mut body = serde_json::to_value(challenge).map_err(|_| ApiError::server_error())?;
+            body["authorization_details"] = details;
+            Ok(no_store(Json(body).into_response()))
         }
         (None, None, Some(caller)) if asks_for_mfa(request.acr_values.as_deref()) => {
             let challenge = mfa.start_step_up(caller, pending).await?;

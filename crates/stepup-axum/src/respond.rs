@@ -1,5 +1,6 @@
 //! How a login ends on the wire: the token response (with the answer fields the factor added and
-//! the remembered-device cookie), or a `302` to the client's redirect URI with a code.
+//! the remembered-device cookie), a `302` to the client's redirect URI with a code, or the grant
+//! of an approved operation.
 
 use axum::Json;
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
@@ -66,6 +67,7 @@ pub(crate) async fn conclude_with_session(
             }
             no_store(Json(body).into_response())
         }
+        Conclusion::Approved(grant) => no_store(Json(grant).into_response()),
         _ => return Err(ApiError::server_error()),
     };
     if let Some(cookie) = cookie {

@@ -95,6 +95,12 @@ impl StepUp {
         &self.inner.trusted_proxies
     }
 
+    /// The engine as `RequireTransaction`'s approvals (stepup's own transaction step-up:
+    /// `RequireTransaction::new(…).with_approvals(stepup.transaction_approvals())`).
+    pub fn transaction_approvals(&self) -> Arc<dyn stepup_core::policy::TransactionApprovals> {
+        Arc::new(self.inner.mfa.clone())
+    }
+
     /// The verifier of this `StepUp`'s tokens.
     pub fn verifier(&self) -> &JwtVerifier {
         &self.inner.verifier

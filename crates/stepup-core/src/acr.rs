@@ -212,6 +212,8 @@ pub enum StepUpReason {
     MethodsMissing,
     /// The authentication event is older than `max_age`.
     TooOld,
+    /// This very operation must be approved with a second factor (a transaction step-up).
+    ApprovalRequired,
 }
 
 impl StepUpReason {
@@ -221,6 +223,7 @@ impl StepUpReason {
             Self::LevelTooLow => "a stronger authentication level is required",
             Self::MethodsMissing => "a different authentication method is required",
             Self::TooOld => "a more recent authentication is required",
+            Self::ApprovalRequired => "this operation must be approved with a second factor",
         }
     }
 }
@@ -241,6 +244,18 @@ pub struct StepUpChallenge {
     /// With [`ChallengeDialect::EntraClaims`]: what the claims challenge names (boxed, so a
     /// challenge stays small in the error types that carry it).
     pub claims_challenge: Option<Box<ClaimsChallenge>>,
+    /// For stepup's transaction step-up: the operation awaiting approval (boxed, as above).
+    pub transaction: Option<Box<TransactionChallenge>>,
+}
+
+/// The operation a transaction step-up asks the user to approve: its id (sent back with the MFA
+/// step) and the operation itself (RFC 9396 `authorization_details`, to show the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionChallenge {
+    /// The `transaction_id` of the challenge.
+    pub id: String,
+    /// The operation, a JSON array of one RFC 9396 entry.
+    pub authorization_details: serde_json::Value,
 }
 
 /// The content of an Entra ID claims challenge.
@@ -261,7 +276,15 @@ impl StepUpChallenge {
             reason,
             dialect: ChallengeDialect::Rfc9470,
             claims_challenge: None,
+            transaction: None,
         }
+    }
+
+    /// The same challenge, for the approval of one operation (`transaction_id` in the
+    /// challenge, the operation in the body).
+    pub fn with_transaction(mut self, transaction: TransactionChallenge) -> Self {
+        self.transaction = Some(Box::new(transaction));
+        self
     }
 
     /// The same challenge, answered in `dialect`.

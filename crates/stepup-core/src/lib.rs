@@ -34,6 +34,7 @@ pub mod tokens;
 
 pub use acr::{
     AcrLevels, AcrRequirement, ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason,
+    TransactionChallenge,
 };
 pub use context::{AuthContext, AuthContextBuilder};
 pub use error::{Error, TokenError};

@@ -112,3 +112,25 @@ pub trait DeviceVouching: Send + Sync + 'static {
     /// The live device whose cookie holds `token`, if any.
     async fn device(&self, token: &str) -> Result<Option<TrustedDevice>, Unavailable>;
 }
+
+/// stepup's own transaction step-up, for `RequireTransaction`: an operation the caller's token
+/// does not approve is recorded and named in a `transaction_id` challenge; the MFA step for it
+/// returns a single-use grant, redeemed by the retried request. Answered by the engine.
+#[async_trait]
+pub trait TransactionApprovals: Send + Sync + 'static {
+    /// Records `operation` (its canonical JSON) as awaiting `caller`'s approval; its id.
+    async fn request_approval(
+        &self,
+        caller: &AuthContext,
+        operation: &str,
+    ) -> Result<String, Unavailable>;
+
+    /// Spends `grant` (single use, whatever the answer): whether it approves exactly
+    /// `operation` for `caller`.
+    async fn redeem_approval(
+        &self,
+        caller: &AuthContext,
+        grant: &str,
+        operation: &str,
+    ) -> Result<bool, Unavailable>;
+}

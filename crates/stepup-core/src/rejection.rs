@@ -185,6 +185,12 @@ impl AuthRejection {
                 if let Some(max_age) = challenge.max_age {
                     value.push_str(&format!(", max_age={max_age}"));
                 }
+                if let Some(transaction) = &challenge.transaction {
+                    value.push_str(&format!(
+                        ", transaction_id=\"{}\"",
+                        quoted_string_content(&transaction.id)
+                    ));
+                }
                 value
             }
         }
@@ -211,6 +217,13 @@ impl AuthRejection {
             }
             if let Some(claims) = &challenge.claims_challenge {
                 body.insert("claims".into(), claims.claims.clone().into());
+            }
+            if let Some(transaction) = &challenge.transaction {
+                body.insert("transaction_id".into(), transaction.id.clone().into());
+                body.insert(
+                    "authorization_details".into(),
+                    transaction.authorization_details.clone(),
+                );
             }
         }
         Value::Object(body).to_string()
@@ -263,6 +276,9 @@ impl AuthRejection {
                 }
                 if let Some(claims) = &challenge.claims_challenge {
                     parameters.push(("claims", claims.claims.clone()));
+                }
+                if let Some(transaction) = &challenge.transaction {
+                    parameters.push(("transaction_id", transaction.id.clone()));
                 }
             }
             Self::InsufficientScope(challenge) => {

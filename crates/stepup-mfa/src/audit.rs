@@ -119,6 +119,18 @@ pub enum AuditEvent {
         /// `direct`, `authorization_code`, `refresh_token` or `recovery`.
         via: &'static str,
     },
+    /// One operation was approved with a second factor (a transaction step-up): its digest.
+    TransactionApproved {
+        /// base64url SHA-256 of the operation's canonical JSON.
+        operation_digest: String,
+    },
+    /// A transaction grant was redeemed: `approved` when it matched the request's operation.
+    TransactionRedeemed {
+        /// base64url SHA-256 of the request's operation.
+        operation_digest: String,
+        /// Whether the grant approved it.
+        approved: bool,
+    },
     /// An authorization code was issued to a client.
     AuthorizationCodeIssued {
         /// The client.
@@ -217,6 +229,8 @@ impl AuditEvent {
             Self::DeviceRevoked { .. } => "device_revoked",
             Self::DevicesRevoked { .. } => "devices_revoked",
             Self::TokenIssued { .. } => "token_issued",
+            Self::TransactionApproved { .. } => "transaction_approved",
+            Self::TransactionRedeemed { .. } => "transaction_redeemed",
             Self::AuthorizationCodeIssued { .. } => "authorization_code_issued",
             Self::AuthorizationCodeRefused {} => "authorization_code_refused",
             Self::ClientRegistered { .. } => "client_registered",
@@ -269,6 +283,13 @@ impl AuditEvent {
             | Self::DeviceRevoked { device_id } => json!({ "device_id": device_id }),
             Self::DevicesRevoked { count } => json!({ "count": count }),
             Self::TokenIssued { acr, amr, via } => json!({ "acr": acr, "amr": amr, "via": via }),
+            Self::TransactionApproved { operation_digest } => {
+                json!({ "operation": operation_digest })
+            }
+            Self::TransactionRedeemed {
+                operation_digest,
+                approved,
+            } => json!({ "operation": operation_digest, "approved": approved }),
             Self::AuthorizationCodeIssued { client_id }
             | Self::ClientRegistered { client_id }
             | Self::ClientRevoked { client_id } => json!({ "client_id": client_id }),

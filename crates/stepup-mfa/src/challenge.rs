@@ -52,6 +52,8 @@ pub struct CompletedChallenge {
     pub pending: Option<PendingAuthorization>,
     /// The user's generation the step was started under.
     pub generation: u64,
+    /// The operation this step approves (its canonical JSON), for a transaction step-up.
+    pub transaction: Option<String>,
 }
 
 /// What an `mfa_token` stands for. A ticket that does not parse is an error, never a
@@ -64,6 +66,10 @@ pub(crate) struct Ticket {
     /// The user's generation when the step started: a reset since voids it.
     #[serde(default)]
     pub(crate) generation: u64,
+    /// The operation the step approves, for a transaction step-up: it ends in a grant for
+    /// that operation, never a token.
+    #[serde(default)]
+    pub(crate) transaction: Option<String>,
 }
 
 impl Mfa {
@@ -75,6 +81,19 @@ impl Mfa {
         user: &str,
         first_factors: &[&str],
         pending: Option<PendingAuthorization>,
+    ) -> Result<MfaChallenge, MfaError> {
+        self.start_challenge_for(user, first_factors, pending, None)
+            .await
+    }
+
+    /// [`start_challenge`](Self::start_challenge), approving `transaction` (an operation's
+    /// canonical JSON) when given.
+    pub(crate) async fn start_challenge_for(
+        &self,
+        user: &str,
+        first_factors: &[&str],
+        pending: Option<PendingAuthorization>,
+        transaction: Option<String>,
     ) -> Result<MfaChallenge, MfaError> {
         // The generation first, then what it offers: a step started while a reset lands carries
         // the generation its methods came from (void once the reset is done), never a later one.
@@ -89,6 +108,7 @@ impl Mfa {
             amr: first_factors.iter().map(|m| (*m).to_owned()).collect(),
             pending,
             generation,
+            transaction,
         };
         let ticket = serde_json::to_vec(&ticket).map_err(MfaError::internal)?;
         if !self
@@ -229,6 +249,7 @@ impl Mfa {
             answer: verified.answer,
             pending: ticket.pending,
             generation: ticket.generation,
+            transaction: ticket.transaction,
         })
     }
 

@@ -170,6 +170,8 @@ refusals! {
     /// A token exchange's `subject_token` is not an access token of an identity provider this
     /// server exchanges for (RFC 8693 §2.2.2 answers such a token with `invalid_request`).
     InvalidSubjectToken => BAD_REQUEST, "invalid_request", "the subject_token is not a valid access token of an identity provider this server exchanges tokens for";
+    /// A transaction step-up names no live transaction of this user.
+    UnknownTransaction => BAD_REQUEST, "invalid_request", "the transaction is unknown, expired or another user's; send the operation again";
     /// Dynamic client registration is not enabled on this server.
     RegistrationDisabled => FORBIDDEN, "access_denied", "dynamic client registration is not enabled";
 }

@@ -15,6 +15,8 @@
 //! - **The authorization server** ([`clients`], [`authorize`], [`refresh`]): configured,
 //!   registered (RFC 7591) and metadata-document clients, the authorization request and the
 //!   sign-in session, the token endpoint with rotated refresh tokens, resources and revocation.
+//! - **One operation** ([`transactions`]): an amount to a payee approved with a second factor,
+//!   in a single-use grant.
 //! - **External identity providers** ([`external`]): their users keyed by issuer and subject,
 //!   and the token exchange that adds stepup's second factor to their provider's login.
 //! - **The layers' policies** ([`policies`]): the engine answers `RejectRevoked`,
@@ -62,6 +64,7 @@ pub mod seal;
 pub mod sms;
 #[cfg(feature = "totp")]
 pub mod totp;
+pub mod transactions;
 #[cfg(feature = "webauthn")]
 pub mod webauthn;
 

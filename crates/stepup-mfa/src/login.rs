@@ -103,6 +103,9 @@ pub struct Login {
     pub device: Option<RememberedDevice>,
     /// How it came: `direct`, `recovery`.
     pub via: &'static str,
+    /// For the approval of one operation (its canonical JSON): the login ends in a transaction
+    /// grant, never a token (see [`crate::transactions`]).
+    pub transaction: Option<String>,
 }
 
 /// How a login ends.
@@ -116,6 +119,8 @@ pub enum Conclusion {
         /// Fields to add to the answer.
         answer: Map<String, Value>,
     },
+    /// One operation approved: the single-use grant the retried request carries.
+    Approved(crate::transactions::TransactionGrant),
     /// An authorization code for the waiting client: redirect to its `redirect_uri`.
     Code {
         /// The request it answers.
@@ -255,6 +260,7 @@ impl Mfa {
                 answer: Map::new(),
                 device: None,
                 via: "direct",
+                transaction: None,
             }));
         }
         let challenge = self.start_challenge(&user, &[amr::PWD], pending).await?;
@@ -280,6 +286,7 @@ impl Mfa {
             answer: Map::new(),
             device: None,
             via,
+            transaction: None,
         }
     }
 
@@ -319,7 +326,8 @@ impl Mfa {
         let completed = self
             .finish_challenge(mfa_token, kind, proof, client)
             .await?;
-        let device = if remember_device {
+        // Approving one operation remembers no browser: it is not a login.
+        let device = if remember_device && completed.transaction.is_none() {
             let remember_for = self.inner.login.remember_for;
             Some(
                 self.remember_device(
@@ -345,6 +353,7 @@ impl Mfa {
             answer: completed.answer,
             device,
             via: "direct",
+            transaction: completed.transaction,
         })
     }
 
@@ -425,6 +434,7 @@ impl Mfa {
                 answer: signed_in.verified.answer,
                 device: None,
                 via: "direct",
+                transaction: None,
             })
         })
         .await
@@ -432,6 +442,12 @@ impl Mfa {
 
     /// Ends an authenticated login: an authorization code for a waiting client, else a token.
     pub async fn conclude(&self, login: Login) -> Result<Conclusion, MfaError> {
+        if let Some(operation) = login.transaction {
+            let grant = self
+                .approve_transaction(&login.authentication, &operation)
+                .await?;
+            return Ok(Conclusion::Approved(grant));
+        }
         match login.pending {
             Some(pending) => {
                 let code = self

@@ -73,6 +73,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -85,12 +86,18 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::Value;
 use stepup_core::acr::level;
 use stepup_core::grpc::is_grpc_request;
-use stepup_core::{AcrRequirement, AuthContext, AuthRejection, DetailsChallenge};
+use stepup_core::policy::{TransactionApprovals, Unavailable};
+use stepup_core::{
+    AcrRequirement, AuthContext, AuthRejection, DetailsChallenge, StepUpChallenge, StepUpReason,
+    TransactionChallenge,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::response::{ResponseBody, ResponseFuture};
+use crate::response::{ResponseBody, ResponseFuture, temporarily_unavailable};
 
+/// The header a retried request carries its transaction grant in.
+pub const TRANSACTION_HEADER: &str = "stepup-transaction";
 /// The largest request body read by default (64 KiB).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// The longest amount, field value or `type` accepted.
@@ -279,12 +286,13 @@ impl std::error::Error for OperationError {}
 
 /// Layer requiring a token that authorizes the request's operation; see the
 /// [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequireTransaction<F> {
     extract: F,
     level: Cow<'static, str>,
     max_age: Option<Duration>,
     max_body: usize,
+    approvals: Option<Arc<dyn TransactionApprovals>>,
 }
 
 impl<F> RequireTransaction<F>
@@ -299,7 +307,16 @@ where
             level: Cow::Borrowed(level::MFA),
             max_age: None,
             max_body: DEFAULT_MAX_BODY,
+            approvals: None,
         }
+    }
+
+    /// Adds stepup's own transaction step-up (see the [module docs](self)): an operation the
+    /// token does not approve is answered `401` with a `transaction_id`, and a request carrying
+    /// a grant for exactly this operation ([`TRANSACTION_HEADER`]) passes, once.
+    pub fn with_approvals(mut self, approvals: Arc<dyn TransactionApprovals>) -> Self {
+        self.approvals = Some(approvals);
+        self
     }
 
     /// Requires `level` instead of `mfa` (e.g. `phr`).
@@ -318,6 +335,17 @@ where
     pub fn with_max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
+    }
+}
+
+impl<F> std::fmt::Debug for RequireTransaction<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireTransaction")
+            .field("level", &self.level)
+            .field("max_age", &self.max_age)
+            .field("max_body", &self.max_body)
+            .field("approvals", &self.approvals.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -343,10 +371,18 @@ impl<S, F: Clone> Layer<S> for RequireTransaction<F> {
 }
 
 /// Middleware enforcing a [`RequireTransaction`]; see the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequireTransactionService<S, F> {
     inner: S,
     layer: RequireTransaction<F>,
+}
+
+impl<S, F> std::fmt::Debug for RequireTransactionService<S, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireTransactionService")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The future of [`RequireTransactionService`]: it reads the body first.
@@ -388,9 +424,15 @@ where
             let Some(caller) = request.extensions().get::<AuthContext>().cloned() else {
                 return refuse(AuthRejection::MissingToken).await;
             };
-            if let Err(challenge) = layer.requirement().check(&caller) {
-                return refuse(AuthRejection::StepUpRequired(challenge)).await;
+            let meets_level = layer.requirement().check(&caller);
+            // Without stepup's own approvals the level is asked for first, as RequireAcr does.
+            if let (Err(challenge), None) = (&meets_level, &layer.approvals) {
+                return refuse(AuthRejection::StepUpRequired(challenge.clone())).await;
             }
+            let grant = request
+                .headers()
+                .get(TRANSACTION_HEADER)
+                .map(|value| value.to_str().unwrap_or_default().to_owned());
             let (parts, body) = request.into_parts();
             let Ok(collected) = Limited::new(body, layer.max_body).collect().await else {
                 return Ok(invalid(
@@ -403,12 +445,44 @@ where
                 Ok(operation) => operation,
                 Err(error) => return Ok(invalid(StatusCode::BAD_REQUEST, &error.message)),
             };
-            if !operation.is_authorized_by(caller.authorization_details()) {
-                let required = Value::Array(vec![operation.to_json()]);
-                return refuse(AuthRejection::InsufficientAuthorizationDetails(
-                    DetailsChallenge::new(required),
-                ))
-                .await;
+            let required = Value::Array(vec![operation.to_json()]);
+            let by_token =
+                meets_level.is_ok() && operation.is_authorized_by(caller.authorization_details());
+            if !by_token {
+                let Some(approvals) = &layer.approvals else {
+                    return refuse(AuthRejection::InsufficientAuthorizationDetails(
+                        DetailsChallenge::new(required),
+                    ))
+                    .await;
+                };
+                let canonical = operation.canonical();
+                let approved = match &grant {
+                    Some(grant) if !grant.is_empty() && grant.len() <= MAX_VALUE => {
+                        approvals.redeem_approval(&caller, grant, &canonical).await
+                    }
+                    _ => Ok(false),
+                };
+                match approved {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // No grant, or one spent or for another operation: approve this one.
+                        let id = match approvals.request_approval(&caller, &canonical).await {
+                            Ok(id) => id,
+                            Err(Unavailable) => return Ok(temporarily_unavailable(grpc)),
+                        };
+                        let challenge = StepUpChallenge::new(
+                            layer.level.clone(),
+                            Some(0),
+                            StepUpReason::ApprovalRequired,
+                        )
+                        .with_transaction(TransactionChallenge {
+                            id,
+                            authorization_details: required,
+                        });
+                        return refuse(AuthRejection::StepUpRequired(challenge)).await;
+                    }
+                    Err(Unavailable) => return Ok(temporarily_unavailable(grpc)),
+                }
             }
             let response = inner
                 .call(Request::from_parts(parts, Full::new(bytes)))

@@ -1,0 +1,181 @@
+//! The transaction step-up on every store: an operation approved with a second factor yields
+//! one single-use grant for exactly that operation, that user and that generation; raced 100
+//! times, it approves once.
+
+#[macro_use]
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use stepup_core::AuthContext;
+use stepup_mfa::{ClientInfo, Conclusion, Mfa, MfaError};
+use support::*;
+
+on_every_store!(
+    a_grant_approves_one_operation_of_one_user_once,
+    one_grant_raced_100_times_approves_once,
+);
+on_every_store!(redis: one_grant_raced_100_times_approves_once);
+
+const PAYMENT: &str = r#"{"amount":"125","currency":"EUR","payee":"ACME Ltd","type":"payment"}"#;
+const OTHER: &str = r#"{"amount":"126","currency":"EUR","payee":"ACME Ltd","type":"payment"}"#;
+
+fn caller(user: &str) -> AuthContext {
+    AuthContext::builder(user)
+        .acr("mfa")
+        .amr(["pwd", "otp"])
+        .build()
+}
+
+/// Approves `operation` for `user` with the TOTP code of now: the grant.
+async fn approve(
+    h: &Harness,
+    mfa: &Mfa,
+    key: &stepup_mfa::totp::TotpKey,
+    user: &str,
+    operation: &str,
+) -> String {
+    let id = mfa
+        .request_transaction(&caller(user), operation)
+        .await
+        .unwrap();
+    let (challenge, details) = mfa
+        .start_transaction_step(&caller(user), &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        details,
+        json!([serde_json::from_str::<serde_json::Value>(operation).unwrap()])
+    );
+    let login = mfa
+        .finish_mfa(
+            &challenge.mfa_token,
+            "totp",
+            &json!({"code": h.code(key)}),
+            true,
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        login.device.is_none(),
+        "approving an operation remembers no browser"
+    );
+    match mfa.conclude(login).await.unwrap() {
+        Conclusion::Approved(grant) => grant.transaction_grant,
+        other => panic!("a transaction step ends in a grant, never a token: {other:?}"),
+    }
+}
+
+async fn a_grant_approves_one_operation_of_one_user_once(h: Harness) {
+    let mfa = h.mfa.clone();
+    let (key, _) = h.enroll_totp(&mfa, "payer").await;
+    h.enroll_totp(&mfa, "other").await;
+    h.clock.advance(Duration::from_secs(30));
+
+    // Once, for that operation, for that user.
+    let grant = approve(&h, &mfa, &key, "payer", PAYMENT).await;
+    assert!(
+        mfa.redeem_transaction(&caller("payer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !mfa.redeem_transaction(&caller("payer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // Another amount spends the grant and approves nothing.
+    h.clock.advance(Duration::from_secs(30));
+    let grant = approve(&h, &mfa, &key, "payer", PAYMENT).await;
+    assert!(
+        !mfa.redeem_transaction(&caller("payer"), &grant, OTHER)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !mfa.redeem_transaction(&caller("payer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // Another user's grant approves nothing for this one.
+    h.clock.advance(Duration::from_secs(30));
+    let grant = approve(&h, &mfa, &key, "payer", PAYMENT).await;
+    assert!(
+        !mfa.redeem_transaction(&caller("other"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // Another user cannot open this user's transaction.
+    let id = mfa
+        .request_transaction(&caller("payer"), PAYMENT)
+        .await
+        .unwrap();
+    assert_refused(
+        mfa.start_transaction_step(&caller("other"), &id).await,
+        400,
+        "invalid_request",
+    );
+    assert_refused(
+        mfa.start_transaction_step(&caller("payer"), "no-such-id")
+            .await,
+        400,
+        "invalid_request",
+    );
+
+    // A grant expires after five minutes.
+    h.clock.advance(Duration::from_secs(30));
+    let grant = approve(&h, &mfa, &key, "payer", PAYMENT).await;
+    h.clock.advance(Duration::from_secs(5 * 60 + 1));
+    assert!(
+        !mfa.redeem_transaction(&caller("payer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // A reset since the approval voids the grant.
+    let grant = approve(&h, &mfa, &key, "payer", PAYMENT).await;
+    mfa.admin_reset("payer", "admin").await.unwrap();
+    assert!(
+        !mfa.redeem_transaction(&caller("payer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // The audit trail names the operation's digest, never the operation.
+    let approved = events(&mfa, "payer", "transaction_approved").await;
+    assert!(!approved.is_empty());
+    assert!(!approved[0].to_string().contains("ACME"), "{approved:?}");
+
+    // An operation that is not one JSON object is refused.
+    assert!(matches!(
+        mfa.request_transaction(&caller("payer"), "[1]").await,
+        Err(MfaError::InvalidInput(_))
+    ));
+}
+
+async fn one_grant_raced_100_times_approves_once(h: Harness) {
+    let mfa = h.mfa.clone();
+    let (key, _) = h.enroll_totp(&mfa, "racer").await;
+    h.clock.advance(Duration::from_secs(30));
+    let grant = approve(&h, &mfa, &key, "racer", PAYMENT).await;
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (mfa, grant) = (mfa.clone(), grant.clone());
+            tokio::spawn(async move {
+                mfa.redeem_transaction(&caller("racer"), &grant, PAYMENT)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut approved = 0;
+    for task in tasks {
+        approved += usize::from(task.await.unwrap());
+    }
+    assert_eq!(approved, 1);
+}
