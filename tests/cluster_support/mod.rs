@@ -86,6 +86,7 @@ pub fn config(
         signing_key: None,
         resources: Vec::new(),
         sms: None,
+        sms_regions: None,
         outbox_dir: Some(outbox_dir),
         admins: demo::app::Admins::default(),
         trusted_proxies: stepup::middleware::TrustedProxies::none(),
