@@ -1251,7 +1251,10 @@ async fn every_verification_fails_closed_when_the_store_is_down() {
     );
     unavailable(mfa.devices("u").await.map(drop));
     unavailable(mfa.device("a-device-token").await.map(drop));
-    unavailable(mfa.start_recovery("u@example.com").await);
+    unavailable(
+        mfa.start_recovery("u@example.com", &ClientInfo::default())
+            .await,
+    );
     unavailable(
         mfa.finish_recovery("code", PASSWORD, &client)
             .await
