@@ -18,6 +18,7 @@ on_every_store!(
     enrollment_then_login_with_an_sms_code,
     a_resend_waits_for_the_cooldown,
     sends_are_limited_per_number_per_user_and_per_address,
+    sends_from_one_ipv6_64_share_the_address_budget,
     a_new_code_keeps_the_failure_count,
     codes_expire_by_the_injected_clock,
     one_code_submitted_100_times_at_once_succeeds_once,
@@ -543,6 +544,44 @@ async fn numbers_outside_the_allowed_regions_are_refused(h: Harness) {
         400,
         "country_not_allowed",
     );
+}
+
+/// The per-address send limit groups IPv6 clients like every per-address limit: clients of one
+/// /64 share one budget, another /64 has its own.
+async fn sends_from_one_ipv6_64_share_the_address_budget(h: Harness) {
+    let mfa = h.with_sms_policy(SmsPolicy {
+        sends: SendPolicy {
+            per_address: hourly(2),
+            ..no_cooldown().sends
+        },
+        ..SmsPolicy::default()
+    });
+    let enroll = |user: &'static str, number: &'static str, address: &'static str| {
+        let mfa = mfa.clone();
+        async move {
+            mfa.start_enrollment(user, "sms", &phone_input(number), &client_at(address))
+                .await
+        }
+    };
+    enroll("ha", "+15550000011", "2001:db8:5:6::1")
+        .await
+        .unwrap();
+    enroll("hb", "+15550000012", "2001:db8:5:6:ffff::2")
+        .await
+        .unwrap();
+    assert_eq!(
+        retry_after(enroll("hc", "+15550000013", "2001:db8:5:6::abc").await),
+        Duration::from_secs(3600),
+        "a third address of the /64 finds the budget spent"
+    );
+    assert_eq!(
+        events(&mfa, "hc", "sms_refused").await,
+        [json!({"reason": "address_limit"})]
+    );
+    enroll("hd", "+15550000014", "2001:db8:5:7::1")
+        .await
+        .unwrap();
+    assert_eq!(h.phone.count(), 3);
 }
 
 /// The engine refuses a restricted factor alone.
