@@ -1333,3 +1333,41 @@ async fn the_notifier_hears_factor_changes_and_nothing_else() {
         assert!(!event.detail.contains(&h.code(&key)), "{}", event.detail);
     }
 }
+
+/// Confirming an enrollment hashes its ten backup codes in the engine's pool, across every
+/// slot at once, and runs no other slow hash: ten evaluations, four at a time on four slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_an_enrollment_hashes_the_backup_codes_across_the_pool() {
+    let h = Harness::memory().await;
+    // 4 MiB and one pass: each hash outlasts the start of the others.
+    let params = argon2::Params::new(4 * 1024, 1, 1, None).unwrap();
+    let pool = stepup_mfa::KdfPool::new(4, Duration::from_secs(60))
+        .with_params(params)
+        .unwrap();
+    let mfa = h.mfa.clone().with_kdf_pool(pool.clone());
+    let key = h.start_totp(&mfa, "ada").await;
+    assert_eq!(pool.evaluations(), 0);
+    let enrolled = mfa
+        .finish_enrollment(
+            "ada",
+            "totp",
+            &json!({ "code": h.code(&key) }),
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(enrolled.backup_codes.len(), 10);
+    assert_eq!(pool.evaluations(), 10, "one hash per code, nothing more");
+    assert_eq!(
+        pool.peak_in_use(),
+        4,
+        "hashed across every slot at once, not one after another"
+    );
+    assert_eq!(pool.available(), 4, "every slot came back");
+    // The codes were hashed with the pool's parameters and work: one check each.
+    h.clock.advance(Duration::from_secs(30));
+    backup_login(&mfa, "ada", &enrolled.backup_codes[0])
+        .await
+        .unwrap();
+    assert_eq!(pool.evaluations(), 11);
+}
