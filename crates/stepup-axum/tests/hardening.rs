@@ -399,6 +399,48 @@ async fn ipv6_clients_of_one_64_share_the_failed_login_budget() {
     neighbour.assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
 }
 
+/// Recovery mails are limited per client address group too: clients of one /64 share one
+/// budget (answered alike, not mailed past it); another /64 has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_of_one_64_share_the_recovery_mail_budget() {
+    let app = sqlite_app_with(Options {
+        trusted_proxies: vec!["127.0.0.1/32"],
+        ..Options::default()
+    })
+    .await;
+    let per_client = stepup_mfa::recovery::REQUESTS_PER_CLIENT_PER_HOUR;
+    let email = |n: u64| format!("rec{n}@example.com");
+    for n in 0..=per_client + 1 {
+        app.register(&email(n)).await;
+    }
+    let request = |client: String, n: u64| {
+        app.request(Method::POST, "/api/mfa/recovery/request", None)
+            .header("x-forwarded-for", client)
+            .json(&json!({"email": email(n)}))
+    };
+    for n in 0..per_client {
+        let answer = Answer::read(request(format!("2001:db8:9:9::{n:x}"), n)).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    }
+    let over = Answer::read(request("2001:db8:9:9:abcd::1".to_owned(), per_client)).await;
+    assert_eq!(
+        over.status,
+        StatusCode::ACCEPTED,
+        "answered alike: {over:?}"
+    );
+    let neighbour = Answer::read(request("2001:db8:9:a::1".to_owned(), per_client + 1)).await;
+    assert_eq!(neighbour.status, StatusCode::ACCEPTED);
+    // The refused request mailed nothing in the foreground or after: every mail sent is in.
+    let mails = app
+        .mails_at_least(usize::try_from(per_client).unwrap() + 1)
+        .await;
+    assert!(mails.iter().any(|mail| mail.to == email(per_client + 1)));
+    assert!(
+        !mails.iter().any(|mail| mail.to == email(per_client)),
+        "the /64's budget was spent"
+    );
+}
+
 on_backends!([sqlite, postgres, postgres_redis] racing_webauthn_starts_on_one_mfa_token_answer_2xx_or_409);
 
 /// Concurrent requests for one MFA step's WebAuthn options: one wins, the others are told to
