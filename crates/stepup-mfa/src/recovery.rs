@@ -338,9 +338,9 @@ impl Mfa {
         Ok(generation.value)
     }
 
-    /// Counts a recovery request for `email`; `false` once the address had its hourly share.
     /// Counts a recovery request against its mail address and its client's address group; both
-    /// counters move on every request, whatever the outcome.
+    /// counters move on every request, whatever the outcome. `false` once either had its hourly
+    /// share.
     async fn admit_recovery_request(
         &self,
         email: &str,
