@@ -429,3 +429,73 @@ async fn a_store_that_is_down_fails_closed() {
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
 }
+
+/// The SMS lines the demo wrote to its outbox (beside the database).
+fn texts(demo: &Demo) -> Vec<Value> {
+    std::fs::read_to_string(demo.dir.path().join("demo.db.sms.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn sms_is_never_the_only_factor_and_enrolls_numbers_of_the_listed_regions_only() {
+    let demo = Demo::start_configured(|settings| {
+        settings.sms_regions = Some(demo_support::app::parse_regions("US").unwrap());
+    })
+    .await;
+    const WASHINGTON: &str = "+1 202 555 0143";
+
+    // Alone, SMS is refused whatever the number.
+    demo.register("sol@example.com").await;
+    let password_token = demo.login("sol@example.com").await.token();
+    demo.post(
+        "/api/mfa/sms/enroll",
+        Some(&password_token),
+        json!({"phone": WASHINGTON}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "sms_needs_another_factor");
+    assert!(texts(&demo).is_empty());
+
+    // Beside an app, only numbers of the listed regions: `US` is not every `+1` country.
+    let (_, key, _) = demo.enrolled_user("ana@example.com").await;
+    let mfa_token = demo.mfa_token("ana@example.com").await;
+    let fresh = demo.mfa_step_with_code(&mfa_token, &key).await.token();
+    for number in ["+1 613 555 0123", "+1 876 555 0123", "+44 7400 123456"] {
+        let refused = demo
+            .post(
+                "/api/mfa/sms/enroll",
+                Some(&fresh),
+                json!({"phone": number}),
+            )
+            .await;
+        refused.assert_error(StatusCode::BAD_REQUEST, "country_not_allowed");
+        assert!(
+            !refused.body.to_string().contains(&number[4..]),
+            "{refused:?}"
+        );
+    }
+    assert!(texts(&demo).is_empty(), "nothing was texted");
+    let started = demo
+        .post(
+            "/api/mfa/sms/enroll",
+            Some(&fresh),
+            json!({"phone": WASHINGTON}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{started:?}");
+    assert_eq!(texts(&demo).len(), 1);
+}
+
+#[test]
+fn sms_regions_are_region_codes_not_calling_codes() {
+    let regions = demo_support::app::parse_regions(" GB, de ,").unwrap();
+    let names: Vec<&str> = regions.iter().map(|region| region.as_str()).collect();
+    assert_eq!(names, ["GB", "DE"]);
+    assert!(demo_support::app::parse_regions("").unwrap().is_empty());
+    for bad in ["1", "44", "GB,49", "USA", "ZZ"] {
+        assert!(demo_support::app::parse_regions(bad).is_err(), "{bad}");
+    }
+}

@@ -45,7 +45,7 @@ async fn the_database_file_is_readable_by_its_owner_only() {
 async fn a_wrong_method_is_a_json_405() {
     let demo = Demo::start().await;
     for (method, path) in [
-        (reqwest::Method::DELETE, "/oauth/authorize"),
+        (reqwest::Method::GET, "/oauth/authorize/mfa"),
         (reqwest::Method::PUT, "/api/register"),
         (reqwest::Method::POST, "/api/me"),
     ] {

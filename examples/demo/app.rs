@@ -16,7 +16,7 @@ use serde_json::json;
 use stepup::clock::SharedClock;
 use stepup::mfa::PasswordCheckFailed;
 use stepup::mfa::email::Email;
-use stepup::mfa::sms::{Sms, SmsProvider};
+use stepup::mfa::sms::{Region, Sms, SmsPolicy, SmsProvider, UnknownRegion};
 use stepup::mfa::totp::{Totp, TotpConfig};
 use stepup::mfa::webauthn::{RelyingParty, Webauthn};
 use stepup::middleware::{Operation, OperationError};
@@ -132,6 +132,16 @@ pub(crate) fn relying_party(public_url: &str) -> Result<RelyingParty, BoxError> 
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A comma-separated list of region codes (`GB, de`): the regions, or the first entry that is
+/// not one (a calling code such as `44` is not). Empty entries are skipped.
+pub(crate) fn parse_regions(list: &str) -> Result<Vec<Region>, UnknownRegion> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::parse)
+        .collect()
+}
+
 /// Everything the demo is built from; `main.rs` reads it from the environment, the tests build
 /// one directly.
 pub(crate) struct Settings {
@@ -147,6 +157,8 @@ pub(crate) struct Settings {
     pub(crate) public_url: String,
     /// SMS delivery; `None` for the outbox file.
     pub(crate) sms: Option<SmsProvider>,
+    /// The regions whose numbers may enroll for SMS; `None`: every region.
+    pub(crate) sms_regions: Option<Vec<Region>>,
     /// Where the outboxes go (`None`: beside the SQLite file, or the working directory).
     pub(crate) outbox_dir: Option<std::path::PathBuf>,
     /// Who may reset another user's factors.
@@ -176,6 +188,7 @@ impl Settings {
             client: demo_client("demo", "http://localhost:3000/callback"),
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
             sms: None,
+            sms_regions: None,
             outbox_dir: None,
             admins: Admins::default(),
             trusted_proxies: stepup::middleware::TrustedProxies::none(),
@@ -197,6 +210,7 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         client,
         public_url,
         sms,
+        sms_regions,
         outbox_dir,
         admins,
         trusted_proxies,
@@ -264,7 +278,10 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
             ..TotpConfig::default()
         }))
         .factor(Webauthn::new(relying_party(&public_url)?))
-        .factor(Sms::new(sms))
+        .factor(Sms::new(sms).with_policy(SmsPolicy {
+            allowed_regions: sms_regions,
+            ..SmsPolicy::default()
+        }))
         .factor(Email::shared(mailer.clone()))
         // SMS and mail codes are restricted authenticators: beside an app or a passkey only.
         .restricted_factor_alone(false)

@@ -11,7 +11,10 @@
 //!   `http://localhost:3000/callback`);
 //! - SMS: `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_VERIFY_SERVICE_SID` (and
 //!   `TWILIO_API_BASE`) for Twilio Verify; without them each SMS is appended as one JSON line
-//!   `{"to","body","at"}` to `STEPUP_SMS_OUTBOX` (default `<database>.sms.jsonl`);
+//!   `{"to","body","at"}` to `STEPUP_SMS_OUTBOX` (default `<database>.sms.jsonl`).
+//!   `STEPUP_SMS_REGIONS` (optional): comma-separated region codes (ISO 3166-1 alpha-2, e.g.
+//!   `GB,DE`) whose numbers may enroll; unset, every region (set it when a real provider sends: SMS
+//!   pumping). SMS is never a user's only factor: an app or a passkey comes first;
 //! - mail (recovery codes, notices): `STEPUP_SMTP_URL` (e.g. `smtps://user:password@host:465`)
 //!   and `STEPUP_MAIL_FROM` to send through SMTP; without them each mail is appended as one JSON
 //!   line `{"to","subject","body","at"}` to `STEPUP_MAIL_OUTBOX` (default `<database>.mail.jsonl`);
@@ -52,7 +55,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use stepup::Keyring;
 use stepup::clock::{SharedClock, SystemClock};
-use stepup::mfa::sms::SmsProvider;
+use stepup::mfa::sms::{Region, SmsProvider};
 use stepup::middleware::TrustedProxies;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -105,6 +108,8 @@ pub(crate) struct Config {
     pub(crate) secrets: app::Secrets,
     /// SMS delivery; `None` for the outbox file.
     pub(crate) sms: Option<SmsProvider>,
+    /// The regions whose numbers may enroll for SMS (`STEPUP_SMS_REGIONS`); `None`: every region.
+    pub(crate) sms_regions: Option<Vec<Region>>,
     /// Where the outboxes go when their variables are unset (`None`: beside the database).
     pub(crate) outbox_dir: Option<PathBuf>,
     /// The administrators (`STEPUP_ADMINS`).
@@ -152,6 +157,7 @@ impl Config {
             database_url,
             secrets,
             sms: sms_from_env()?,
+            sms_regions: sms_regions_from_env()?,
             outbox_dir: None,
             admins: app::Admins::from_env(),
             trusted_proxies: trusted_proxies_from_env()?,
@@ -219,6 +225,7 @@ pub(crate) async fn start(
         client: app::demo_client(&config.client_id, &config.redirect_uri),
         public_url: config.public_url,
         sms: config.sms,
+        sms_regions: config.sms_regions,
         outbox_dir: config.outbox_dir,
         admins: config.admins,
         trusted_proxies: config.trusted_proxies,
@@ -270,6 +277,21 @@ fn sms_from_env() -> Result<Option<SmsProvider>, BoxError> {
     }
     Ok(var("STEPUP_SMS_OUTBOX")
         .map(|path| SmsProvider::sender(app::SmsOutbox::new(path.into(), Arc::new(SystemClock)))))
+}
+
+/// `STEPUP_SMS_REGIONS`: comma-separated region codes (`GB,DE`); unset or empty, `None` (every
+/// region). A calling code (`44`) or an unknown region is an error naming the variable.
+fn sms_regions_from_env() -> Result<Option<Vec<Region>>, BoxError> {
+    let list = std::env::var("STEPUP_SMS_REGIONS").unwrap_or_default();
+    let regions =
+        app::parse_regions(&list).map_err(|error| format!("STEPUP_SMS_REGIONS: {error}"))?;
+    if regions.is_empty() && std::env::var_os("TWILIO_ACCOUNT_SID").is_some() {
+        tracing::warn!(
+            "STEPUP_SMS_REGIONS is unset: numbers of every region may enroll for SMS; list the \
+             regions you serve (e.g. GB,DE) against SMS pumping"
+        );
+    }
+    Ok(Some(regions).filter(|regions| !regions.is_empty()))
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -87,6 +87,7 @@ pub fn config(
         resources: Vec::new(),
         external_issuer: None,
         sms: None,
+        sms_regions: None,
         outbox_dir: Some(outbox_dir),
         admins: demo::app::Admins::default(),
         trusted_proxies: stepup::middleware::TrustedProxies::none(),

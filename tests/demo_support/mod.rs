@@ -69,7 +69,13 @@ impl Demo {
 
     /// A demo server over the database in `dir`.
     pub async fn start_in(dir: tempfile::TempDir, clock: ManualClock) -> Self {
-        Self::start_full(dir, clock, app::DEFAULT_PUBLIC_URL, app::Admins::default()).await
+        Self::start_full(dir, clock, |_| {}).await
+    }
+
+    /// A demo server over a fresh database, its settings changed by `configure` first.
+    pub async fn start_configured(configure: impl FnOnce(&mut app::Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_full(dir, ManualClock::at_unix(T0), configure).await
     }
 
     /// The demo as an authorization server for other resources: served on `listener` (its URL
@@ -111,34 +117,13 @@ impl Demo {
 
     /// A demo whose factors the users of `external` may use (token exchange).
     pub async fn start_with_external_issuer(external: stepup::token::TrustedIssuer) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::at_unix(T0);
-        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
-        let database = app::Database::open(&url, Arc::new(clock.clone()))
-            .await
-            .unwrap();
-        let app::Database::Sqlite(store) = database.clone() else {
-            panic!("a sqlite:// URL opens SQLite");
-        };
-        let settings = app::Settings {
-            external_issuer: Some(external),
-            ..app::Settings::new(database, secrets(), Arc::new(clock.clone()))
-        };
-        let router = app::build(settings).await.unwrap();
-        Self {
-            base: serve(router).await,
-            client: http_client(),
-            clock,
-            dir,
-            store,
-        }
+        Self::start_configured(|settings| settings.external_issuer = Some(external)).await
     }
 
     async fn start_full(
         dir: tempfile::TempDir,
         clock: ManualClock,
-        public_url: &str,
-        admins: app::Admins,
+        configure: impl FnOnce(&mut app::Settings),
     ) -> Self {
         let url = format!("sqlite://{}", dir.path().join("demo.db").display());
         let database = app::Database::open(&url, Arc::new(clock.clone()))
@@ -147,11 +132,8 @@ impl Demo {
         let app::Database::Sqlite(store) = database.clone() else {
             panic!("a sqlite:// URL opens SQLite");
         };
-        let settings = app::Settings {
-            public_url: public_url.to_owned(),
-            admins,
-            ..app::Settings::new(database, secrets(), Arc::new(clock.clone()))
-        };
+        let mut settings = app::Settings::new(database, secrets(), Arc::new(clock.clone()));
+        configure(&mut settings);
         let router = app::build(settings).await.unwrap();
         Self {
             base: serve(router).await,

@@ -1,8 +1,9 @@
 //! Account recovery over HTTP, and the administrator's reset handler.
 //!
 //! - `POST /api/mfa/recovery/request {email}`: always `202` with the same body, whether or not the
-//!   address belongs to an account, after the same work (the application's look-up, the same
-//!   store calls; the mail leaves in the background).
+//!   address belongs to an account or is over a limit (per mail address, per client address
+//!   group), after the same work (the application's look-up, the same store calls; the audit
+//!   record and the mail follow in the background).
 //! - `POST /api/mfa/recovery/confirm {token, password}`: the code from the mail and the password.
 //!   `200` with a token at `acr` `pwd` (every factor, backup code and device gone, earlier tokens
 //!   and `mfa_token`s void), or `202 {"status":"pending","due_at"}` when a recovery delay is
@@ -37,9 +38,10 @@ pub(crate) struct RecoveryRequest {
 /// `POST /api/mfa/recovery/request`: `202`, the same answer for every well-formed address.
 pub(crate) async fn request(
     State(stepup): State<StepUp>,
+    Client(client): Client,
     JsonBody(body): JsonBody<RecoveryRequest>,
 ) -> Result<Response, ApiError> {
-    stepup.mfa().start_recovery(&body.email).await?;
+    stepup.mfa().start_recovery(&body.email, &client).await?;
     let body = json!({
         "status": "accepted",
         "message": "if this address belongs to an account, a recovery code has been mailed to it",

@@ -376,6 +376,79 @@ async fn ipv6_clients_of_one_64_share_the_request_ceiling() {
     neighbour.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
+/// The prefix is one setting for every per-address limit (they all key on the engine's
+/// grouping): configured at /48, clients of different /64s of one /48 share the failed-login
+/// budget and the recovery-mail budget; another /48 has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_ipv6_prefix_groups_every_per_address_limit() {
+    let app = sqlite_app_with(Options {
+        trusted_proxies: vec!["127.0.0.1/32"],
+        ipv6_prefix: Some(48),
+        ..Options::default()
+    })
+    .await;
+    let from = |client: String, path: &str, body: serde_json::Value| {
+        app.request(Method::POST, path, None)
+            .header("x-forwarded-for", client)
+            .json(&body)
+    };
+    // Failed logins: 30 per group, from 30 different /64s of 2001:db8:10::/48.
+    for n in 0..30 {
+        let guess = json!({"username": format!("nobody{n}@example.com"), "password": "guess"});
+        Answer::read(from(
+            format!("2001:db8:10:{n:x}::1"),
+            "/oauth/authorize",
+            guess,
+        ))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    }
+    let guess = json!({"username": "nobody@example.com", "password": "guess"});
+    Answer::read(from(
+        "2001:db8:10:ff::1".into(),
+        "/oauth/authorize",
+        guess.clone(),
+    ))
+    .await
+    .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    Answer::read(from("2001:db8:11::1".into(), "/oauth/authorize", guess))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+
+    // Recovery mails: 20 per group, from 20 different /64s of 2001:db8:20::/48.
+    let per_client = stepup_mfa::recovery::REQUESTS_PER_CLIENT_PER_HOUR;
+    let email = |n: u64| format!("p48-{n}@example.com");
+    for n in 0..=per_client + 1 {
+        app.register(&email(n)).await;
+    }
+    for n in 0..per_client {
+        let answer = Answer::read(from(
+            format!("2001:db8:20:{n:x}::1"),
+            "/api/mfa/recovery/request",
+            json!({"email": email(n)}),
+        ))
+        .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    }
+    for (client, n) in [
+        ("2001:db8:20:ff::1", per_client),
+        ("2001:db8:21::1", per_client + 1),
+    ] {
+        let answer = Answer::read(from(
+            client.into(),
+            "/api/mfa/recovery/request",
+            json!({"email": email(n)}),
+        ))
+        .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    }
+    let mails = app
+        .mails_at_least(usize::try_from(per_client).unwrap() + 1)
+        .await;
+    assert!(mails.iter().any(|mail| mail.to == email(per_client + 1)));
+    assert!(!mails.iter().any(|mail| mail.to == email(per_client)));
+}
+
 /// The failed-login budget groups a /64 the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_clients_of_one_64_share_the_failed_login_budget() {
@@ -397,6 +470,48 @@ async fn ipv6_clients_of_one_64_share_the_failed_login_budget() {
     refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     let neighbour = Answer::read(guess("2001:db8:7:8::1".to_owned(), 100)).await;
     neighbour.assert_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+}
+
+/// Recovery mails are limited per client address group too: clients of one /64 share one
+/// budget (answered alike, not mailed past it); another /64 has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_of_one_64_share_the_recovery_mail_budget() {
+    let app = sqlite_app_with(Options {
+        trusted_proxies: vec!["127.0.0.1/32"],
+        ..Options::default()
+    })
+    .await;
+    let per_client = stepup_mfa::recovery::REQUESTS_PER_CLIENT_PER_HOUR;
+    let email = |n: u64| format!("rec{n}@example.com");
+    for n in 0..=per_client + 1 {
+        app.register(&email(n)).await;
+    }
+    let request = |client: String, n: u64| {
+        app.request(Method::POST, "/api/mfa/recovery/request", None)
+            .header("x-forwarded-for", client)
+            .json(&json!({"email": email(n)}))
+    };
+    for n in 0..per_client {
+        let answer = Answer::read(request(format!("2001:db8:9:9::{n:x}"), n)).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    }
+    let over = Answer::read(request("2001:db8:9:9:abcd::1".to_owned(), per_client)).await;
+    assert_eq!(
+        over.status,
+        StatusCode::ACCEPTED,
+        "answered alike: {over:?}"
+    );
+    let neighbour = Answer::read(request("2001:db8:9:a::1".to_owned(), per_client + 1)).await;
+    assert_eq!(neighbour.status, StatusCode::ACCEPTED);
+    // The refused request mailed nothing in the foreground or after: every mail sent is in.
+    let mails = app
+        .mails_at_least(usize::try_from(per_client).unwrap() + 1)
+        .await;
+    assert!(mails.iter().any(|mail| mail.to == email(per_client + 1)));
+    assert!(
+        !mails.iter().any(|mail| mail.to == email(per_client)),
+        "the /64's budget was spent"
+    );
 }
 
 on_backends!([sqlite, postgres, postgres_redis] racing_webauthn_starts_on_one_mfa_token_answer_2xx_or_409);

@@ -282,6 +282,23 @@ async fn a_suspected_clone_is_disabled_until_enrolled_anew(backend: &Backend) {
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_mfa_code");
 
+    // Listed as disabled, audited.
+    let listed = app.get("/api/mfa/factors", Some(&fresh)).await;
+    let passkey = listed.body["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|factor| factor["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("the passkey is listed: {listed:?}"))
+        .clone();
+    assert_eq!(passkey["status"], "disabled", "{passkey}");
+    assert_eq!(passkey["active"], false, "{passkey}");
+    let events = app.event_kinds(&fresh).await;
+    assert!(
+        events.iter().any(|kind| kind == "webauthn_clone_suspected"),
+        "{events:?}"
+    );
+
     // No longer offered, and no challenge is made for it.
     let login = app.login("jo@example.com").await;
     assert_eq!(

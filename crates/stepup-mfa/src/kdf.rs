@@ -38,7 +38,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -139,6 +139,8 @@ struct Inner {
     /// Slots handed out right now, and the most ever handed out at once.
     in_use: AtomicUsize,
     peak_in_use: AtomicUsize,
+    /// argon2 evaluations begun in the slots (hashes and checks).
+    evaluations: AtomicU64,
 }
 
 struct Queue {
@@ -190,6 +192,7 @@ impl KdfPool {
                 }),
                 in_use: AtomicUsize::new(0),
                 peak_in_use: AtomicUsize::new(0),
+                evaluations: AtomicU64::new(0),
             }),
         }
     }
@@ -271,6 +274,12 @@ impl KdfPool {
     /// The most slots that were ever in use at once (never more than [`slots`](Self::slots)).
     pub fn peak_in_use(&self) -> usize {
         self.inner.peak_in_use.load(Ordering::Relaxed)
+    }
+
+    /// The argon2 evaluations (hashes and checks) begun in this pool's slots so far, by it and
+    /// its clones; closures given to [`run`](Self::run) are not counted.
+    pub fn evaluations(&self) -> u64 {
+        self.inner.evaluations.load(Ordering::Relaxed)
     }
 
     /// The argon2 memory of one slot, in bytes; the pool holds at most `slots` times this.
@@ -438,8 +447,9 @@ impl Lease {
         }
     }
 
-    /// The slot's memory, allocated on its first use.
+    /// The slot's memory, allocated on its first use, for one evaluation (counted).
     fn blocks(&mut self) -> Result<&mut [Block], KdfError> {
+        self.pool.evaluations.fetch_add(1, Ordering::Relaxed);
         let wanted = self.pool.slot_blocks;
         let slot = self
             .slot

@@ -4,10 +4,11 @@
 //!
 //! 1. [`Mfa::start_recovery`] mails a single-use recovery code (256 random bits) to the address
 //!    the application keeps for the account. The store keeps only its SHA-256, in the ephemeral
-//!    store, for at most [`RECOVERY_CODE_TTL`]. Requests are limited per address
-//!    ([`REQUESTS_PER_HOUR`]); one over the limit is silently not mailed. Every request does the
-//!    same work, whether the address belongs to an account, is over its limit, or neither, so the
-//!    answer and its timing say nothing.
+//!    store, for at most [`RECOVERY_CODE_TTL`]. Requests are limited per mail address
+//!    ([`REQUESTS_PER_HOUR`]) and per client address group ([`REQUESTS_PER_CLIENT_PER_HOUR`]); one
+//!    over a limit is silently not mailed. Every request does the same store work, whether the
+//!    address belongs to an account, is over a limit, or neither, so the answer and its timing
+//!    say nothing; the audit record and the mail follow in the background.
 //! 2. [`Mfa::finish_recovery`] takes the code (single use: it is gone after the first
 //!    presentation, right or wrong), then checks the password of the user it names, under the
 //!    per-user attempt limit. Then the user is reset ([`Mfa`]'s generation moves on, voiding
@@ -46,8 +47,11 @@ use crate::login::Login;
 pub const RECOVERY_CODE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long a pending recovery waits after its due time for the password login that applies it.
 pub const RECOVERY_PENDING_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-/// Recovery mails per address per hour; further requests are answered alike and not mailed.
+/// Recovery mails per mail address per hour; further requests are answered alike and not mailed.
 pub const REQUESTS_PER_HOUR: u64 = 5;
+/// Recovery requests per client address group per hour (IPv6 grouped by the engine's prefix);
+/// further requests are answered alike and not mailed.
+pub const REQUESTS_PER_CLIENT_PER_HOUR: u64 = 20;
 
 /// The recovery configuration of an engine.
 #[derive(Clone, Default)]
@@ -112,11 +116,14 @@ impl Mfa {
         self.inner.recovery.delay
     }
 
-    /// A recovery request for `email`: mails a recovery code to the address on file when
-    /// `email` belongs to an account and the address has requests left this hour. Answers alike
-    /// in every case (the mail leaves in the background); only a store that cannot answer is an
-    /// error.
-    pub async fn start_recovery(&self, email: &str) -> Result<(), MfaError> {
+    /// A recovery request for `email` from `client`: mails a recovery code to the address on
+    /// file when `email` belongs to an account, the mail address has requests left this hour
+    /// ([`REQUESTS_PER_HOUR`]) and so has the client's address group
+    /// ([`REQUESTS_PER_CLIENT_PER_HOUR`], grouped like every per-address limit). Answers alike in
+    /// every case, after the same store work: the application's two look-ups, both counters, one
+    /// code stored (a decoy's lives a second). The audit record and the mail leave in the
+    /// background; only a store that cannot answer is an error.
+    pub async fn start_recovery(&self, email: &str, client: &ClientInfo) -> Result<(), MfaError> {
         let email = email.trim();
         if email.is_empty() || email.len() > 320 {
             return Err(MfaError::invalid_input("an email address is required"));
@@ -126,20 +133,26 @@ impl Mfa {
         // The same look-up of an address for a known account as for an id nobody has.
         let lookup = user.clone().unwrap_or_else(tokens::random_id);
         let on_file = accounts.email_of(&lookup).await?;
-        let within_limit = self.admit_recovery_request(email).await?;
+        let within_limit = self.admit_recovery_request(email, client).await?;
         let code = tokens::random_token();
-        let real = match (&user, on_file, self.mailer(), within_limit) {
+        let real = match (user, on_file, self.mailer(), within_limit) {
             (Some(user), Some(on_file), Some(mailer), true) => {
                 Some((user, on_file, mailer.clone()))
+            }
+            (Some(_), _, _, false) => {
+                tracing::info!(target: "stepup::audit", "recovery request over a limit: not mailed");
+                None
             }
             _ => None,
         };
         let ticket = serde_json::to_vec(&RecoveryTicket {
             sub: real
                 .as_ref()
-                .map_or_else(String::new, |(user, ..)| (*user).clone()),
+                .map_or_else(String::new, |(user, ..)| user.clone()),
         })
         .map_err(MfaError::internal)?;
+        // A decoy's code is never mailed and names nobody; it lives a second, so every path
+        // makes the same one write and no removal.
         let ttl = if real.is_some() {
             RECOVERY_CODE_TTL
         } else {
@@ -153,16 +166,8 @@ impl Mfa {
             return Err(MfaError::internal("recovery code collision"));
         }
         let Some((user, on_file, mailer)) = real else {
-            if user.is_some() && !within_limit {
-                tracing::info!(target: "stepup::audit", "recovery request over the per-address limit: not mailed");
-            }
-            // In place of the audit record of a real request: one write, then the decoy goes.
-            self.ephemeral().remove(&recovery_key(&code)).await?;
             return Ok(());
         };
-        self.audit()
-            .record(user, AuditEvent::RecoveryRequested {})
-            .await;
         let minutes = RECOVERY_CODE_TTL.as_secs() / 60;
         let mail = Mail::new(
             &on_file,
@@ -175,7 +180,18 @@ impl Mfa {
                  again.\n\nIf this was not you, ignore this mail and change your password."
             ),
         );
-        send_in_background(mailer, mail);
+        // Audited, then mailed, after the answer: the answer's work is the same on every path.
+        let audit = self.audit().clone();
+        let record = async move {
+            audit.record(&user, AuditEvent::RecoveryRequested {}).await;
+            send_in_background(mailer, mail);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(record)),
+            Err(_) => {
+                tracing::warn!(target: "stepup::mail", "no tokio runtime: a recovery mail was not sent")
+            }
+        }
         Ok(())
     }
 
@@ -322,15 +338,24 @@ impl Mfa {
         Ok(generation.value)
     }
 
-    /// Counts a recovery request for `email`; `false` once the address had its hourly share.
-    async fn admit_recovery_request(&self, email: &str) -> Result<bool, MfaError> {
+    /// Counts a recovery request against its mail address and its client's address group; both
+    /// counters move on every request, whatever the outcome. `false` once either had its hourly
+    /// share.
+    async fn admit_recovery_request(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, MfaError> {
+        let hour = Duration::from_secs(60 * 60);
         let address = email.trim().to_lowercase();
         let key = format!("recovery_requests:{}", tokens::digest(&address));
-        let count = self
-            .ephemeral()
-            .increment(&key, Duration::from_secs(60 * 60))
-            .await?;
-        Ok(count <= REQUESTS_PER_HOUR)
+        let per_mail = self.ephemeral().increment(&key, hour).await?;
+        let key = format!(
+            "recovery_requests_from:{}",
+            self.address_key(client.address)
+        );
+        let per_client = self.ephemeral().increment(&key, hour).await?;
+        Ok(per_mail <= REQUESTS_PER_HOUR && per_client <= REQUESTS_PER_CLIENT_PER_HOUR)
     }
 }
 

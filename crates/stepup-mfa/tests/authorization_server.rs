@@ -486,6 +486,35 @@ async fn concurrent_refreshes_of_one_token_yield_one_success(h: Harness) {
     );
 }
 
+/// An authorization code is single-use: of 100 concurrent exchanges exactly one gets tokens,
+/// the others `invalid_grant`, and one refresh family is made.
+async fn one_code_redeemed_100_times_at_once_gives_one_token(h: Harness) {
+    let mfa = unlimited(&server(&h));
+    let (key, _) = h.enroll_totp(&mfa, "eve").await;
+    let checked = request(&mfa, &[]).await;
+    let code = mfa_code(&h, &mfa, &key, "eve", &checked).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(100));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (mfa, code, barrier) = (mfa.clone(), code.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                exchange(&mfa, &code).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(tokens) => won.push(tokens),
+            Err(error) => assert_eq!(error.code(), "invalid_grant", "{error:?}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one exchange gets tokens");
+    assert_eq!(at_resource(&mfa, &won[0]).subject(), "eve");
+    assert_eq!(mfa.refresh_families("eve").await.unwrap().len(), 1);
+}
+
 async fn revocation_ends_a_family(h: Harness) {
     let mfa = server(&h);
     let (key, _) = h.enroll_totp(&mfa, "eve").await;
@@ -699,6 +728,7 @@ on_every_store!(
     a_code_becomes_tokens_and_refreshes_keep_the_authentication,
     a_reset_voids_every_refresh_family,
     concurrent_refreshes_of_one_token_yield_one_success,
+    one_code_redeemed_100_times_at_once_gives_one_token,
     revocation_ends_a_family,
     a_revoked_client_refreshes_no_more,
     a_session_steps_up_with_only_the_missing_factor,
@@ -707,6 +737,7 @@ on_every_store!(
 );
 on_every_store!(
     redis: concurrent_refreshes_of_one_token_yield_one_success,
+    one_code_redeemed_100_times_at_once_gives_one_token,
     a_session_steps_up_with_only_the_missing_factor
 );
 

@@ -1251,7 +1251,10 @@ async fn every_verification_fails_closed_when_the_store_is_down() {
     );
     unavailable(mfa.devices("u").await.map(drop));
     unavailable(mfa.device("a-device-token").await.map(drop));
-    unavailable(mfa.start_recovery("u@example.com").await);
+    unavailable(
+        mfa.start_recovery("u@example.com", &ClientInfo::default())
+            .await,
+    );
     unavailable(
         mfa.finish_recovery("code", PASSWORD, &client)
             .await
@@ -1353,4 +1356,42 @@ async fn an_application_id_in_the_external_users_form_never_signs_in() {
     assert_eq!(mfa.user_of(&token), "external:https://idp.example#alice");
     // An issuer holding a fragment cannot be configured (the key would be ambiguous).
     assert!(h.mfa.clone().with_external_issuer("https://idp#x").is_err());
+}
+
+/// Confirming an enrollment hashes its ten backup codes in the engine's pool, across every
+/// slot at once, and runs no other slow hash: ten evaluations, four at a time on four slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_an_enrollment_hashes_the_backup_codes_across_the_pool() {
+    let h = Harness::memory().await;
+    // 4 MiB and one pass: each hash outlasts the start of the others.
+    let params = argon2::Params::new(4 * 1024, 1, 1, None).unwrap();
+    let pool = stepup_mfa::KdfPool::new(4, Duration::from_secs(60))
+        .with_params(params)
+        .unwrap();
+    let mfa = h.mfa.clone().with_kdf_pool(pool.clone());
+    let key = h.start_totp(&mfa, "ada").await;
+    assert_eq!(pool.evaluations(), 0);
+    let enrolled = mfa
+        .finish_enrollment(
+            "ada",
+            "totp",
+            &json!({ "code": h.code(&key) }),
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(enrolled.backup_codes.len(), 10);
+    assert_eq!(pool.evaluations(), 10, "one hash per code, nothing more");
+    assert_eq!(
+        pool.peak_in_use(),
+        4,
+        "hashed across every slot at once, not one after another"
+    );
+    assert_eq!(pool.available(), 4, "every slot came back");
+    // The codes were hashed with the pool's parameters and work: one check each.
+    h.clock.advance(Duration::from_secs(30));
+    backup_login(&mfa, "ada", &enrolled.backup_codes[0])
+        .await
+        .unwrap();
+    assert_eq!(pool.evaluations(), 11);
 }

@@ -28,6 +28,8 @@ on_every_store!(
     a_wrong_password_uses_the_recovery_code_up,
     a_recovery_code_works_once_and_expires_after_an_hour,
     a_recovery_request_for_an_unknown_address_mails_nothing,
+    a_recovery_request_does_the_same_store_work_on_every_path,
+    recovery_requests_of_one_ipv6_64_share_a_budget,
     a_delayed_recovery_takes_effect_at_the_first_password_login_after_its_due_time,
     a_login_with_a_factor_cancels_a_pending_recovery,
     an_admin_reset_unlocks_and_is_audited_with_the_admin,
@@ -39,6 +41,7 @@ on_every_store!(
 on_every_store!(
     redis: nothing_made_before_or_during_an_admin_reset_logs_the_user_in,
     one_of_100_concurrent_recovery_confirmations_wins,
+    a_recovery_request_does_the_same_store_work_on_every_path,
 );
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -419,7 +422,9 @@ async fn nothing_made_before_or_during_an_account_deletion_logs_the_user_in(h: H
 /// Requests a recovery for `user`'s address; returns the mailed code.
 async fn mailed_recovery_code(h: &Harness, mfa: &Mfa, user: &str) -> String {
     let before = h.mailbox.mails().len();
-    mfa.start_recovery(&address_of(user)).await.unwrap();
+    mfa.start_recovery(&address_of(user), &ClientInfo::default())
+        .await
+        .unwrap();
     let mail = h
         .mailbox
         .wait_for(before, "Your account recovery code")
@@ -573,10 +578,14 @@ async fn a_recovery_request_for_an_unknown_address_mails_nothing(h: Harness) {
     let mfa = h.mfa.clone();
     // An unknown address, and one of an account without an address on file: answered alike,
     // and nothing is ever sent (no mail leaves, even in the background).
-    mfa.start_recovery("nobody@example.org").await.unwrap();
-    mfa.start_recovery(&address_of("nomail-ann")).await.unwrap();
+    mfa.start_recovery("nobody@example.org", &ClientInfo::default())
+        .await
+        .unwrap();
+    mfa.start_recovery(&address_of("nomail-ann"), &ClientInfo::default())
+        .await
+        .unwrap();
     assert!(matches!(
-        mfa.start_recovery("").await,
+        mfa.start_recovery("", &ClientInfo::default()).await,
         Err(MfaError::InvalidInput(_))
     ));
     // A known address gets its mail.
@@ -589,9 +598,10 @@ async fn a_recovery_request_for_an_unknown_address_mails_nothing(h: Harness) {
     );
     // More than five requests an hour for one address are answered alike, and not mailed.
     for _ in 0..6 {
-        mfa.start_recovery(&address_of("bea")).await.unwrap();
+        mfa.start_recovery(&address_of("bea"), &ClientInfo::default())
+            .await
+            .unwrap();
     }
-    assert_eq!(events(&mfa, "bea", "recovery_requested").await.len(), 5);
     h.mailbox
         .wait_until(|mails| {
             mails
@@ -602,6 +612,204 @@ async fn a_recovery_request_for_an_unknown_address_mails_nothing(h: Harness) {
         })
         .await;
     assert_eq!(h.mailbox.mails_to(&address_of("bea")).len(), 5);
+    // Each mail follows its audit record.
+    assert_eq!(events(&mfa, "bea", "recovery_requested").await.len(), 5);
+}
+
+tokio::task_local! {
+    /// Set around the request whose store calls are counted (not the work it leaves behind).
+    static COUNTED: ();
+}
+
+/// The store calls made inside [`COUNTED`], in order, by name.
+#[derive(Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl Calls {
+    fn note(&self, call: &'static str) {
+        if COUNTED.try_with(|_| ()).is_ok() {
+            self.0.lock().unwrap().push(call);
+        }
+    }
+
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The ephemeral store, its calls noted.
+struct CountedEphemeral(Arc<dyn stepup_store::EphemeralStore>, Calls);
+
+#[stepup_store::async_trait]
+impl stepup_store::EphemeralStore for CountedEphemeral {
+    async fn insert_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> stepup_store::StoreResult<bool> {
+        self.1.note("ephemeral.insert_if_absent");
+        self.0.insert_if_absent(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> stepup_store::StoreResult<Option<Vec<u8>>> {
+        self.1.note("ephemeral.get");
+        self.0.get(key).await
+    }
+    async fn take(&self, key: &str) -> stepup_store::StoreResult<Option<Vec<u8>>> {
+        self.1.note("ephemeral.take");
+        self.0.take(key).await
+    }
+    async fn increment(&self, key: &str, ttl: Duration) -> stepup_store::StoreResult<u64> {
+        self.1.note("ephemeral.increment");
+        self.0.increment(key, ttl).await
+    }
+    async fn decrement(&self, key: &str) -> stepup_store::StoreResult<u64> {
+        self.1.note("ephemeral.decrement");
+        self.0.decrement(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> stepup_store::StoreResult<bool> {
+        self.1.note("ephemeral.compare_and_swap");
+        self.0.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn remove(&self, key: &str) -> stepup_store::StoreResult<()> {
+        self.1.note("ephemeral.remove");
+        self.0.remove(key).await
+    }
+}
+
+/// The audit store, its calls noted.
+struct CountedAudit(Arc<dyn stepup_store::AuditStore>, Calls);
+
+#[stepup_store::async_trait]
+impl stepup_store::AuditStore for CountedAudit {
+    async fn append_audit(
+        &self,
+        record: stepup_store::AuditRecord,
+    ) -> stepup_store::StoreResult<()> {
+        self.1.note("audit.append_audit");
+        self.0.append_audit(record).await
+    }
+    async fn audit_events(
+        &self,
+        user: &str,
+        limit: usize,
+    ) -> stepup_store::StoreResult<Vec<stepup_store::AuditRecord>> {
+        self.1.note("audit.audit_events");
+        self.0.audit_events(user, limit).await
+    }
+}
+
+/// A recovery request makes the same store calls whether its address belongs to an account that
+/// gets the mail, to nobody, to an account without an address on file, or to an account over
+/// the mail limit or its client over the client limit: counted, not timed.
+async fn a_recovery_request_does_the_same_store_work_on_every_path(h: Harness) {
+    let calls = Calls::default();
+    let mut stores = h.stores.clone();
+    stores.ephemeral = Arc::new(CountedEphemeral(stores.ephemeral.clone(), calls.clone()));
+    stores.audit = Arc::new(CountedAudit(stores.audit.clone(), calls.clone()));
+    let mfa = h.engine_on(&stores, keyring());
+    let request = |email: String, client: ClientInfo| {
+        let mfa = mfa.clone();
+        COUNTED.scope((), async move {
+            mfa.start_recovery(&email, &client).await.unwrap()
+        })
+    };
+
+    request(address_of("ada"), client_at("192.0.2.1")).await;
+    let mailed = calls.take();
+    assert_eq!(
+        mailed,
+        [
+            "ephemeral.increment",
+            "ephemeral.increment",
+            "ephemeral.insert_if_absent"
+        ],
+        "both counters and the code; the audit record follows in the background"
+    );
+    h.mailbox.wait_for(0, "Your account recovery code").await;
+    for (path, email) in [
+        ("unknown", "nobody@example.org".to_owned()),
+        ("no address on file", address_of("nomail-ann")),
+    ] {
+        request(email, client_at("192.0.2.1")).await;
+        assert_eq!(calls.take(), mailed, "{path}");
+    }
+    // Over the mail address's limit.
+    for _ in 0..stepup_mfa::recovery::REQUESTS_PER_HOUR {
+        request(address_of("bea"), client_at("192.0.2.2")).await;
+        assert_eq!(calls.take(), mailed);
+    }
+    request(address_of("bea"), client_at("192.0.2.2")).await;
+    assert_eq!(calls.take(), mailed, "over the mail limit");
+    // Over the client's limit.
+    for n in 0..stepup_mfa::recovery::REQUESTS_PER_CLIENT_PER_HOUR {
+        request(address_of(&format!("cy{n}")), client_at("192.0.2.3")).await;
+        calls.take();
+    }
+    request(address_of("dee"), client_at("192.0.2.3")).await;
+    assert_eq!(calls.take(), mailed, "over the client limit");
+    h.mailbox
+        .wait_until(|mails| {
+            mails
+                .iter()
+                .filter(|mail| mail.to.starts_with("cy"))
+                .count()
+                == 20
+        })
+        .await;
+    assert!(h.mailbox.mails_to(&address_of("dee")).is_empty());
+    assert_eq!(h.mailbox.mails_to(&address_of("bea")).len(), 5);
+    assert!(events(&mfa, "dee", "recovery_requested").await.is_empty());
+}
+
+/// Recovery mails are limited per client address like every per-address limit: two IPv6
+/// clients of one /64 share one budget; another /64 has its own.
+async fn recovery_requests_of_one_ipv6_64_share_a_budget(h: Harness) {
+    let mfa = h.mfa.clone();
+    let per_client = stepup_mfa::recovery::REQUESTS_PER_CLIENT_PER_HOUR;
+    for n in 0..per_client {
+        let client = client_at(if n % 2 == 0 {
+            "2001:db8:1:2::1"
+        } else {
+            "2001:db8:1:2:ffff::9"
+        });
+        mfa.start_recovery(&address_of(&format!("ed{n}")), &client)
+            .await
+            .unwrap();
+    }
+    mfa.start_recovery(&address_of("fay"), &client_at("2001:db8:1:2::abcd"))
+        .await
+        .unwrap();
+    mfa.start_recovery(&address_of("gus"), &client_at("2001:db8:1:3::1"))
+        .await
+        .unwrap();
+    h.mailbox.wait_for(0, "Your account recovery code").await;
+    h.mailbox
+        .wait_until(|mails| mails.len() == usize::try_from(per_client).unwrap() + 1)
+        .await;
+    assert!(
+        h.mailbox.mails_to(&address_of("fay")).is_empty(),
+        "the /64's budget is spent"
+    );
+    assert_eq!(
+        h.mailbox.mails_to(&address_of("gus")).len(),
+        1,
+        "another /64 has its own"
+    );
+    // The hour passes: the /64 is mailed again.
+    h.clock.advance(Duration::from_secs(3601));
+    mfa.start_recovery(&address_of("fay"), &client_at("2001:db8:1:2::abcd"))
+        .await
+        .unwrap();
+    h.mailbox
+        .wait_until(|mails| mails.iter().any(|mail| mail.to == address_of("fay")))
+        .await;
 }
 
 async fn a_delayed_recovery_takes_effect_at_the_first_password_login_after_its_due_time(

@@ -18,12 +18,14 @@ on_every_store!(
     enrollment_then_login_with_an_sms_code,
     a_resend_waits_for_the_cooldown,
     sends_are_limited_per_number_per_user_and_per_address,
+    sends_from_one_ipv6_64_share_the_address_budget,
     a_new_code_keeps_the_failure_count,
     codes_expire_by_the_injected_clock,
     one_code_submitted_100_times_at_once_succeeds_once,
     a_hundred_wrong_sms_codes_lock_the_factor,
     a_code_of_one_mfa_token_is_refused_on_another,
     bad_numbers_and_countries_off_the_allow_list_are_refused,
+    numbers_outside_the_allowed_regions_are_refused,
     sms_can_be_refused_as_the_only_factor,
     removing_the_other_factor_is_refused_while_sms_would_be_left_alone,
     a_number_begun_beside_a_factor_since_removed_is_not_confirmed,
@@ -479,6 +481,107 @@ async fn bad_numbers_and_countries_off_the_allow_list_are_refused(h: Harness) {
     )
     .await
     .unwrap();
+}
+
+/// The allow-list by region: `US` admits the United States only, not Canada though it shares
+/// `+1`; a number of no region is refused too.
+async fn numbers_outside_the_allowed_regions_are_refused(h: Harness) {
+    let region = |code: &str| code.parse::<stepup_mfa::sms::Region>().unwrap();
+    let mfa = h.with_sms_policy(SmsPolicy {
+        allowed_regions: Some(vec![region("US")]),
+        ..no_cooldown()
+    });
+    let refusals = [
+        ("ca", "+1 613 555 0123"),
+        ("jm", "+1 876 555 0123"),
+        ("gb", "+44 7700 900123"),
+        ("freephone", "+800 1234 5678"),
+    ];
+    for (user, number) in refusals {
+        assert_refused(
+            mfa.start_enrollment(user, "sms", &phone_input(number), &ClientInfo::default())
+                .await,
+            400,
+            "country_not_allowed",
+        );
+        assert_eq!(
+            events(&mfa, user, "sms_refused").await,
+            [json!({"reason": "country_not_allowed"})],
+            "{number}"
+        );
+        assert!(mfa.factor_summary(user).await.unwrap().factors.is_empty());
+    }
+    assert_eq!(h.phone.count(), 0, "nothing was texted");
+    mfa.start_enrollment(
+        "us",
+        "sms",
+        &phone_input("+1 202 555 0143"),
+        &ClientInfo::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.phone.count(), 1);
+
+    let europe = h.with_sms_policy(SmsPolicy {
+        allowed_regions: Some(vec![region("GB"), region("DE")]),
+        ..no_cooldown()
+    });
+    for (user, number) in [("de", "+49 30 1234567"), ("uk", "+44 7400 123456")] {
+        europe
+            .start_enrollment(user, "sms", &phone_input(number), &ClientInfo::default())
+            .await
+            .unwrap();
+    }
+    assert_refused(
+        europe
+            .start_enrollment(
+                "us2",
+                "sms",
+                &phone_input("+1 202 555 0143"),
+                &ClientInfo::default(),
+            )
+            .await,
+        400,
+        "country_not_allowed",
+    );
+}
+
+/// The per-address send limit groups IPv6 clients like every per-address limit: clients of one
+/// /64 share one budget, another /64 has its own.
+async fn sends_from_one_ipv6_64_share_the_address_budget(h: Harness) {
+    let mfa = h.with_sms_policy(SmsPolicy {
+        sends: SendPolicy {
+            per_address: hourly(2),
+            ..no_cooldown().sends
+        },
+        ..SmsPolicy::default()
+    });
+    let enroll = |user: &'static str, number: &'static str, address: &'static str| {
+        let mfa = mfa.clone();
+        async move {
+            mfa.start_enrollment(user, "sms", &phone_input(number), &client_at(address))
+                .await
+        }
+    };
+    enroll("ha", "+15550000011", "2001:db8:5:6::1")
+        .await
+        .unwrap();
+    enroll("hb", "+15550000012", "2001:db8:5:6:ffff::2")
+        .await
+        .unwrap();
+    assert_eq!(
+        retry_after(enroll("hc", "+15550000013", "2001:db8:5:6::abc").await),
+        Duration::from_secs(3600),
+        "a third address of the /64 finds the budget spent"
+    );
+    assert_eq!(
+        events(&mfa, "hc", "sms_refused").await,
+        [json!({"reason": "address_limit"})]
+    );
+    enroll("hd", "+15550000014", "2001:db8:5:7::1")
+        .await
+        .unwrap();
+    assert_eq!(h.phone.count(), 3);
 }
 
 /// The engine refuses a restricted factor alone.

@@ -506,6 +506,8 @@ pub struct Options {
     /// Whether SMS or email may be a user's only factor (the library's default: yes).
     pub restricted_alone: bool,
     pub request_ceiling: Option<(u64, Duration)>,
+    /// The prefix IPv6 clients are grouped by (the library's default: 64).
+    pub ipv6_prefix: Option<u8>,
     /// The user ids the admin reset route lets in (behind a fresh `phr` login).
     pub admins: Vec<String>,
     /// Wraps the stores before the engine gets them.
@@ -521,6 +523,7 @@ impl Default for Options {
             attempts: None,
             restricted_alone: true,
             request_ceiling: None,
+            ipv6_prefix: None,
             admins: Vec::new(),
             wrap_stores: None,
         }
@@ -612,6 +615,9 @@ pub async fn build_stepup(backend: &Backend, options: &Options) -> (StepUp, Stor
     }
     if let Some(attempts) = options.attempts {
         builder = builder.attempt_policy(attempts);
+    }
+    if let Some(bits) = options.ipv6_prefix {
+        builder = builder.ipv6_prefix(bits);
     }
     if let Some((max, window)) = options.request_ceiling {
         builder = builder.request_ceiling(max, window);

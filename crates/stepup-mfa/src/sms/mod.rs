@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use stepup_store::Credential;
 
-pub use phone::PhoneNumber;
+pub use phone::{PhoneNumber, Region, UnknownRegion};
 pub use provider::{SmsError, SmsPolicy, SmsProvider, SmsSender, SmsVerifier};
 #[cfg(feature = "twilio")]
 pub use twilio::TwilioVerify;
@@ -84,10 +84,17 @@ impl Sms {
     }
 
     fn check_country(&self, number: &PhoneNumber) -> Result<(), MfaError> {
-        let allowed = match &self.policy.allowed_country_codes {
+        let code_allowed = match &self.policy.allowed_country_codes {
             None => true,
             Some(codes) => codes.iter().any(|code| code == number.country_code()),
         };
+        let region_allowed = match &self.policy.allowed_regions {
+            None => true,
+            Some(regions) => number
+                .region()
+                .is_some_and(|region| regions.contains(&region)),
+        };
+        let allowed = code_allowed && region_allowed;
         if allowed {
             Ok(())
         } else {

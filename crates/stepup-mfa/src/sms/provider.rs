@@ -1,11 +1,12 @@
 //! The SMS providers ([`SmsSender`], [`SmsVerifier`], [`SmsProvider`]), their errors, and the
-//! sending policy ([`SmsPolicy`]: code lifetime, cooldown, send limits, allow-list).
+//! sending policy ([`SmsPolicy`]: code lifetime, cooldown, send limits, allow-lists).
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::Region;
 use crate::delivery::SendPolicy;
 
 /// Why an SMS provider failed. Holds no number and no code.
@@ -76,12 +77,32 @@ impl fmt::Debug for SmsProvider {
     }
 }
 
-/// Where SMS may go and how often: the send limits every code factor shares, and an allow-list
-/// of country calling codes (against SMS pumping to premium-rate ranges).
+/// Where SMS may go and how often: the send limits every code factor shares, and allow-lists of
+/// regions and calling codes (against SMS pumping to premium-rate ranges). A number must pass
+/// every list that is set.
+///
+/// ```
+/// use stepup_mfa::sms::{Region, SmsPolicy};
+///
+/// // Numbers of the United Kingdom and Germany only.
+/// let policy = SmsPolicy {
+///     allowed_regions: Some(vec!["GB".parse().unwrap(), "DE".parse().unwrap()]),
+///     ..SmsPolicy::default()
+/// };
+/// # let _ = policy;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SmsPolicy {
     /// Code lifetime, resend cooldown, per-number, per-user and per-address limits.
     pub sends: SendPolicy,
+    /// The regions (ISO 3166-1 alpha-2) numbers may belong to, told by the numbering plan
+    /// ([`PhoneNumber::region`](super::PhoneNumber::region)): `US` admits the United States, not
+    /// Canada or Jamaica, though all dial `+1`. A number no region's plan holds is refused.
+    /// Checked when a number is enrolled.
+    /// `None`: every region.
+    pub allowed_regions: Option<Vec<Region>>,
     /// The country calling codes numbers may have, without `+` (`["44", "49"]`); `None`: all.
+    /// A calling code can span countries (`"1"` admits every NANP country): prefer
+    /// [`allowed_regions`](Self::allowed_regions).
     pub allowed_country_codes: Option<Vec<String>>,
 }
