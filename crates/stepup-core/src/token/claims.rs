@@ -35,4 +35,25 @@ pub struct AccessTokenClaims {
     /// moved the user's generation on, the token is void, whatever second it was issued in.
     #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// Confirmation (RFC 7800): for a DPoP-bound token, `{"jkt": <thumbprint>}` (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a sender-constrained token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint (base64url) of the client's DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+}
+
+impl Confirmation {
+    /// A confirmation naming the DPoP key with thumbprint `jkt`.
+    pub fn jkt(jkt: impl Into<String>) -> Self {
+        Self {
+            jkt: Some(jkt.into()),
+        }
+    }
 }

@@ -131,6 +131,15 @@ struct RawClaims {
     token_use: Option<String>,
     #[serde(default)]
     xms_cc: Vec<String>,
+    #[serde(default)]
+    cnf: Option<RawConfirmation>,
+}
+
+/// `cnf`: only a DPoP key thumbprint is read.
+#[derive(Deserialize)]
+struct RawConfirmation {
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 /// `scp`: a space-separated string (Entra) or an array (Okta).
@@ -155,6 +164,7 @@ struct Normalized {
     scope: Option<String>,
     generation: Option<u64>,
     claims_challenge_capable: bool,
+    key_thumbprint: Option<String>,
 }
 
 /// A refusal, and whether a key refresh was started that might change the answer.
@@ -404,6 +414,9 @@ impl JwtVerifier {
         if let Some(profile) = &trust.profile {
             context = context.profile(profile.clone());
         }
+        if let Some(thumbprint) = &claims.key_thumbprint {
+            context = context.key_thumbprint(thumbprint.clone());
+        }
         context.build()
     }
 
@@ -465,6 +478,7 @@ fn normalize(raw: RawClaims, trust: &Trust) -> Normalized {
         scope,
         generation: raw.generation,
         claims_challenge_capable: raw.xms_cc.iter().any(|capability| capability == "cp1"),
+        key_thumbprint: raw.cnf.and_then(|cnf| cnf.jkt),
     }
 }
 
