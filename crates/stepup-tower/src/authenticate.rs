@@ -42,12 +42,14 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response};
+use stepup_core::dpop::DpopPolicy;
 use stepup_core::grpc::is_grpc_request;
 use stepup_core::token::{JwtVerifier, MAX_TOKEN_LEN};
 use stepup_core::{AuthContext, AuthRejection, ResourceMetadataUrl, TokenError};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::dpop::AuthenticateDpopLayer;
 pub use crate::response::{ResponseBody, ResponseFuture};
 
 /// Authenticates requests with `verifier`; shorthand for [`AuthenticateLayer::new`].
@@ -91,6 +93,25 @@ impl AuthenticateLayer {
     pub fn with_resource_metadata(mut self, url: ResourceMetadataUrl) -> Self {
         self.resource_metadata = Some(url);
         self
+    }
+
+    /// Also accepts sender-constrained tokens (DPoP, RFC 9449), or requires them, as `policy`
+    /// says: `Authorization: DPoP <token>` with its `DPoP` proof, every check of
+    /// [`stepup_core::dpop`], each proof accepted once (see [`crate::dpop`]).
+    ///
+    /// ```
+    /// use stepup_core::dpop::DpopPolicy;
+    /// use stepup_core::token::{JwtIssuer, SigningKey};
+    /// use stepup_tower::authenticate;
+    ///
+    /// let issuer = JwtIssuer::new(SigningKey::hs256(b"an example secret of at least 32 bytes")?);
+    /// let layer = authenticate(issuer.verifier().build()?)
+    ///     .with_dpop(DpopPolicy::optional("https://api.example.com")?);
+    /// # let _ = layer;
+    /// # Ok::<(), stepup_core::Error>(())
+    /// ```
+    pub fn with_dpop(self, policy: DpopPolicy) -> AuthenticateDpopLayer {
+        AuthenticateDpopLayer::new(self.verifier, self.resource_metadata, policy)
     }
 }
 
