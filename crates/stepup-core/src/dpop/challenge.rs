@@ -117,7 +117,11 @@ impl DpopRejection {
         {
             headers.insert(WWW_AUTHENTICATE, value);
         }
-        if let Some(nonce) = self.nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        if let Some(nonce) = self
+            .nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
             headers.insert(DPOP_NONCE.clone(), nonce);
         }
     }
@@ -164,7 +168,10 @@ pub fn to_dpop_challenge(
 /// Restates every Bearer challenge in `headers` under the `DPoP` scheme
 /// ([`to_dpop_challenge`]), and names `resource_metadata` in every `DPoP` challenge that lacks
 /// it: the answer to a caller who presented DPoP, or to anyone when DPoP is required.
-pub fn to_dpop_challenges(headers: &mut HeaderMap, resource_metadata: Option<&ResourceMetadataUrl>) {
+pub fn to_dpop_challenges(
+    headers: &mut HeaderMap,
+    resource_metadata: Option<&ResourceMetadataUrl>,
+) {
     rewrite(headers, |text| {
         to_dpop_challenge(text, resource_metadata)
             .or_else(|| resource_metadata.and_then(|url| url.add_to_dpop_challenge(text)))
@@ -250,7 +257,10 @@ mod tests {
             )
         );
         let mut headers = HeaderMap::new();
-        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"x\""));
+        headers.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"x\""),
+        );
         headers.append(WWW_AUTHENTICATE, HeaderValue::from_str(step_up).unwrap());
         headers.append(
             WWW_AUTHENTICATE,
@@ -266,7 +276,9 @@ mod tests {
         assert!(values[1].starts_with("DPoP error=\"insufficient_user_authentication\""));
         assert_eq!(
             values[2],
-            format!("DPoP error=\"invalid_dpop_proof\", algs=\"ES256\", resource_metadata=\"{URL}\"")
+            format!(
+                "DPoP error=\"invalid_dpop_proof\", algs=\"ES256\", resource_metadata=\"{URL}\""
+            )
         );
     }
 

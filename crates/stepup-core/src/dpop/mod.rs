@@ -235,7 +235,11 @@ impl VerifiedProof {
     /// of its `jti` (a `jti` is unique per key, not globally; two clients may pick the same).
     pub fn replay_key(&self) -> String {
         let digest = Sha256::digest(self.jti.as_bytes());
-        format!("dpop:{}:{}", self.thumbprint, URL_SAFE_NO_PAD.encode(digest))
+        format!(
+            "dpop:{}:{}",
+            self.thumbprint,
+            URL_SAFE_NO_PAD.encode(digest)
+        )
     }
 
     /// Whether the proof carried the current server nonce (`false` also when nonces are off):
@@ -451,7 +455,11 @@ impl DpopPolicy {
         }
         let nonce_is_current = match &self.nonces {
             None => false,
-            Some(nonces) => match claims.nonce.as_deref().map(|nonce| nonces.check(nonce, now)) {
+            Some(nonces) => match claims
+                .nonce
+                .as_deref()
+                .map(|nonce| nonces.check(nonce, now))
+            {
                 Some(Some(current)) => current,
                 _ => return Err(DpopError::NonceRequired),
             },
@@ -528,7 +536,10 @@ fn read_header(proof: &str) -> Result<(Algorithm, Jwk), DpopError> {
     let Some(Value::Object(jwk)) = header.get("jwk") else {
         return Err(DpopError::InvalidKey);
     };
-    if PRIVATE_MEMBERS.iter().any(|member| jwk.contains_key(*member)) {
+    if PRIVATE_MEMBERS
+        .iter()
+        .any(|member| jwk.contains_key(*member))
+    {
         return Err(DpopError::PrivateKey);
     }
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
@@ -549,12 +560,15 @@ fn read_header(proof: &str) -> Result<(Algorithm, Jwk), DpopError> {
         return Err(DpopError::InvalidKey);
     }
     if let Some(alg) = text("alg")
-        && alg != header.get("alg").and_then(Value::as_str).unwrap_or_default()
+        && alg
+            != header
+                .get("alg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
     {
         return Err(DpopError::InvalidKey);
     }
-    let jwk: Jwk = serde_json::from_value(Value::Object(jwk.clone()))
-        .map_err(|_| DpopError::InvalidKey)?;
+    let jwk: Jwk =
+        serde_json::from_value(Value::Object(jwk.clone())).map_err(|_| DpopError::InvalidKey)?;
     Ok((algorithm, jwk))
 }
-

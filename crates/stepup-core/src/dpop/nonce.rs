@@ -134,6 +134,11 @@ mod tests {
             assert_eq!(nonces.check(junk, 3_000), None, "{junk}");
         }
         assert!(DpopNonces::new(&[1; 31]).is_err());
-        assert!(nonces.clone().with_rotation(Duration::from_secs(5)).is_err());
+        assert!(
+            nonces
+                .clone()
+                .with_rotation(Duration::from_secs(5))
+                .is_err()
+        );
     }
 }

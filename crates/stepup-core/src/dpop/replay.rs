@@ -106,7 +106,9 @@ impl InProcessReplay {
         if state.seen.len() >= self.capacity && !state.seen.contains_key(key) {
             return Err(Unavailable);
         }
-        state.seen.insert(key.to_owned(), now.saturating_add(ttl_ms));
+        state
+            .seen
+            .insert(key.to_owned(), now.saturating_add(ttl_ms));
         Ok(true)
     }
 }

@@ -71,10 +71,16 @@ mod tests {
         for (given, expected) in [
             ("https://API.example.com/a/b", "https://api.example.com/a/b"),
             ("HTTPS://api.example.com:443/a", "https://api.example.com/a"),
-            ("https://api.example.com:8443/a", "https://api.example.com:8443/a"),
+            (
+                "https://api.example.com:8443/a",
+                "https://api.example.com:8443/a",
+            ),
             ("http://localhost:80/a?x=1#f", "http://localhost/a"),
             ("https://api.example.com", "https://api.example.com/"),
-            ("https://api.example.com/a%2fb", "https://api.example.com/a%2Fb"),
+            (
+                "https://api.example.com/a%2fb",
+                "https://api.example.com/a%2Fb",
+            ),
             ("https://api.example.com/é", "https://api.example.com/é"),
         ] {
             assert_eq!(normalize_htu(given).as_deref(), Some(expected), "{given}");
