@@ -572,3 +572,68 @@ fn read_header(proof: &str) -> Result<(Algorithm, Jwk), DpopError> {
         serde_json::from_value(Value::Object(jwk.clone())).map_err(|_| DpopError::InvalidKey)?;
     Ok((algorithm, jwk))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_the_display_text_and_codes_follow_the_rfc() {
+        let all = [
+            DpopError::MissingProof,
+            DpopError::MultipleProofs,
+            DpopError::Malformed,
+            DpopError::WrongType,
+            DpopError::AlgorithmNotAllowed,
+            DpopError::InvalidKey,
+            DpopError::PrivateKey,
+            DpopError::InvalidSignature,
+            DpopError::InvalidClaims,
+            DpopError::MethodMismatch,
+            DpopError::UrlMismatch,
+            DpopError::IssuedAtOutOfWindow,
+            DpopError::AccessTokenHashMismatch,
+            DpopError::Replayed,
+            DpopError::NonceRequired,
+            DpopError::TokenNotBound,
+            DpopError::KeyMismatch,
+            DpopError::BoundTokenAsBearer,
+            DpopError::DpopRequired,
+            DpopError::Token(TokenError::Expired),
+            DpopError::Token(TokenError::KeysUnavailable),
+            DpopError::Unavailable,
+        ];
+        for error in all {
+            assert_eq!(error.description(), error.to_string(), "{error:?}");
+        }
+        assert_eq!(DpopError::Replayed.error_code(), "invalid_dpop_proof");
+        assert_eq!(DpopError::NonceRequired.error_code(), "use_dpop_nonce");
+        assert_eq!(DpopError::KeyMismatch.error_code(), "invalid_token");
+        assert_eq!(
+            DpopError::Unavailable.status(),
+            http::StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn the_policy_refuses_unsafe_settings() {
+        assert!(DpopPolicy::optional("http://api.example.com").is_err());
+        assert!(DpopPolicy::optional("https://api.example.com/?q").is_err());
+        assert!(DpopPolicy::optional("https://api.example.com#f").is_err());
+        assert!(DpopPolicy::optional("http://localhost:8080").is_ok());
+        let policy = DpopPolicy::required("https://API.example.com/base/").unwrap();
+        assert_eq!(policy.origin(), "https://api.example.com/base");
+        assert_eq!(policy.replay_ttl(), Duration::from_secs(66));
+        assert!(
+            policy
+                .clone()
+                .with_window(Duration::from_secs(301), Duration::ZERO)
+                .is_err()
+        );
+        assert!(
+            policy
+                .with_window(Duration::from_secs(30), Duration::from_secs(61))
+                .is_err()
+        );
+    }
+}
