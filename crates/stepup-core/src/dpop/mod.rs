@@ -390,6 +390,35 @@ impl DpopPolicy {
         target: ProofTarget<'_>,
         bound_to: Option<&str>,
     ) -> Result<VerifiedProof, DpopError> {
+        let verified = self.check(proof, target.method, target.path, Some(target.access_token))?;
+        match bound_to {
+            None => Err(DpopError::TokenNotBound),
+            Some(jkt) if jkt != verified.thumbprint => Err(DpopError::KeyMismatch),
+            Some(_) => Ok(verified),
+        }
+    }
+
+    /// The checks of a proof sent to an authorization server's token endpoint, or with any
+    /// request that asks for a token to be bound (RFC 9449 §5): every check of
+    /// [`verify_proof`](Self::verify_proof) but `ath` and the binding, as no access token is
+    /// presented. The replay check is the caller's ([`VerifiedProof::replay_key`]), and the
+    /// issued token names [`VerifiedProof::thumbprint`].
+    pub fn verify_token_request_proof(
+        &self,
+        proof: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<VerifiedProof, DpopError> {
+        self.check(proof, method, path, None)
+    }
+
+    fn check(
+        &self,
+        proof: &str,
+        method: &str,
+        path: &str,
+        access_token: Option<&str>,
+    ) -> Result<VerifiedProof, DpopError> {
         if proof.len() > MAX_PROOF_LEN {
             return Err(DpopError::Malformed);
         }
@@ -423,10 +452,10 @@ impl DpopPolicy {
         if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
             return Err(DpopError::InvalidClaims);
         }
-        if claims.htm != target.method {
+        if claims.htm != method {
             return Err(DpopError::MethodMismatch);
         }
-        let expected = format!("{}{}", self.origin, target.path);
+        let expected = format!("{}{}", self.origin, path);
         match url::normalize_htu(&claims.htu) {
             Some(htu) if htu == url::normalize_path_encoding(&expected) => {}
             _ => return Err(DpopError::UrlMismatch),
@@ -437,22 +466,19 @@ impl DpopPolicy {
         if claims.iat < oldest || claims.iat > latest {
             return Err(DpopError::IssuedAtOutOfWindow);
         }
-        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(target.access_token.as_bytes()));
-        if claims.ath.as_deref() != Some(ath.as_str()) {
-            return Err(if claims.ath.is_none() {
-                DpopError::InvalidClaims
-            } else {
-                DpopError::AccessTokenHashMismatch
-            });
+        if let Some(access_token) = access_token {
+            let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()));
+            if claims.ath.as_deref() != Some(ath.as_str()) {
+                return Err(if claims.ath.is_none() {
+                    DpopError::InvalidClaims
+                } else {
+                    DpopError::AccessTokenHashMismatch
+                });
+            }
         }
         let thumbprint = jwk
             .thumbprint(ThumbprintHash::SHA256)
             .map_err(|_| DpopError::InvalidKey)?;
-        match bound_to {
-            None => return Err(DpopError::TokenNotBound),
-            Some(jkt) if jkt != thumbprint => return Err(DpopError::KeyMismatch),
-            Some(_) => {}
-        }
         let nonce_is_current = match &self.nonces {
             None => false,
             Some(nonces) => match claims
