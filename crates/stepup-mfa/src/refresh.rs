@@ -161,6 +161,19 @@ impl Mfa {
         exchange: CodeExchange<'_>,
         client: &ClientInfo,
     ) -> Result<TokenResponse, MfaError> {
+        self.exchange_authorization_code_bound(exchange, client, None)
+            .await
+    }
+
+    /// [`exchange_authorization_code`](Self::exchange_authorization_code), the access token
+    /// bound to the DPoP key with RFC 7638 thumbprint `dpop_jkt` when given (`cnf.jkt`,
+    /// `token_type: "DPoP"`).
+    pub async fn exchange_authorization_code_bound(
+        &self,
+        exchange: CodeExchange<'_>,
+        client: &ClientInfo,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
         let redeemed = self
             .redeem_code(
                 exchange.code,
@@ -184,6 +197,7 @@ impl Mfa {
                 redeemed.scope.as_deref(),
                 redeemed.resource.as_deref(),
                 "authorization_code",
+                dpop_jkt,
             )
             .await?;
         let refresh_token = if known.refresh_tokens {
@@ -217,11 +231,26 @@ impl Mfa {
         request: RefreshRequest<'_>,
         client: &ClientInfo,
     ) -> Result<TokenResponse, MfaError> {
-        self.limited_by_address(client, self.refresh_now(request))
+        self.refresh_bound(request, client, None).await
+    }
+
+    /// [`refresh`](Self::refresh), the access token bound to the DPoP key with RFC 7638
+    /// thumbprint `dpop_jkt` when given. The refresh token itself is not bound to the key.
+    pub async fn refresh_bound(
+        &self,
+        request: RefreshRequest<'_>,
+        client: &ClientInfo,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
+        self.limited_by_address(client, self.refresh_now(request, dpop_jkt))
             .await
     }
 
-    async fn refresh_now(&self, request: RefreshRequest<'_>) -> Result<TokenResponse, MfaError> {
+    async fn refresh_now(
+        &self,
+        request: RefreshRequest<'_>,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
         if request.refresh_token.is_empty() || request.refresh_token.len() > MAX_TOKEN {
             return Err(InvalidGrant.into());
         }
@@ -295,6 +324,7 @@ impl Mfa {
                 scope.as_deref(),
                 rotated.resource.as_deref(),
                 "refresh_token",
+                dpop_jkt,
             )
             .await?;
         Ok(TokenResponse {
@@ -398,15 +428,17 @@ impl Mfa {
     }
 
     /// Signs an access token for `authentication` with `scope`, for `resource` (its `aud`),
-    /// audited as issued `via`.
+    /// bound to the DPoP key `dpop_jkt` names (when given), audited as issued `via`.
     async fn mint(
         &self,
         authentication: &Authentication,
         scope: Option<&str>,
         resource: Option<&str>,
         via: &'static str,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedToken, MfaError> {
         self.issue_token_with(authentication, via, |grant: Grant| {
+            let grant = crate::login::bind(grant, dpop_jkt);
             let grant = match scope {
                 Some(scope) => grant.scope(scope),
                 None => grant,
