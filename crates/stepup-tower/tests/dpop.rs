@@ -883,3 +883,30 @@ async fn fifty_concurrent_presentations_of_one_proof_are_accepted_once() {
     }
     assert_eq!(accepted, 1);
 }
+
+#[tokio::test]
+async fn a_grpc_call_is_refused_with_a_grpc_status_and_the_dpop_challenge() {
+    let clock = ManualClock::at_unix(T0);
+    let service = service(optional(), &clock);
+    let key = ClientKey::es256(16);
+    let token = token(&clock, "mfa", Some(&key));
+    let proof = key.proof("GET", &url("/api/account"), &token);
+    let grpc = |proof: &str| {
+        let mut request = dpop(&token, proof, "GET", "/api/account");
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, "application/grpc".parse().unwrap());
+        request
+    };
+    let first = service.clone().oneshot(grpc(&proof)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let replay = service.clone().oneshot(grpc(&proof)).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::OK, "gRPC answers in trailers");
+    assert_eq!(replay.headers()[CONTENT_TYPE], "application/grpc");
+    assert_eq!(replay.headers()["grpc-status"], "16");
+    let challenge = replay.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP error=\"invalid_dpop_proof\"") && challenge.contains(ALGS),
+        "{challenge}"
+    );
+}
