@@ -5,11 +5,16 @@
 
 mod support;
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use stepup_core::AuthContext;
 use stepup_core::clock::Clock;
 use support::*;
 
@@ -32,14 +37,24 @@ impl Key {
 
     /// A proof for `POST {PUBLIC_URL}{path}` at `iat`.
     fn proof(&self, path: &str, iat: u64, jti: &str) -> String {
+        let htu = format!("{PUBLIC_URL}{path}");
+        self.sign(&json!({"jti": jti, "htm": "POST", "htu": htu, "iat": iat}))
+    }
+
+    /// A proof for `GET {PUBLIC_URL}{path}` with `token`, at `iat`.
+    fn resource_proof(&self, path: &str, token: &str, iat: u64, jti: &str) -> String {
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        let htu = format!("{PUBLIC_URL}{path}");
+        self.sign(&json!({"jti": jti, "htm": "GET", "htu": htu, "iat": iat, "ath": ath}))
+    }
+
+    fn sign(&self, claims: &Value) -> String {
         use ed25519_dalek::Signer;
         let header = json!({
             "typ": "dpop+jwt",
             "alg": "EdDSA",
             "jwk": {"kty": "OKP", "crv": "Ed25519", "x": self.x()},
         });
-        let claims =
-            json!({"jti": jti, "htm": "POST", "htu": format!("{PUBLIC_URL}{path}"), "iat": iat});
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -184,4 +199,87 @@ async fn the_metadata_names_the_proof_algorithms() {
         metadata.body["dpop_signing_alg_values_supported"],
         json!(["ES256", "EdDSA", "PS256"])
     );
+}
+
+on_backends!([postgres, postgres_redis]
+    a_proof_accepted_by_one_instance_is_refused_by_the_other,
+);
+
+/// An API beside the drop-in routes of `app`'s instance, protected with DPoP through
+/// `StepUp::dpop_policy`; its base URL.
+async fn api_of(app: &App) -> String {
+    let stepup = &app.stepup;
+    let router = Router::new()
+        .route(
+            "/api/dpop",
+            get(|caller: AuthContext| async move { caller.subject().to_owned() }),
+        )
+        .layer(
+            stepup
+                .authenticate()
+                .with_dpop(stepup.dpop_policy().unwrap()),
+        );
+    serve(router).await
+}
+
+async fn present(http: &reqwest::Client, base: &str, token: &str, proof: &str) -> StatusCode {
+    http.get(format!("{base}/api/dpop"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn a_proof_accepted_by_one_instance_is_refused_by_the_other(backend: &Backend) {
+    let (a, b) = (backend.app().await, backend.app().await);
+    let (api_a, api_b) = (api_of(&a).await, api_of(&b).await);
+    a.register("gus@example.com").await;
+    let key = Key::new(4);
+    let now = a.clock.unix_seconds();
+    let login = post_with_proof(
+        &a,
+        "/oauth/authorize",
+        &key.proof("/oauth/authorize", now, "gus-login"),
+        json!({"username": "gus@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(login.body["token_type"], "DPoP", "{:?}", login.body);
+    let token = login.token();
+
+    let proof = key.resource_proof("/api/dpop", &token, now, "gus-1");
+    assert_eq!(
+        present(&a.http, &api_a, &token, &proof).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        present(&b.http, &api_b, &token, &proof).await,
+        StatusCode::UNAUTHORIZED,
+        "replayed on the other instance"
+    );
+
+    // One proof raced 20 times over both instances: one success.
+    let proof = key.resource_proof("/api/dpop", &token, now, "gus-2");
+    let shared: Arc<(reqwest::Client, String, String, String, String)> =
+        Arc::new((a.http.clone(), api_a, api_b, token, proof));
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let (http, api_a, api_b, token, proof) = &*shared;
+                let base = if n % 2 == 0 { api_a } else { api_b };
+                present(http, base, token, proof).await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::OK => accepted += 1,
+            StatusCode::UNAUTHORIZED => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(accepted, 1);
 }
