@@ -167,7 +167,8 @@ impl Mfa {
 
     /// [`exchange_authorization_code`](Self::exchange_authorization_code), the access token
     /// bound to the DPoP key with RFC 7638 thumbprint `dpop_jkt` when given (`cnf.jkt`,
-    /// `token_type: "DPoP"`).
+    /// `token_type: "DPoP"`), and the refresh-token family too: it refreshes only with a proof
+    /// by the same key.
     pub async fn exchange_authorization_code_bound(
         &self,
         exchange: CodeExchange<'_>,
@@ -207,6 +208,7 @@ impl Mfa {
                     &known.id,
                     redeemed.scope.clone(),
                     redeemed.resource.clone(),
+                    dpop_jkt,
                 )
                 .await?,
             )
@@ -235,7 +237,9 @@ impl Mfa {
     }
 
     /// [`refresh`](Self::refresh), the access token bound to the DPoP key with RFC 7638
-    /// thumbprint `dpop_jkt` when given. The refresh token itself is not bound to the key.
+    /// thumbprint `dpop_jkt` when given. A family bound to a key (its first token was obtained
+    /// with a proof) is refused ([`InvalidGrant`], nothing rotated) unless `dpop_jkt` names that
+    /// key; an unbound family stays unbound.
     pub async fn refresh_bound(
         &self,
         request: RefreshRequest<'_>,
@@ -263,6 +267,13 @@ impl Mfa {
             .await?
             .ok_or(InvalidGrant)?;
         if family.client_id != request.client_id {
+            return Err(InvalidGrant.into());
+        }
+        // A family bound to a DPoP key refreshes only with a proof by that key (RFC 9449 §5):
+        // a stolen refresh token is useless without it. Refused before anything rotates.
+        if let Some(bound) = family.dpop_jkt.as_deref()
+            && dpop_jkt != Some(bound)
+        {
             return Err(InvalidGrant.into());
         }
         // What is asked of the family is checked before the token is rotated: a refused request
@@ -392,14 +403,15 @@ impl Mfa {
         Ok(revoked)
     }
 
-    /// Starts a refresh-token family carrying `authentication` for `client_id` (audited);
-    /// returns its first token.
+    /// Starts a refresh-token family carrying `authentication` for `client_id` (audited),
+    /// bound to the DPoP key `dpop_jkt` names when given; returns its first token.
     async fn start_family(
         &self,
         authentication: &Authentication,
         client_id: &str,
         scope: Option<String>,
         resource: Option<String>,
+        dpop_jkt: Option<&str>,
     ) -> Result<String, MfaError> {
         let now = self.now();
         let token = tokens::random_token();
@@ -417,6 +429,7 @@ impl Mfa {
             created_at: now,
             expires_at: now.saturating_add(self.inner.authorization.refresh_lifetime.as_secs()),
             revoked: false,
+            dpop_jkt: dpop_jkt.map(str::to_owned),
         };
         let event = AuditEvent::RefreshFamilyStarted {
             client_id: client_id.to_owned(),
