@@ -171,15 +171,24 @@ async fn the_token_endpoint_binds_the_access_token_to_the_proofs_key() {
     );
 
     // A refresh with a proof: the new access token is bound too.
+    // The refresh token is bound too: without a proof, or with another key's, it is refused
+    // (and nothing rotates).
     let refresh_token = answer.body["refresh_token"]
         .as_str()
         .expect("a refresh token");
-    let proof = key.proof("/oauth/token", now, "token-2");
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
         ("client_id", CLIENT_ID),
     ];
+    exchange_with_proof(&app, None, &form)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let thief = Key::new(9).proof("/oauth/token", now, "thief-1");
+    exchange_with_proof(&app, Some(&thief), &form)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let proof = key.proof("/oauth/token", now, "token-2");
     let refreshed = exchange_with_proof(&app, Some(&proof), &form).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
     assert_eq!(refreshed.body["token_type"], "DPoP");
@@ -187,6 +196,47 @@ async fn the_token_endpoint_binds_the_access_token_to_the_proofs_key() {
         claims_of(&refreshed.token())["cnf"]["jkt"],
         json!(key.thumbprint())
     );
+    let rotated = refreshed.body["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rotated),
+        ("client_id", CLIENT_ID),
+    ];
+    exchange_with_proof(&app, None, &form)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn an_unbound_refresh_token_stays_unbound_and_a_proof_binds_only_the_access_token() {
+    let app = sqlite_app().await;
+    app.register("hal@example.com").await;
+    let code = app
+        .redirected_code(
+            "/oauth/authorize",
+            with_pkce(json!({"username": "hal@example.com", "password": PASSWORD})),
+        )
+        .await;
+    let answer = app.redeem_code(&code).await;
+    assert_eq!(answer.body["token_type"], "Bearer", "{:?}", answer.body);
+    let refresh_token = answer.body["refresh_token"].as_str().unwrap();
+    let key = Key::new(5);
+    let proof = key.proof("/oauth/token", app.clock.unix_seconds(), "hal-1");
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", CLIENT_ID),
+    ];
+    let refreshed = exchange_with_proof(&app, Some(&proof), &form).await;
+    assert_eq!(refreshed.body["token_type"], "DPoP", "{:?}", refreshed.body);
+    let rotated = refreshed.body["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rotated),
+        ("client_id", CLIENT_ID),
+    ];
+    let plain = exchange_with_proof(&app, None, &form).await;
+    assert_eq!(plain.body["token_type"], "Bearer", "{:?}", plain.body);
 }
 
 #[tokio::test]
