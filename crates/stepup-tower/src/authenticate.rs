@@ -2,7 +2,8 @@
 //!
 //! - no bearer credentials: the request passes on with no context (routes that need one answer
 //!   `401 WWW-Authenticate: Bearer` through [`RequireAcr`](crate::RequireAcr) or the extractor);
-//! - a bearer token that does not verify, or a malformed header: `401` with
+//! - a bearer token that does not verify, a token bound to a DPoP key (`cnf.jkt`: accepted only
+//!   with its proof, by [`with_dpop`](AuthenticateLayer::with_dpop)), or a malformed header: `401` with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body (for a gRPC call, the
 //!   status `UNAUTHENTICATED` with the same challenge: see [`stepup_core::grpc`]).
 //!
@@ -151,7 +152,15 @@ where
         // Only this layer may vouch for a caller: drop any context set further out.
         request.extensions_mut().remove::<AuthContext>();
         let verified = bearer_token(request.headers())
-            .and_then(|token| token.map(|token| self.verifier.verify(token)).transpose());
+            .and_then(|token| token.map(|token| self.verifier.verify(token)).transpose())
+            .and_then(|context| match context {
+                // A token bound to a key is no bearer token: only `with_dpop` accepts it, with
+                // its proof.
+                Some(context) if context.key_thumbprint().is_some() => {
+                    Err(TokenError::DpopBound)
+                }
+                other => Ok(other),
+            });
         match verified {
             Ok(Some(context)) => {
                 request.extensions_mut().insert(context);

@@ -910,3 +910,34 @@ async fn a_grpc_call_is_refused_with_a_grpc_status_and_the_dpop_challenge() {
         "{challenge}"
     );
 }
+
+#[tokio::test]
+async fn plain_authenticate_refuses_a_bound_token_as_a_bearer_token() {
+    let clock = ManualClock::at_unix(T0);
+    let verifier = issuer(&clock).verifier().build().unwrap();
+    let service = Router::new()
+        .route("/api/account", get(|| async { "reached" }))
+        .layer(authenticate(verifier));
+    let key = ClientKey::es256(17);
+    let bound = token(&clock, "mfa", Some(&key));
+    let answer = call(
+        &service,
+        request("GET", "/api/account", Some(format!("Bearer {bound}")), &[]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.body["error"], "invalid_token");
+    assert_eq!(
+        answer.body["error_description"],
+        "a DPoP-bound access token must be presented with a DPoP proof"
+    );
+    assert!(answer.challenges[0].starts_with("Bearer error=\"invalid_token\""));
+    // An unbound token still passes.
+    let unbound = token(&clock, "mfa", None);
+    let answer = call(
+        &service,
+        request("GET", "/api/account", Some(format!("Bearer {unbound}")), &[]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
