@@ -156,9 +156,7 @@ where
             .and_then(|context| match context {
                 // A token bound to a key is no bearer token: only `with_dpop` accepts it, with
                 // its proof.
-                Some(context) if context.key_thumbprint().is_some() => {
-                    Err(TokenError::DpopBound)
-                }
+                Some(context) if context.key_thumbprint().is_some() => Err(TokenError::DpopBound),
                 other => Ok(other),
             });
         match verified {

@@ -936,7 +936,12 @@ async fn plain_authenticate_refuses_a_bound_token_as_a_bearer_token() {
     let unbound = token(&clock, "mfa", None);
     let answer = call(
         &service,
-        request("GET", "/api/account", Some(format!("Bearer {unbound}")), &[]),
+        request(
+            "GET",
+            "/api/account",
+            Some(format!("Bearer {unbound}")),
+            &[],
+        ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK);
