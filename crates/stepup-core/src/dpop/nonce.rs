@@ -1,6 +1,7 @@
 //! Stateless server nonces (RFC 9449 §8, §9): a nonce names a time bucket and carries a keyed
 //! HMAC-SHA-256 of it, so every instance sharing the secret issues and accepts the same nonces
-//! without storing any. A nonce is current for one rotation period and accepted for one more.
+//! without storing any. A nonce is current for one rotation period and accepted for one more;
+//! the secret itself rotates with [`DpopNonces::with_previous_secret`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ const TAG_LEN: usize = 16;
 #[derive(Clone)]
 pub struct DpopNonces {
     keyed: Arc<Hmac<Sha256>>,
+    /// Secrets replaced by `keyed`, whose nonces are still accepted (never issued).
+    previous: Arc<[Hmac<Sha256>]>,
     period: u64,
 }
 
@@ -42,17 +45,21 @@ impl DpopNonces {
     /// Nonces keyed by `secret` (at least 32 bytes, the same on every instance), rotated every
     /// 5 minutes.
     pub fn new(secret: &[u8]) -> Result<Self, Error> {
-        if secret.len() < 32 {
-            return Err(Error::InvalidKey(
-                "a DPoP nonce secret needs at least 32 bytes".into(),
-            ));
-        }
-        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .map_err(|_| Error::InvalidKey("the DPoP nonce secret is not usable".into()))?;
         Ok(Self {
-            keyed: Arc::new(keyed),
+            keyed: Arc::new(keyed(secret)?),
+            previous: Arc::new([]),
             period: 300,
         })
+    }
+
+    /// Also accepts the nonces of `secret`, the one this secret replaced: during a rotation of
+    /// the secret, instances still issuing under the old one are not refused (nonces are only
+    /// ever issued under the current secret).
+    pub fn with_previous_secret(mut self, secret: &[u8]) -> Result<Self, Error> {
+        let mut previous = self.previous.to_vec();
+        previous.push(keyed(secret)?);
+        self.previous = previous.into();
+        Ok(self)
     }
 
     /// How long a nonce is current (between 10 seconds and 1 hour; default 5 minutes).
@@ -91,20 +98,35 @@ impl DpopNonces {
         if bucket != current && bucket.checked_add(1) != Some(current) {
             return None;
         }
-        self.mac(bucket).verify_truncated_left(tag).ok()?;
+        let verifies = |keyed: &Hmac<Sha256>| mac(keyed, bucket).verify_truncated_left(tag).is_ok();
+        if !verifies(&self.keyed) && !self.previous.iter().any(verifies) {
+            return None;
+        }
         Some(bucket == current)
     }
 
-    fn mac(&self, bucket: u64) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::clone(&self.keyed);
-        mac.update(CONTEXT);
-        mac.update(&bucket.to_be_bytes());
-        mac
-    }
-
     fn tag(&self, bucket: u64) -> Vec<u8> {
-        self.mac(bucket).finalize().into_bytes().to_vec()
+        mac(&self.keyed, bucket).finalize().into_bytes().to_vec()
     }
+}
+
+/// HMAC-SHA-256 keyed by `secret` (at least 32 bytes).
+fn keyed(secret: &[u8]) -> Result<Hmac<Sha256>, Error> {
+    if secret.len() < 32 {
+        return Err(Error::InvalidKey(
+            "a DPoP nonce secret needs at least 32 bytes".into(),
+        ));
+    }
+    <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        .map_err(|_| Error::InvalidKey("the DPoP nonce secret is not usable".into()))
+}
+
+/// The MAC of `bucket` under `keyed`, for a nonce of this format only.
+fn mac(keyed: &Hmac<Sha256>, bucket: u64) -> Hmac<Sha256> {
+    let mut mac = keyed.clone();
+    mac.update(CONTEXT);
+    mac.update(&bucket.to_be_bytes());
+    mac
 }
 
 impl fmt::Debug for DpopNonces {
@@ -134,6 +156,14 @@ mod tests {
             assert_eq!(nonces.check(junk, 3_000), None, "{junk}");
         }
         assert!(DpopNonces::new(&[1; 31]).is_err());
+        // A rotation of the secret: the old secret's nonces are still accepted by the new.
+        let rotated = DpopNonces::new(&[8; 32])
+            .unwrap()
+            .with_previous_secret(&[7; 32])
+            .unwrap();
+        assert_eq!(rotated.check(&nonce, 3_000), Some(true));
+        assert_eq!(nonces.check(&rotated.issue(3_000), 3_000), None);
+        assert!(rotated.clone().with_previous_secret(&[1; 31]).is_err());
         assert!(
             nonces
                 .clone()
