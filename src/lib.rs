@@ -103,13 +103,20 @@ pub mod token {
     pub use stepup_core::token::*;
 }
 
+/// Sender-constrained tokens (DPoP, RFC 9449): the policy given to
+/// `authenticate(…).with_dpop(…)`, the proof checks, nonces, the in-process replay memory and the
+/// `DPoP` challenges.
+pub mod dpop {
+    pub use stepup_core::dpop::*;
+}
+
 /// Who the client is: its address and how per-address limits group addresses.
 pub mod client {
     pub use stepup_core::client::*;
 }
 
 /// The questions the layers ask ([`policy::RevocationCheck`], [`policy::RequestCeiling`],
-/// [`policy::DeviceVouching`]), which the engine answers.
+/// [`policy::DeviceVouching`], [`policy::ProofReplay`]), which the engine answers.
 pub mod policy {
     pub use stepup_core::policy::*;
 }

@@ -66,7 +66,7 @@ pub(crate) async fn authorize(
     let step = match decision {
         SessionDecision::Satisfied(authentication) if request.client.is_first_party() => {
             let login = session_login(authentication, &request);
-            return conclude_with_session(&stepup, login, None).await;
+            return conclude_with_session(&stepup, login, None, None).await;
         }
         SessionDecision::Satisfied(_) => "consent",
         SessionDecision::StepUp { .. } => "factor",
@@ -124,7 +124,7 @@ pub(crate) async fn session_step(
         SessionDecision::Satisfied(authentication) => {
             let mut login = session_login(authentication, &request);
             login.pending = Some(request.pending.clone());
-            conclude_with_session(&stepup, login, session.as_deref()).await
+            conclude_with_session(&stepup, login, session.as_deref(), None).await
         }
         SessionDecision::StepUp {
             user,

@@ -28,6 +28,7 @@
 mod authorize;
 mod caller;
 mod devices;
+mod dpop;
 pub mod error;
 mod events;
 mod factors;

@@ -54,6 +54,7 @@ pub(crate) async fn authorize(
 ) -> Result<Response, ApiError> {
     let pending = oauth::pending_of(&stepup, &request.oauth).await?;
     let old_session = session_of(&headers);
+    let dpop_jkt = crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize").await?;
     let mfa = stepup.mfa();
     match (&request.username, &request.password, &caller) {
         (Some(username), Some(password), _) => {
@@ -65,7 +66,13 @@ pub(crate) async fn authorize(
             };
             match mfa.sign_in(login, &client).await? {
                 LoginStep::Authenticated(login) => {
-                    conclude_with_session(&stepup, login, old_session.as_deref()).await
+                    conclude_with_session(
+                        &stepup,
+                        login,
+                        old_session.as_deref(),
+                        dpop_jkt.as_deref(),
+                    )
+                    .await
                 }
                 LoginStep::MfaRequired(challenge) => Ok(no_store(Json(challenge).into_response())),
                 _ => Err(ApiError::server_error()),
@@ -137,6 +144,8 @@ pub(crate) async fn authorize_mfa(
     JsonBody(step): JsonBody<MfaStep>,
 ) -> Result<Response, ApiError> {
     let kind = step.kind()?;
+    let dpop_jkt =
+        crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize/mfa").await?;
     let proof = Value::Object(step.proof);
     let login = stepup
         .mfa()
@@ -148,7 +157,8 @@ pub(crate) async fn authorize_mfa(
             &client,
         )
         .await?;
-    conclude_with_session(&stepup, login, session_of(&headers).as_deref()).await
+    let session = session_of(&headers);
+    conclude_with_session(&stepup, login, session.as_deref(), dpop_jkt.as_deref()).await
 }
 
 #[derive(Deserialize)]
@@ -208,9 +218,12 @@ pub(crate) async fn passkey_finish(
     JsonBody(body): JsonBody<PasskeyFinish>,
 ) -> Result<Response, ApiError> {
     let pending = oauth::pending_of(&stepup, &body.oauth).await?;
+    let dpop_jkt =
+        crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize/passkey").await?;
     let login = stepup
         .mfa()
         .finish_sign_in("webauthn", &Value::Object(body.proof), pending, &client)
         .await?;
-    conclude_with_session(&stepup, login, session_of(&headers).as_deref()).await
+    let session = session_of(&headers);
+    conclude_with_session(&stepup, login, session.as_deref(), dpop_jkt.as_deref()).await
 }

@@ -28,6 +28,7 @@ pub(crate) fn document(stepup: &StepUp) -> Value {
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
+        "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": mfa.scopes(),
         "acr_values_supported": ["pwd", "mfa", "phr"],

@@ -102,14 +102,20 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// `POST /oauth/token`: a code and its verifier, or a refresh token, for tokens; or an external
 /// provider's access token for the MFA step (RFC 8693 token exchange, see
 /// [`stepup_mfa::external`]).
+///
+/// With a `DPoP` proof (RFC 9449 §5), the access token is bound to the proof's key (`cnf.jkt`,
+/// `token_type: "DPoP"`); a bad proof is `400 invalid_dpop_proof`.
 pub(crate) async fn token(
     State(stepup): State<StepUp>,
     Client(client): Client,
+    headers: axum::http::HeaderMap,
     form: Result<axum::Form<TokenRequest>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let axum::Form(request) = form.map_err(|_| {
         ApiError::invalid_request("expected an application/x-www-form-urlencoded body")
     })?;
+    let dpop_jkt = crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/token").await?;
+    let dpop_jkt = dpop_jkt.as_deref();
     let mfa = stepup.mfa();
     let tokens = match request.grant_type.as_deref() {
         Some("authorization_code") => {
@@ -130,7 +136,8 @@ pub(crate) async fn token(
                 code_verifier,
                 resource: request.resource.as_deref(),
             };
-            mfa.exchange_authorization_code(exchange, &client).await?
+            mfa.exchange_authorization_code_bound(exchange, &client, dpop_jkt)
+                .await?
         }
         Some("refresh_token") => {
             let (Some(refresh_token), Some(client_id)) = (
@@ -147,7 +154,7 @@ pub(crate) async fn token(
                 scope: request.scope.as_deref(),
                 resource: request.resource.as_deref(),
             };
-            mfa.refresh(refresh, &client).await?
+            mfa.refresh_bound(refresh, &client, dpop_jkt).await?
         }
         Some(TOKEN_EXCHANGE) => return exchange(&stepup, &request).await,
         _ => {

@@ -15,15 +15,17 @@ use crate::stepup::StepUp;
 
 /// Concludes `login` (a code for a waiting client, else a token) and answers it.
 pub(crate) async fn conclude(stepup: &StepUp, login: Login) -> Result<Response, ApiError> {
-    conclude_with_session(stepup, login, None).await
+    conclude_with_session(stepup, login, None, None).await
 }
 
 /// [`conclude`]; a login for the sign-in page also starts the browser's sign-in session
-/// (replacing `old_session`) and answers `{redirect_to}` for the page to follow.
+/// (replacing `old_session`) and answers `{redirect_to}` for the page to follow. A token
+/// answered directly is bound to the DPoP key `dpop_jkt` names, when given.
 pub(crate) async fn conclude_with_session(
     stepup: &StepUp,
     login: Login,
     old_session: Option<&str>,
+    dpop_jkt: Option<&str>,
 ) -> Result<Response, ApiError> {
     let session = match &login.pending {
         Some(pending) if pending.from_page => {
@@ -54,7 +56,7 @@ pub(crate) async fn conclude_with_session(
         }
         None => None,
     };
-    let mut response = match stepup.mfa().conclude(login).await? {
+    let mut response = match stepup.mfa().conclude_bound(login, dpop_jkt).await? {
         Conclusion::Code { pending, code } if pending.from_page => {
             let location = pending.code_location(&code, &stepup.issuer_id());
             no_store(Json(json!({ "redirect_to": location })).into_response())

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stepup_core::client::AddressGrouping;
 use stepup_core::clock::{SharedClock, SystemClock};
+use stepup_core::dpop::DpopPolicy;
 use stepup_core::policy::RequestCeiling;
 use stepup_core::token::{JwtIssuer, JwtVerifier, TrustedIssuer};
 use stepup_mfa::{
@@ -59,6 +60,19 @@ impl StepUp {
     /// The layer that verifies bearer tokens issued by this `StepUp`.
     pub fn authenticate(&self) -> AuthenticateLayer {
         AuthenticateLayer::new(self.inner.verifier.clone())
+    }
+
+    /// The DPoP policy of an API served beside these routes, at the issuer's origin: DPoP-bound
+    /// tokens accepted (bearer ones too), each proof accepted once across every instance (the
+    /// engine's ephemeral store), judged by the engine's clock. For
+    /// `stepup.authenticate().with_dpop(stepup.dpop_policy()?)`; an API elsewhere builds its own
+    /// [`DpopPolicy`] with its own origin. Fails when the issuer identifier is not an `https`
+    /// URL (plain `http` only to a loopback host).
+    pub fn dpop_policy(&self) -> Result<DpopPolicy, stepup_core::Error> {
+        let mfa = &self.inner.mfa;
+        Ok(DpopPolicy::optional(&self.issuer_id())?
+            .with_clock(mfa.clock().clone())
+            .with_replay(mfa.clone()))
     }
 
     /// The layer refusing tokens whose user was deleted, recovered or reset since (the engine's

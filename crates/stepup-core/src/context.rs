@@ -14,6 +14,7 @@ pub struct AuthContext {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     subject: String,
     acr: Option<String>,
@@ -32,6 +33,21 @@ struct Inner {
     claims_challenge_capable: bool,
     exchanged_from: Option<String>,
     authorization_details: Option<serde_json::Value>,
+    key_thumbprint: Option<String>,
+    presentation: Presentation,
+}
+
+/// How the access token reached the service: as a bearer token, or bound to a key the client
+/// proved it holds (DPoP, RFC 9449).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Presentation {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP <token>` with a verified `DPoP` proof of the token's key (RFC 9449):
+    /// challenges to this caller are answered under the `DPoP` scheme.
+    Dpop,
 }
 
 impl AuthContext {
@@ -56,8 +72,29 @@ impl AuthContext {
                 claims_challenge_capable: false,
                 exchanged_from: None,
                 authorization_details: None,
+                key_thumbprint: None,
+                presentation: Presentation::Bearer,
             },
         }
+    }
+
+    /// The token's confirmation key (`cnf.jkt`, RFC 9449 §6.1): the RFC 7638 SHA-256 thumbprint of
+    /// the key the token is bound to, base64url. A token with one must be presented with a DPoP
+    /// proof signed by that key.
+    pub fn key_thumbprint(&self) -> Option<&str> {
+        self.inner.key_thumbprint.as_deref()
+    }
+
+    /// How the token was presented (set by the `authenticate()` layer).
+    pub fn presentation(&self) -> Presentation {
+        self.inner.presentation
+    }
+
+    /// This context, presented as `presentation` (the `authenticate()` layer marks a token whose
+    /// DPoP proof it verified).
+    pub fn with_presentation(mut self, presentation: Presentation) -> Self {
+        Arc::make_mut(&mut self.inner).presentation = presentation;
+        self
     }
 
     /// The `iat` claim (Unix seconds), if the token has one.
@@ -298,6 +335,18 @@ impl AuthContextBuilder {
     /// Sets the operations the token authorizes (`authorization_details`).
     pub fn authorization_details(mut self, details: serde_json::Value) -> Self {
         self.inner.authorization_details = Some(details);
+        self
+    }
+
+    /// Sets the confirmation key thumbprint (`cnf.jkt`).
+    pub fn key_thumbprint(mut self, thumbprint: impl Into<String>) -> Self {
+        self.inner.key_thumbprint = Some(thumbprint.into());
+        self
+    }
+
+    /// Sets how the token was presented.
+    pub fn presentation(mut self, presentation: Presentation) -> Self {
+        self.inner.presentation = presentation;
         self
     }
 

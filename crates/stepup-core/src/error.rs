@@ -63,6 +63,10 @@ pub enum TokenError {
     /// `401`: the token may well be good (fail closed).
     #[error("the token's signing keys cannot be loaded now")]
     KeysUnavailable,
+    /// The token is bound to a DPoP key (`cnf.jkt`, RFC 9449) and was presented as a bearer
+    /// token: whoever sends it that way does not prove the key, so it is refused.
+    #[error("a DPoP-bound access token must be presented with a DPoP proof")]
+    DpopBound,
 }
 
 impl TokenError {
@@ -82,6 +86,7 @@ impl TokenError {
             Self::InvalidClaims => "the token lacks a required claim",
             Self::Revoked => "the token has been revoked",
             Self::KeysUnavailable => "the token's signing keys cannot be loaded now",
+            Self::DpopBound => "a DPoP-bound access token must be presented with a DPoP proof",
         }
     }
 }
@@ -127,6 +132,7 @@ mod tests {
             TokenError::InvalidClaims,
             TokenError::Revoked,
             TokenError::KeysUnavailable,
+            TokenError::DpopBound,
         ] {
             assert_eq!(error.description(), error.to_string(), "{error:?}");
         }

@@ -20,6 +20,7 @@ pub mod acr;
 pub mod client;
 pub mod clock;
 mod context;
+pub mod dpop;
 mod error;
 pub mod error_body;
 #[cfg(feature = "axum")]
@@ -36,6 +37,6 @@ pub use acr::{
     AcrLevels, AcrRequirement, ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason,
     TransactionChallenge,
 };
-pub use context::{AuthContext, AuthContextBuilder};
+pub use context::{AuthContext, AuthContextBuilder, Presentation};
 pub use error::{Error, TokenError};
 pub use rejection::{AuthRejection, DetailsChallenge, ResourceMetadataUrl, ScopeChallenge};

@@ -1,11 +1,12 @@
 //! The questions stepup's tower layers ask, as small traits: the layers know nothing of storage,
-//! and whoever keeps the state answers them (stepup's engine implements all three; a test or an
+//! and whoever keeps the state answers them (stepup's engine implements all four; a test or an
 //! application may answer them itself).
 //!
 //! - [`RevocationCheck`]: does this verified token still stand (its user not deleted, recovered
 //!   or reset since)?
 //! - [`RequestCeiling`]: may this client make one more request to this group of routes?
 //! - [`DeviceVouching`]: which user, if any, does this remembered-device cookie vouch for?
+//! - [`ProofReplay`]: is this the first use of this DPoP proof, across every instance?
 //!
 //! Each answer is either a verdict or [`Unavailable`]: the layers then fail closed (`503`).
 //!
@@ -133,4 +134,24 @@ pub trait TransactionApprovals: Send + Sync + 'static {
         grant: &str,
         operation: &str,
     ) -> Result<bool, Unavailable>;
+}
+
+/// Remembers single-use values (the `jti` of each DPoP proof, keyed with its key's thumbprint) for
+/// a while, so that a proof is accepted once across every instance sharing the answer.
+///
+/// stepup's engine answers through its ephemeral store (`insert_if_absent`: memory, SQLite,
+/// PostgreSQL or Redis); [`dpop::InProcessReplay`](crate::dpop::InProcessReplay) answers within
+/// one process, for a verify-only service running a single instance.
+#[async_trait]
+pub trait ProofReplay: Send + Sync + 'static {
+    /// Records `key` for `ttl`: `Ok(true)` when it was not live yet (the first use), `Ok(false)`
+    /// when it was (a replay). Exactly one of concurrent callers with the same key gets `true`.
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, Unavailable>;
+}
+
+#[async_trait]
+impl<T: ProofReplay + ?Sized> ProofReplay for std::sync::Arc<T> {
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, Unavailable> {
+        (**self).first_use(key, ttl).await
+    }
 }

@@ -370,6 +370,18 @@ impl ResourceMetadataUrl {
         ))
     }
 
+    /// `challenge` with `resource_metadata="<url>"` added at the end of its first challenge's
+    /// parameters, when that challenge is `DPoP` (RFC 9449) and names none yet.
+    pub fn add_to_dpop_challenge(&self, challenge: &str) -> Option<String> {
+        let found = first_challenge(challenge, "dpop", Some("resource_metadata"))?;
+        let (head, tail) = challenge.split_at(found.end);
+        let separator = if found.has_parameters { ", " } else { " " };
+        Some(format!(
+            "{head}{separator}resource_metadata=\"{}\"{tail}",
+            self.url
+        ))
+    }
+
     /// Adds the parameter to every `WWW-Authenticate` Bearer challenge in `headers` that lacks
     /// one (see [`add_to_challenge`](Self::add_to_challenge)); other values stay as they are.
     pub fn add_to_headers(&self, headers: &mut HeaderMap) {
@@ -465,16 +477,51 @@ pub(crate) fn check_url(url: &str) -> Result<(), Error> {
 /// has parameters before it: the end of the first challenge's parameters, when that challenge is
 /// `Bearer`, takes parameters, and names no `resource_metadata` yet (RFC 9110 §11.3 syntax).
 fn bearer_parameters_end(challenge: &str) -> Option<(usize, bool)> {
+    let found = first_challenge(challenge, "bearer", Some("resource_metadata"))?;
+    Some((found.end, found.has_parameters))
+}
+
+/// Where the first challenge of a `WWW-Authenticate` value sits, when its scheme is the one asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FirstChallenge {
+    /// Where the scheme's name ends.
+    pub(crate) scheme_end: usize,
+    /// Where its parameters end (the scheme's end when it has none).
+    pub(crate) end: usize,
+    /// Whether it has parameters.
+    pub(crate) has_parameters: bool,
+}
+
+/// The first challenge of `challenge` when its scheme is `scheme` (case-insensitive) and it
+/// takes parameters, none of them named `refused` (RFC 9110 §11.3 syntax).
+pub(crate) fn first_challenge(
+    challenge: &str,
+    scheme: &str,
+    refused: Option<&str>,
+) -> Option<FirstChallenge> {
+    let (end, has_parameters, scheme_end) = parameters_end(challenge, scheme, refused)?;
+    Some(FirstChallenge {
+        scheme_end,
+        end,
+        has_parameters,
+    })
+}
+
+fn parameters_end(
+    challenge: &str,
+    scheme: &str,
+    refused: Option<&str>,
+) -> Option<(usize, bool, usize)> {
     let bytes = challenge.as_bytes();
     let start = skip_spaces(bytes, 0);
     let scheme_end = start + token_len(&bytes[start..]);
-    if !challenge[start..scheme_end].eq_ignore_ascii_case("bearer") {
+    if !challenge[start..scheme_end].eq_ignore_ascii_case(scheme) {
         return None;
     }
     let first = skip_spaces(bytes, scheme_end);
     match bytes.get(first) {
         // `Bearer` alone, or followed by another challenge.
-        None | Some(b',') => return Some((scheme_end, false)),
+        None | Some(b',') => return Some((scheme_end, false, scheme_end)),
         _ if first == scheme_end => return None,
         _ => {}
     }
@@ -487,9 +534,9 @@ fn bearer_parameters_end(challenge: &str) -> Option<(usize, bool)> {
         if name_end == at || bytes.get(equals) != Some(&b'=') {
             // A token68 right after the scheme takes no parameters; anything later is the
             // scheme of the next challenge, which ends Bearer's parameters.
-            return (at != first).then_some((end, true));
+            return (at != first).then_some((end, true, scheme_end));
         }
-        if challenge[at..name_end].eq_ignore_ascii_case("resource_metadata") {
+        if refused.is_some_and(|refused| challenge[at..name_end].eq_ignore_ascii_case(refused)) {
             return None;
         }
         at = skip_spaces(bytes, equals + 1);
@@ -513,14 +560,14 @@ fn bearer_parameters_end(challenge: &str) -> Option<(usize, bool)> {
         end = at;
         at = skip_spaces(bytes, at);
         match bytes.get(at) {
-            None => return Some((end, true)),
+            None => return Some((end, true, scheme_end)),
             Some(b',') => {
                 // Empty list elements are allowed: `a=b, , c=d`.
                 while matches!(bytes.get(at), Some(b',' | b' ' | b'\t')) {
                     at += 1;
                 }
                 if at == bytes.len() {
-                    return Some((end, true));
+                    return Some((end, true, scheme_end));
                 }
             }
             Some(_) => return None,

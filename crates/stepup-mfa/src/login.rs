@@ -442,6 +442,17 @@ impl Mfa {
 
     /// Ends an authenticated login: an authorization code for a waiting client, else a token.
     pub async fn conclude(&self, login: Login) -> Result<Conclusion, MfaError> {
+        self.conclude_bound(login, None).await
+    }
+
+    /// [`conclude`](Self::conclude); a token answered directly is bound to the DPoP key whose
+    /// RFC 7638 thumbprint is `dpop_jkt` (`cnf.jkt`, `token_type: "DPoP"`), when given. A code
+    /// for a waiting client is bound when it is exchanged, by the proof sent then.
+    pub async fn conclude_bound(
+        &self,
+        login: Login,
+        dpop_jkt: Option<&str>,
+    ) -> Result<Conclusion, MfaError> {
         if let Some(operation) = login.transaction {
             let grant = self
                 .approve_transaction(&login.authentication, &operation)
@@ -456,7 +467,11 @@ impl Mfa {
                 Ok(Conclusion::Code { pending, code })
             }
             None => {
-                let token = self.issue_token(&login.authentication, login.via).await?;
+                let token = self
+                    .issue_token_with(&login.authentication, login.via, |grant| {
+                        bind(grant, dpop_jkt)
+                    })
+                    .await?;
                 Ok(Conclusion::Token {
                     token,
                     answer: login.answer,
@@ -509,5 +524,13 @@ impl Mfa {
         };
         self.audit().record(&authentication.subject, event).await;
         Ok(token)
+    }
+}
+
+/// `grant`, bound to the DPoP key with thumbprint `dpop_jkt` when given.
+pub(crate) fn bind(grant: Grant, dpop_jkt: Option<&str>) -> Grant {
+    match dpop_jkt {
+        Some(jkt) => grant.dpop_bound(jkt),
+        None => grant,
     }
 }

@@ -1,6 +1,7 @@
 //! The engine answers the questions of stepup's tower layers
 //! ([`stepup_core::policy`]): whether a token still stands, whether a client may make one more
-//! request, whose device a cookie is (in [`devices`](crate::devices)). The layers hold no store;
+//! request, whether a DPoP proof is used for the first time, whose device a cookie is (in
+//! [`devices`](crate::devices)). The layers hold no store;
 //! the engine's one rule answers every layer and every route alike.
 
 use std::net::IpAddr;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use stepup_core::AuthContext;
 use stepup_core::policy::{
-    Admission, RequestCeiling, RevocationCheck, Revoked, Unavailable, async_trait,
+    Admission, ProofReplay, RequestCeiling, RevocationCheck, Revoked, Unavailable, async_trait,
 };
 
 use crate::Mfa;
@@ -56,5 +57,23 @@ impl RequestCeiling for Mfa {
         } else {
             Admission::Allowed
         })
+    }
+}
+
+/// DPoP proofs are remembered in the ephemeral store every instance shares (`insert_if_absent`,
+/// atomic on every backend), so a proof replayed on another instance is refused. The store keeps
+/// whole seconds: a time to live is rounded up to at least one.
+#[async_trait]
+impl ProofReplay for Mfa {
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, Unavailable> {
+        let ttl =
+            Duration::from_secs(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(MIN_WINDOW);
+        self.ephemeral()
+            .insert_if_absent(key, b"", ttl)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "DPoP replay store failed; refusing");
+                Unavailable
+            })
     }
 }

@@ -161,6 +161,20 @@ impl Mfa {
         exchange: CodeExchange<'_>,
         client: &ClientInfo,
     ) -> Result<TokenResponse, MfaError> {
+        self.exchange_authorization_code_bound(exchange, client, None)
+            .await
+    }
+
+    /// [`exchange_authorization_code`](Self::exchange_authorization_code), the access token
+    /// bound to the DPoP key with RFC 7638 thumbprint `dpop_jkt` when given (`cnf.jkt`,
+    /// `token_type: "DPoP"`), and the refresh-token family too: it refreshes only with a proof
+    /// by the same key.
+    pub async fn exchange_authorization_code_bound(
+        &self,
+        exchange: CodeExchange<'_>,
+        client: &ClientInfo,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
         let redeemed = self
             .redeem_code(
                 exchange.code,
@@ -184,6 +198,7 @@ impl Mfa {
                 redeemed.scope.as_deref(),
                 redeemed.resource.as_deref(),
                 "authorization_code",
+                dpop_jkt,
             )
             .await?;
         let refresh_token = if known.refresh_tokens {
@@ -193,6 +208,7 @@ impl Mfa {
                     &known.id,
                     redeemed.scope.clone(),
                     redeemed.resource.clone(),
+                    dpop_jkt,
                 )
                 .await?,
             )
@@ -217,11 +233,28 @@ impl Mfa {
         request: RefreshRequest<'_>,
         client: &ClientInfo,
     ) -> Result<TokenResponse, MfaError> {
-        self.limited_by_address(client, self.refresh_now(request))
+        self.refresh_bound(request, client, None).await
+    }
+
+    /// [`refresh`](Self::refresh), the access token bound to the DPoP key with RFC 7638
+    /// thumbprint `dpop_jkt` when given. A family bound to a key (its first token was obtained
+    /// with a proof) is refused ([`InvalidGrant`], nothing rotated) unless `dpop_jkt` names that
+    /// key; an unbound family stays unbound.
+    pub async fn refresh_bound(
+        &self,
+        request: RefreshRequest<'_>,
+        client: &ClientInfo,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
+        self.limited_by_address(client, self.refresh_now(request, dpop_jkt))
             .await
     }
 
-    async fn refresh_now(&self, request: RefreshRequest<'_>) -> Result<TokenResponse, MfaError> {
+    async fn refresh_now(
+        &self,
+        request: RefreshRequest<'_>,
+        dpop_jkt: Option<&str>,
+    ) -> Result<TokenResponse, MfaError> {
         if request.refresh_token.is_empty() || request.refresh_token.len() > MAX_TOKEN {
             return Err(InvalidGrant.into());
         }
@@ -234,6 +267,13 @@ impl Mfa {
             .await?
             .ok_or(InvalidGrant)?;
         if family.client_id != request.client_id {
+            return Err(InvalidGrant.into());
+        }
+        // A family bound to a DPoP key refreshes only with a proof by that key (RFC 9449 §5):
+        // a stolen refresh token is useless without it. Refused before anything rotates.
+        if let Some(bound) = family.dpop_jkt.as_deref()
+            && dpop_jkt != Some(bound)
+        {
             return Err(InvalidGrant.into());
         }
         // What is asked of the family is checked before the token is rotated: a refused request
@@ -295,6 +335,7 @@ impl Mfa {
                 scope.as_deref(),
                 rotated.resource.as_deref(),
                 "refresh_token",
+                dpop_jkt,
             )
             .await?;
         Ok(TokenResponse {
@@ -362,14 +403,15 @@ impl Mfa {
         Ok(revoked)
     }
 
-    /// Starts a refresh-token family carrying `authentication` for `client_id` (audited);
-    /// returns its first token.
+    /// Starts a refresh-token family carrying `authentication` for `client_id` (audited),
+    /// bound to the DPoP key `dpop_jkt` names when given; returns its first token.
     async fn start_family(
         &self,
         authentication: &Authentication,
         client_id: &str,
         scope: Option<String>,
         resource: Option<String>,
+        dpop_jkt: Option<&str>,
     ) -> Result<String, MfaError> {
         let now = self.now();
         let token = tokens::random_token();
@@ -387,6 +429,7 @@ impl Mfa {
             created_at: now,
             expires_at: now.saturating_add(self.inner.authorization.refresh_lifetime.as_secs()),
             revoked: false,
+            dpop_jkt: dpop_jkt.map(str::to_owned),
         };
         let event = AuditEvent::RefreshFamilyStarted {
             client_id: client_id.to_owned(),
@@ -398,15 +441,17 @@ impl Mfa {
     }
 
     /// Signs an access token for `authentication` with `scope`, for `resource` (its `aud`),
-    /// audited as issued `via`.
+    /// bound to the DPoP key `dpop_jkt` names (when given), audited as issued `via`.
     async fn mint(
         &self,
         authentication: &Authentication,
         scope: Option<&str>,
         resource: Option<&str>,
         via: &'static str,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedToken, MfaError> {
         self.issue_token_with(authentication, via, |grant: Grant| {
+            let grant = crate::login::bind(grant, dpop_jkt);
             let grant = match scope {
                 Some(scope) => grant.scope(scope),
                 None => grant,

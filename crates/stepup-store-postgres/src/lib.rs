@@ -80,6 +80,8 @@ const MAX_CONNECTIONS: u32 = 10;
 /// created in the first schema of the connections' `search_path` (`public` by default);
 /// [`open_in_schema`](Self::open_in_schema) keeps them in a schema of their own.
 ///
+/// Migration 5 binds refresh-token families to a DPoP key (`refresh_families.dpop_jkt`).
+///
 /// Migration 4 added the authorization server's state (`oauth_clients`, `refresh_families`,
 /// `refresh_tokens`).
 ///

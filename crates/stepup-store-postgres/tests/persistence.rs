@@ -17,7 +17,7 @@ use support::TestSchema;
 const START: u64 = 1_800_000_000;
 
 /// How many migrations this crate embeds.
-const MIGRATIONS: i64 = 4;
+const MIGRATIONS: i64 = 5;
 
 fn clock() -> SharedClock {
     Arc::new(ManualClock::at_unix(START))

@@ -14,7 +14,7 @@ use crate::rows::{db_error, from_db, to_db};
 macro_rules! family_columns {
     () => {
         "f.id, f.user_id, f.client_id, f.acr, f.amr, f.auth_time, f.generation, f.scope, \
-         f.resource, f.token_hash, f.created_at, f.expires_at, f.revoked"
+         f.resource, f.token_hash, f.created_at, f.expires_at, f.revoked, f.dpop_jkt"
     };
 }
 
@@ -32,6 +32,7 @@ type FamilyRow = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 fn family(row: FamilyRow) -> StoreResult<RefreshFamily> {
@@ -49,6 +50,7 @@ fn family(row: FamilyRow) -> StoreResult<RefreshFamily> {
         created_at,
         expires_at,
         revoked,
+        dpop_jkt,
     ) = row;
     Ok(RefreshFamily {
         id,
@@ -66,6 +68,7 @@ fn family(row: FamilyRow) -> StoreResult<RefreshFamily> {
         created_at: from_db(created_at, "family creation time")?,
         expires_at: from_db(expires_at, "family expiry")?,
         revoked: revoked != 0,
+        dpop_jkt,
     })
 }
 
@@ -150,8 +153,8 @@ impl GrantStore for SqliteStore {
         // A taken id or token hash fails on a constraint; dropping the transaction rolls back.
         sqlx::query(
             "INSERT INTO refresh_families (id, user_id, client_id, acr, amr, auth_time, \
-             generation, scope, resource, token_hash, created_at, expires_at, revoked) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             generation, scope, resource, token_hash, created_at, expires_at, revoked, dpop_jkt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .bind(&family.id)
         .bind(&family.user)
@@ -171,6 +174,7 @@ impl GrantStore for SqliteStore {
         .bind(to_db(family.created_at, "family creation time")?)
         .bind(to_db(family.expires_at, "family expiry")?)
         .bind(i64::from(family.revoked))
+        .bind(&family.dpop_jkt)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -34,7 +34,8 @@
 //! generation 1 changed at `R - 1`, which voids the same tokens), lets a credential be disabled,
 //! and records the generation of each credential and remembered device (0 for those stored
 //! before). Version 6 adds the authorization server's state: dynamically registered OAuth clients
-//! and refresh-token families, with the hash of every token a family held.
+//! and refresh-token families, with the hash of every token a family held. Version 7 binds a
+//! family to a DPoP key (`refresh_families.dpop_jkt`, RFC 9449 §5).
 //!
 //! # Atomicity and time
 //!

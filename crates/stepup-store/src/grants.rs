@@ -55,6 +55,9 @@ pub struct RefreshFamily {
     pub expires_at: u64,
     /// Whether the family was revoked (a reuse, a revocation, a reset).
     pub revoked: bool,
+    /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to
+    /// (RFC 9449 §5): each refresh must come with a proof signed by that key. `None`: unbound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What presenting a refresh token did ([`GrantStore::rotate_refresh_token`]).

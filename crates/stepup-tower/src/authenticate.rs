@@ -2,7 +2,8 @@
 //!
 //! - no bearer credentials: the request passes on with no context (routes that need one answer
 //!   `401 WWW-Authenticate: Bearer` through [`RequireAcr`](crate::RequireAcr) or the extractor);
-//! - a bearer token that does not verify, or a malformed header: `401` with
+//! - a bearer token that does not verify, a token bound to a DPoP key (`cnf.jkt`: accepted only
+//!   with its proof, by [`with_dpop`](AuthenticateLayer::with_dpop)), or a malformed header: `401` with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body (for a gRPC call, the
 //!   status `UNAUTHENTICATED` with the same challenge: see [`stepup_core::grpc`]).
 //!
@@ -42,12 +43,14 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response};
+use stepup_core::dpop::DpopPolicy;
 use stepup_core::grpc::is_grpc_request;
 use stepup_core::token::{JwtVerifier, MAX_TOKEN_LEN};
 use stepup_core::{AuthContext, AuthRejection, ResourceMetadataUrl, TokenError};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::dpop::AuthenticateDpopLayer;
 pub use crate::response::{ResponseBody, ResponseFuture};
 
 /// Authenticates requests with `verifier`; shorthand for [`AuthenticateLayer::new`].
@@ -92,6 +95,25 @@ impl AuthenticateLayer {
         self.resource_metadata = Some(url);
         self
     }
+
+    /// Also accepts sender-constrained tokens (DPoP, RFC 9449), or requires them, as `policy`
+    /// says: `Authorization: DPoP <token>` with its `DPoP` proof, every check of
+    /// [`stepup_core::dpop`], each proof accepted once (see [`crate::dpop`]).
+    ///
+    /// ```
+    /// use stepup_core::dpop::DpopPolicy;
+    /// use stepup_core::token::{JwtIssuer, SigningKey};
+    /// use stepup_tower::authenticate;
+    ///
+    /// let issuer = JwtIssuer::new(SigningKey::hs256(b"an example secret of at least 32 bytes")?);
+    /// let layer = authenticate(issuer.verifier().build()?)
+    ///     .with_dpop(DpopPolicy::optional("https://api.example.com")?);
+    /// # let _ = layer;
+    /// # Ok::<(), stepup_core::Error>(())
+    /// ```
+    pub fn with_dpop(self, policy: DpopPolicy) -> AuthenticateDpopLayer {
+        AuthenticateDpopLayer::new(self.verifier, self.resource_metadata, policy)
+    }
 }
 
 impl<S> Layer<S> for AuthenticateLayer {
@@ -130,7 +152,13 @@ where
         // Only this layer may vouch for a caller: drop any context set further out.
         request.extensions_mut().remove::<AuthContext>();
         let verified = bearer_token(request.headers())
-            .and_then(|token| token.map(|token| self.verifier.verify(token)).transpose());
+            .and_then(|token| token.map(|token| self.verifier.verify(token)).transpose())
+            .and_then(|context| match context {
+                // A token bound to a key is no bearer token: only `with_dpop` accepts it, with
+                // its proof.
+                Some(context) if context.key_thumbprint().is_some() => Err(TokenError::DpopBound),
+                other => Ok(other),
+            });
         match verified {
             Ok(Some(context)) => {
                 request.extensions_mut().insert(context);

@@ -1,7 +1,8 @@
 //! tower middleware of stepup, for any `tower::Service<http::Request<B>>` (axum, hyper, tonic):
 //!
 //! - [`authenticate()`]: bearer token → [`AuthContext`](stepup_core::AuthContext) in the request
-//!   extensions, or `401 invalid_token`;
+//!   extensions, or `401 invalid_token`; with [`AuthenticateLayer::with_dpop`], DPoP-bound tokens
+//!   and their proofs too ([`dpop`], RFC 9449);
 //! - [`RequireAcr`] / [`RequireMfa`]: per-route step-up, answering the RFC 9470 challenge;
 //! - [`RequireScope`]: per-route scopes, answering `403 insufficient_scope`;
 //! - [`RequireTransaction`]: a token authorizing this very operation (RFC 9396
@@ -38,6 +39,7 @@
 
 pub mod authenticate;
 pub mod client_addr;
+pub mod dpop;
 pub mod rate_limit;
 pub mod remembered_device;
 pub mod require_acr;
@@ -52,6 +54,7 @@ pub use client_addr::{
     ClientAddr, ForwardedHeader, PeerAddr, ResolveClientAddr, ResolveClientAddrLayer,
     TrustedProxies, client_addr,
 };
+pub use dpop::{AuthenticateDpop, AuthenticateDpopLayer};
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use remembered_device::{
     DEFAULT_REMEMBER_FOR, DEVICE_COOKIE, RememberedDevices, RememberedDevicesLayer, TrustedDevice,
@@ -68,4 +71,5 @@ pub use resource_metadata::{
 };
 pub use response::{ResponseBody, ResponseFuture};
 pub use revocation::{RejectRevoked, RejectRevokedLayer};
-pub use stepup_core::policy::{DeviceVouching, RequestCeiling, RevocationCheck};
+pub use stepup_core::dpop::DpopPolicy;
+pub use stepup_core::policy::{DeviceVouching, ProofReplay, RequestCeiling, RevocationCheck};

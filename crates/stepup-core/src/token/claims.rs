@@ -42,6 +42,9 @@ pub struct AccessTokenClaims {
     /// The operations the token authorizes (RFC 9396): an array of objects, each with a `type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<serde_json::Value>,
+    /// Confirmation (RFC 7800): for a DPoP-bound token, `{"jkt": <thumbprint>}` (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 /// The `act` claim of an exchanged token (RFC 8693 §4.1): the issuer and subject of the token
@@ -55,4 +58,22 @@ pub struct Actor {
     /// The subject token's subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+}
+
+/// The `cnf` claim of a sender-constrained token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint (base64url) of the client's DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+}
+
+impl Confirmation {
+    /// A confirmation naming the DPoP key with thumbprint `jkt`.
+    pub fn jkt(jkt: impl Into<String>) -> Self {
+        Self {
+            jkt: Some(jkt.into()),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use jsonwebtoken::jwk::JwkSet;
 
-use super::{AccessTokenClaims, Actor, JwtVerifierBuilder, SigningKey, VerifyingKey};
+use super::{AccessTokenClaims, Actor, Confirmation, JwtVerifierBuilder, SigningKey, VerifyingKey};
 use crate::Error;
 use crate::clock::{SharedClock, SystemClock};
 
@@ -163,6 +163,7 @@ impl JwtIssuer {
                     sub: Some(grant.subject.clone()),
                 }),
                 authorization_details: grant.authorization_details.clone(),
+                cnf: grant.key_thumbprint.clone().map(Confirmation::jkt),
             },
         };
         let mut header = Header::new(self.key.algorithm());
@@ -171,7 +172,11 @@ impl JwtIssuer {
             .map_err(|error| Error::Signing(error.to_string()))?;
         Ok(IssuedToken {
             access_token,
-            token_type: "Bearer",
+            token_type: if grant.key_thumbprint.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: self.ttl.as_secs(),
             acr: grant.acr.clone(),
         })
@@ -205,6 +210,7 @@ pub struct Grant {
     audience: Option<String>,
     exchanged_from: Option<String>,
     authorization_details: Option<serde_json::Value>,
+    key_thumbprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +233,7 @@ impl Grant {
             audience: None,
             exchanged_from: None,
             authorization_details: None,
+            key_thumbprint: None,
         }
     }
 
@@ -292,6 +299,16 @@ impl Grant {
         self.exchanged_from = Some(issuer.into());
         self
     }
+
+    /// Binds the token to the client's DPoP key (RFC 9449 §6.1): the token carries
+    /// `cnf: {"jkt": thumbprint}` and is issued with `token_type: "DPoP"`, so a resource server
+    /// accepts it only with a proof signed by that key. `thumbprint` is the key's RFC 7638
+    /// SHA-256 thumbprint, base64url, as [`VerifiedProof::thumbprint`](crate::dpop::VerifiedProof::thumbprint)
+    /// reports it.
+    pub fn dpop_bound(mut self, thumbprint: impl Into<String>) -> Self {
+        self.key_thumbprint = Some(thumbprint.into());
+        self
+    }
 }
 
 /// A signed access token, serialised as the OAuth token response.
@@ -299,7 +316,7 @@ impl Grant {
 pub struct IssuedToken {
     /// The JWT.
     pub access_token: String,
-    /// Always `"Bearer"`.
+    /// `"Bearer"`, or `"DPoP"` for a token bound to a DPoP key ([`Grant::dpop_bound`]).
     pub token_type: &'static str,
     /// Lifetime in seconds.
     pub expires_in: u64,

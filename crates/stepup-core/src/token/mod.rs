@@ -18,7 +18,7 @@ mod rust_crypto;
 mod verifier;
 
 pub use backend::{CryptoBackend, crypto_backend, crypto_provider};
-pub use claims::{AccessTokenClaims, Actor};
+pub use claims::{AccessTokenClaims, Actor, Confirmation};
 pub use issuer::{Grant, IssuedToken, JwtIssuer};
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};

@@ -8,7 +8,9 @@
 //! Prouillet and contributors) onto the stable RustCrypto releases already in the tree: `hmac`
 //! 0.13 + `sha2` 0.11, `p256` 0.14, `ed25519-dalek` 2 and `rsa` 0.9. It only wires those crates'
 //! own signing and verification into `jsonwebtoken`'s traits; no cryptography is written here.
-//! Algorithms outside the allow-list are refused (`UnsupportedAlgorithm`).
+//! Algorithms outside the allow-list are refused (`UnsupportedAlgorithm`). PS256 is verified
+//! too (never signed): DPoP proofs may use it; access tokens never do (their keys are bound to
+//! the four algorithms above).
 
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -52,6 +54,7 @@ fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtV
         Algorithm::RS256 => Box::new(Rs256Verifier::new(key)?),
         Algorithm::ES256 => Box::new(Es256Verifier::new(key)?),
         Algorithm::EdDSA => Box::new(EdDsaVerifier::new(key)?),
+        Algorithm::PS256 => Box::new(Ps256Verifier(Rs256Verifier::new(key)?.0)),
         _ => return Err(ErrorKind::UnsupportedAlgorithm.into()),
     })
 }
@@ -188,6 +191,29 @@ impl Verifier<Vec<u8>> for Rs256Verifier {
 impl JwtVerifier for Rs256Verifier {
     fn algorithm(&self) -> Algorithm {
         Algorithm::RS256
+    }
+}
+
+// PS256 (RSASSA-PSS with SHA-256, MGF1 with SHA-256, a salt as long as the hash)
+
+struct Ps256Verifier(rsa::RsaPublicKey);
+
+impl Verifier<Vec<u8>> for Ps256Verifier {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> std::result::Result<(), signature::Error> {
+        let digest = <rsa::sha2::Sha256 as rsa::sha2::Digest>::digest(message);
+        self.0
+            .verify(rsa::Pss::new::<rsa::sha2::Sha256>(), &digest, signature)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Ps256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::PS256
     }
 }
 

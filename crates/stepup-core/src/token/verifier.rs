@@ -136,6 +136,15 @@ struct RawClaims {
     act: Option<serde_json::Value>,
     #[serde(default)]
     authorization_details: Option<serde_json::Value>,
+    #[serde(default)]
+    cnf: Option<RawConfirmation>,
+}
+
+/// `cnf`: only a DPoP key thumbprint is read.
+#[derive(Deserialize)]
+struct RawConfirmation {
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 /// `scp`: a space-separated string (Entra) or an array (Okta).
@@ -162,6 +171,7 @@ struct Normalized {
     claims_challenge_capable: bool,
     exchanged_from: Option<String>,
     authorization_details: Option<serde_json::Value>,
+    key_thumbprint: Option<String>,
 }
 
 /// A refusal, and whether a key refresh was started that might change the answer.
@@ -417,6 +427,9 @@ impl JwtVerifier {
         if let Some(details) = &claims.authorization_details {
             context = context.authorization_details(details.clone());
         }
+        if let Some(thumbprint) = &claims.key_thumbprint {
+            context = context.key_thumbprint(thumbprint.clone());
+        }
         context.build()
     }
 
@@ -485,6 +498,7 @@ fn normalize(raw: RawClaims, trust: &Trust) -> Normalized {
             .and_then(|iss| iss.as_str())
             .map(str::to_owned),
         authorization_details: raw.authorization_details,
+        key_thumbprint: raw.cnf.and_then(|cnf| cnf.jkt),
     }
 }
 

@@ -54,6 +54,7 @@ fn family(ids: &Ids, check: &str, name: &str, user: &str, now: u64) -> RefreshFa
         created_at: now,
         expires_at: now + 86_400,
         revoked: false,
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned()),
     }
 }
 
@@ -156,6 +157,7 @@ async fn family_round_trip<S: GrantStore>(store: &Arc<S>, ids: &Ids, clock: &Man
         scope: None,
         resource: None,
         created_at: now + 1,
+        dpop_jkt: None,
         ..family(ids, name, "bare", &user, now)
     };
     for stored in [&full, &bare] {
