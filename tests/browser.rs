@@ -777,3 +777,46 @@ async fn a_client_signs_in_on_the_authorization_page_and_steps_up_with_the_facto
     page.visible("password-step").await;
     page.client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_is_approved_on_the_page_for_its_amount_and_payee() {
+    if !browser_installed() {
+        return;
+    }
+    let _one_browser = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let (page, _driver, _base) = page_on_new_demo(&clock, dir.path()).await;
+    let (email, password) = ("payer@example.com", "correct horse battery");
+    page.type_into("register-email", email).await;
+    page.type_into("register-password", password).await;
+    page.submit("register-form").await;
+    page.notice_is("Account created: sign in below.").await;
+    page.sign_in_with_password(email, password).await;
+    page.visible("signed-in").await;
+    page.click("totp-setup").await;
+    page.visible("totp-qr").await;
+    let secret = page.text("totp-secret").await;
+    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("totp-confirm-form").await;
+    page.notice_is("Authenticator app enabled.").await;
+    page.click("backup-hide").await;
+
+    // The transfer asks for the factor, naming the amount and the payee; then it is sent.
+    page.type_into("transfer-amount", "125.00").await;
+    page.type_into("transfer-payee", "ACME Ltd").await;
+    page.submit("transfer-form").await;
+    page.visible("mfa-step").await;
+    assert_eq!(page.text("mfa-reason").await, "Approve 125.00 EUR to ACME Ltd");
+    page.screenshot("approve-transfer").await;
+    clock.advance(Duration::from_secs(30));
+    page.type_into("mfa-totp-code", &code_at(&secret, clock.unix_seconds()))
+        .await;
+    page.submit("mfa-totp-form").await;
+    page.notice_is("Sent 125.00 EUR to ACME Ltd.").await;
+    // The approval was for that transfer only: the next one asks again.
+    page.submit("transfer-form").await;
+    page.visible("mfa-step").await;
+    page.client.close().await.unwrap();
+}

@@ -1,6 +1,6 @@
 // The demo page: every flow of stepup, on the demo's own API. The access token lives in this
 // module's memory only (never localStorage): a reload signs out, a remembered device stays.
-import { createClient, requestStepUp } from "./stepup.js";
+import { createClient, requestApproval, requestStepUp } from "./stepup.js";
 import * as passkeys from "./passkeys.js";
 
 const $ = (id) => document.getElementById(id);
@@ -43,7 +43,21 @@ const api = createClient({
     await showSession();
     return accessToken;
   },
+  // One operation (a transfer): the factor approves this amount and payee, and nothing else.
+  approve: async ({ transactionId, operation }) => {
+    const challenge = await requestApproval(accessToken, transactionId);
+    const approved = await secondFactor(challenge, `Approve ${describe(operation)}`);
+    show("signed-in");
+    return approved.transaction_grant;
+  },
 });
+
+/** "125.00 EUR to ACME Ltd", from a payment's canonical fields. */
+function describe(payment) {
+  const amount = Number(payment.amount);
+  const shown = Number.isFinite(amount) ? amount.toFixed(2) : payment.amount;
+  return `${shown} ${payment.currency} to ${payment.payee}`;
+}
 
 const call = async (url, init = {}) => bodyOf(await api(url, init));
 const open = async (url, init = {}) => bodyOf(await fetch(url, init));
@@ -386,6 +400,16 @@ on("devices-revoke-all", "click", async () => {
 on("open-vault", "click", async () => {
   const vault = await call("/api/vault");
   $("vault").textContent = vault.secret;
+});
+
+on("transfer-form", "submit", async () => {
+  const payment = {
+    amount: $("transfer-amount").value.trim(),
+    currency: $("transfer-currency").value.trim(),
+    payee: $("transfer-payee").value.trim(),
+  };
+  const sent = await call("/api/transfers", json("POST", payment));
+  notice(`Sent ${describe(sent.transferred)}.`);
 });
 
 on("delete-account", "click", async () => {

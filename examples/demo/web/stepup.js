@@ -13,7 +13,9 @@
 //
 // On a `401` whose `WWW-Authenticate` says `error="insufficient_user_authentication"`, the client
 // reads `acr_values` and `max_age`, calls `stepUp`, and retries the original request once with
-// the token it returns. Any other answer is handed back untouched.
+// the token it returns. A challenge that names a `transaction_id` (stepup's approval of one
+// operation, `RequireTransaction`) goes to `approve` instead ({transactionId, operation}), whose
+// grant the retry carries in `Stepup-Transaction`. Any other answer is handed back untouched.
 
 /**
  * The parameters of a `Bearer` challenge (`WWW-Authenticate: Bearer error="…", acr_values="…"`),
@@ -43,6 +45,7 @@ export function stepUpRequired(response) {
     acrValues: (challenge.acr_values ?? "").split(" ").filter(Boolean),
     maxAge: Number.isFinite(maxAge) ? maxAge : null,
     description: challenge.error_description ?? "",
+    transactionId: challenge.transaction_id ?? null,
   };
 }
 
@@ -51,19 +54,44 @@ export function stepUpRequired(response) {
  * awaiting `stepUp(required)` for a fresh token, then retrying once. `stepUp` may throw (the user
  * cancelled): the error reaches the caller and the request is not retried.
  */
-export function createClient({ getToken, stepUp, fetch: send = (...args) => globalThis.fetch(...args) }) {
-  const withToken = (init, token) => {
+export function createClient({ getToken, stepUp, approve, fetch: send = (...args) => globalThis.fetch(...args) }) {
+  const withToken = (init, token, grant) => {
     const headers = new Headers(init.headers ?? {});
     if (token) headers.set("Authorization", `Bearer ${token}`);
+    if (grant) headers.set("Stepup-Transaction", grant);
     return { ...init, headers };
   };
   return async function fetchWithStepUp(url, init = {}) {
     const response = await send(url, withToken(init, getToken()));
     const required = stepUpRequired(response);
     if (!required) return response;
+    if (required.transactionId && approve) {
+      const body = await response.json().catch(() => ({}));
+      const operation = (body.authorization_details ?? [])[0] ?? {};
+      const grant = await approve({ ...required, operation });
+      return send(url, withToken(init, getToken(), grant));
+    }
     const token = await stepUp(required);
     return send(url, withToken(init, token));
   };
+}
+
+/**
+ * Starts the approval of one operation at stepup's `POST /oauth/authorize` (bearer token and the
+ * challenge's `transaction_id`): resolves to `{mfa_token, methods, authorization_details}`; the
+ * second-factor step then answers `{transaction_grant}`.
+ */
+export async function requestApproval(token, transactionId, { authorizeUrl = "/oauth/authorize" } = {}) {
+  const response = await fetch(authorizeUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ transaction_id: transactionId }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.mfa_token) {
+    throw new Error(body.error_description ?? `approval refused (${response.status})`);
+  }
+  return body;
 }
 
 /**
