@@ -497,6 +497,34 @@ impl Page {
     }
 }
 
+impl Page {
+    /// Registers `email`, signs in and enrolls an authenticator app from the shown secret
+    /// (backup codes dismissed); the secret. The page stays signed in.
+    async fn new_account_with_totp(
+        &self,
+        email: &str,
+        password: &str,
+        clock: &ManualClock,
+    ) -> String {
+        let page = self;
+        page.type_into("register-email", email).await;
+        page.type_into("register-password", password).await;
+        page.submit("register-form").await;
+        page.notice_is("Account created: sign in below.").await;
+        page.sign_in_with_password(email, password).await;
+        page.visible("signed-in").await;
+        page.click("totp-setup").await;
+        page.visible("totp-qr").await;
+        let secret = page.text("totp-secret").await;
+        page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
+            .await;
+        page.submit("totp-confirm-form").await;
+        page.notice_is("Authenticator app enabled.").await;
+        page.click("backup-hide").await;
+        secret
+    }
+}
+
 /// Starts a browser on a fresh demo; the virtual authenticator is not needed here.
 async fn page_on_new_demo(clock: &ManualClock, dir: &Path) -> (Page, Chromedriver, String) {
     let base = start_demo(clock, dir).await;
@@ -521,23 +549,9 @@ async fn sms_remembered_devices_recovery_and_a_token_kept_in_memory_only() {
     let clock = ManualClock::at_unix(T0);
     let (page, _driver, _base) = page_on_new_demo(&clock, dir.path()).await;
     let (email, password) = ("grace@example.com", "a long enough password");
-    page.type_into("register-email", email).await;
-    page.type_into("register-password", password).await;
-    page.submit("register-form").await;
-    page.notice_is("Account created: sign in below.").await;
-    page.sign_in_with_password(email, password).await;
-    page.visible("signed-in").await;
-
     // The demo offers SMS only beside another factor: an authenticator app first, then a
     // sign-in with it (adding a second factor needs a fresh one).
-    page.click("totp-setup").await;
-    page.visible("totp-qr").await;
-    let secret = page.text("totp-secret").await;
-    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
-        .await;
-    page.submit("totp-confirm-form").await;
-    page.notice_is("Authenticator app enabled.").await;
-    page.click("backup-hide").await;
+    let secret = page.new_account_with_totp(email, password, &clock).await;
     page.sign_out().await;
     clock.advance(Duration::from_secs(31));
     page.sign_in_with_password(email, password).await;
@@ -710,20 +724,7 @@ async fn a_client_signs_in_on_the_authorization_page_and_steps_up_with_the_facto
     let (email, password) = ("grace@example.com", "correct horse battery");
 
     // An account with TOTP, made on the demo's own page.
-    page.type_into("register-email", email).await;
-    page.type_into("register-password", password).await;
-    page.submit("register-form").await;
-    page.notice_is("Account created: sign in below.").await;
-    page.sign_in_with_password(email, password).await;
-    page.visible("signed-in").await;
-    page.click("totp-setup").await;
-    page.visible("totp-qr").await;
-    let secret = page.text("totp-secret").await;
-    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
-        .await;
-    page.submit("totp-confirm-form").await;
-    page.notice_is("Authenticator app enabled.").await;
-    page.click("backup-hide").await;
+    let secret = page.new_account_with_totp(email, password, &clock).await;
     page.sign_out().await;
 
     // A client sends the browser to the authorization endpoint: password, then the TOTP code.
@@ -788,27 +789,17 @@ async fn a_transfer_is_approved_on_the_page_for_its_amount_and_payee() {
     let clock = ManualClock::at_unix(T0);
     let (page, _driver, _base) = page_on_new_demo(&clock, dir.path()).await;
     let (email, password) = ("payer@example.com", "correct horse battery");
-    page.type_into("register-email", email).await;
-    page.type_into("register-password", password).await;
-    page.submit("register-form").await;
-    page.notice_is("Account created: sign in below.").await;
-    page.sign_in_with_password(email, password).await;
-    page.visible("signed-in").await;
-    page.click("totp-setup").await;
-    page.visible("totp-qr").await;
-    let secret = page.text("totp-secret").await;
-    page.type_into("totp-confirm-code", &code_at(&secret, clock.unix_seconds()))
-        .await;
-    page.submit("totp-confirm-form").await;
-    page.notice_is("Authenticator app enabled.").await;
-    page.click("backup-hide").await;
+    let secret = page.new_account_with_totp(email, password, &clock).await;
 
     // The transfer asks for the factor, naming the amount and the payee; then it is sent.
     page.type_into("transfer-amount", "125.00").await;
     page.type_into("transfer-payee", "ACME Ltd").await;
     page.submit("transfer-form").await;
     page.visible("mfa-step").await;
-    assert_eq!(page.text("mfa-reason").await, "Approve 125.00 EUR to ACME Ltd");
+    assert_eq!(
+        page.text("mfa-reason").await,
+        "Approve 125.00 EUR to ACME Ltd"
+    );
     page.screenshot("approve-transfer").await;
     clock.advance(Duration::from_secs(30));
     page.type_into("mfa-totp-code", &code_at(&secret, clock.unix_seconds()))
