@@ -29,6 +29,14 @@
 //! an [`AuthContext`] gets `401 WWW-Authenticate: Bearer`; a body the extractor refuses, a
 //! `400` naming what is wrong (never echoing it).
 //!
+//! **stepup's own approval.** With [`with_approvals`](RequireTransaction::with_approvals) (the
+//! engine: `StepUp::transaction_approvals()`), an operation the token does not approve is
+//! recorded and answered `401` with the RFC 9470 challenge plus `transaction_id="…"` (the
+//! operation in the body's `authorization_details`). The MFA step for that transaction ends in a
+//! single-use grant; the client retries the same request with it in [`TRANSACTION_HEADER`], and
+//! the layer passes it once, for exactly that operation. A grant for another amount or payee is
+//! spent and refused (a new challenge follows); a store that cannot answer is a `503`.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::convert::Infallible;
