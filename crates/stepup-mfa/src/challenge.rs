@@ -147,7 +147,8 @@ impl Mfa {
                 return Err(NotEnrolled.into());
             }
             let cx = FactorContext::new(self, factor.kind(), user, ticket.generation, client)
-                .for_challenge(tokens::digest(mfa_token));
+                .for_challenge(tokens::digest(mfa_token))
+                .for_transaction(ticket.transaction.clone());
             factor.prepare(&cx, &credentials).await
         })
         .await

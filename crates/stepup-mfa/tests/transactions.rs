@@ -15,6 +15,7 @@ use support::*;
 on_every_store!(
     a_grant_approves_one_operation_of_one_user_once,
     one_grant_raced_100_times_approves_once,
+    a_code_sent_for_a_transaction_names_what_it_approves,
 );
 on_every_store!(redis: one_grant_raced_100_times_approves_once);
 
@@ -178,4 +179,78 @@ async fn one_grant_raced_100_times_approves_once(h: Harness) {
         approved += usize::from(task.await.unwrap());
     }
     assert_eq!(approved, 1);
+}
+
+async fn a_code_sent_for_a_transaction_names_what_it_approves(h: Harness) {
+    let mfa = h.mfa.clone();
+    h.enroll_totp(&mfa, "texted").await;
+    h.enroll_sms(&mfa, "texted").await;
+    h.enroll_email(&mfa, "texted").await;
+    let client = ClientInfo::default();
+
+    // By SMS: the text names the amount and the payee; its code approves the operation.
+    let id = mfa
+        .request_transaction(&caller("texted"), PAYMENT)
+        .await
+        .unwrap();
+    let (challenge, _) = mfa
+        .start_transaction_step(&caller("texted"), &id)
+        .await
+        .unwrap();
+    mfa.prepare_challenge(&challenge.mfa_token, "sms", &client)
+        .await
+        .unwrap();
+    let (_, text) = h.phone.texts().pop().unwrap();
+    assert!(
+        text.starts_with("Approve 125 EUR to ACME Ltd: your code is "),
+        "{text}"
+    );
+    let login = mfa
+        .finish_mfa(
+            &challenge.mfa_token,
+            "sms",
+            &json!({"code": h.phone.last_code()}),
+            false,
+            &client,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        mfa.conclude(login).await.unwrap(),
+        Conclusion::Approved(_)
+    ));
+
+    // By mail: the subject and the body name it too.
+    h.clock.advance(Duration::from_secs(31));
+    let id = mfa
+        .request_transaction(&caller("texted"), PAYMENT)
+        .await
+        .unwrap();
+    let (challenge, _) = mfa
+        .start_transaction_step(&caller("texted"), &id)
+        .await
+        .unwrap();
+    mfa.prepare_challenge(&challenge.mfa_token, "email", &client)
+        .await
+        .unwrap();
+    let mail = h.mailbox.mails().pop().unwrap();
+    assert!(
+        mail.subject
+            .starts_with("Approve 125 EUR to ACME Ltd: your code "),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.body
+            .starts_with("You are approving 125 EUR to ACME Ltd."),
+        "{}",
+        mail.body
+    );
+
+    // A login's code names nothing.
+    h.clock.advance(Duration::from_secs(31));
+    let login = mfa_token(&mfa, "texted").await;
+    mfa.prepare_challenge(&login, "sms", &client).await.unwrap();
+    let (_, text) = h.phone.texts().pop().unwrap();
+    assert!(text.starts_with("Your verification code is "), "{text}");
 }

@@ -75,15 +75,27 @@ impl Email {
         let ttl = self.policy.code_ttl.min(MAX_CODE_TTL);
         let code = cx.issue_code(purpose, ttl).await?;
         let minutes = (ttl.as_secs() / 60).max(1);
-        let mail = Mail::new(
-            address,
-            format!("Your verification code: {code}"),
-            format!(
-                "Your verification code is {code}. It expires in {minutes} minutes.\n\n\
-                 Never share it: nobody from us will ever ask for it. If you did not try to sign \
-                 in, change your password."
+        let mail = match cx.approving() {
+            // A transaction step-up: the mail names what the code approves.
+            Some(operation) => Mail::new(
+                address,
+                format!("Approve {operation}: your code {code}"),
+                format!(
+                    "You are approving {operation}. Your code is {code}. It expires in {minutes} \
+                     minutes.\n\nNever share it: nobody from us will ever ask for it. If you did not \
+                     ask for this, do not enter the code and change your password."
+                ),
             ),
-        );
+            None => Mail::new(
+                address,
+                format!("Your verification code: {code}"),
+                format!(
+                    "Your verification code is {code}. It expires in {minutes} minutes.\n\n\
+                     Never share it: nobody from us will ever ask for it. If you did not try to sign \
+                     in, change your password."
+                ),
+            ),
+        };
         self.mailer.send(mail).await.map_err(mail_error)?;
         tracing::info!(target: "stepup::email", to = %masked(address), purpose = purpose.name(), "email code sent");
         cx.code_sent(purpose).await;

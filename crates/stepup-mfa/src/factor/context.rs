@@ -48,6 +48,7 @@ pub struct FactorContext<'a> {
     pub(crate) generation: u64,
     pub(crate) client: &'a ClientInfo,
     pub(crate) challenge: Option<String>,
+    pub(crate) transaction: Option<String>,
 }
 
 impl<'a> FactorContext<'a> {
@@ -65,12 +66,41 @@ impl<'a> FactorContext<'a> {
             generation,
             client,
             challenge: None,
+            transaction: None,
         }
     }
 
     pub(crate) fn for_challenge(mut self, challenge_id: String) -> Self {
         self.challenge = Some(challenge_id);
         self
+    }
+
+    /// The MFA step approves this operation (its canonical JSON), not a login.
+    pub(crate) fn for_transaction(mut self, operation: Option<String>) -> Self {
+        self.transaction = operation;
+        self
+    }
+
+    /// When the MFA step approves one operation (a transaction step-up), what the user
+    /// approves, in words for a message: `125 EUR to ACME Ltd` for a payment (`amount`,
+    /// `currency`, `payee`), else its `type` and fields. A factor that sends a code names it, so
+    /// the person reading the code knows what it approves.
+    pub fn approving(&self) -> Option<String> {
+        let operation: serde_json::Value =
+            serde_json::from_str(self.transaction.as_deref()?).ok()?;
+        let field = |name: &str| operation.get(name).and_then(serde_json::Value::as_str);
+        if let (Some(amount), Some(currency), Some(payee)) =
+            (field("amount"), field("currency"), field("payee"))
+        {
+            return Some(format!("{amount} {currency} to {payee}"));
+        }
+        let fields: Vec<String> = operation
+            .as_object()?
+            .iter()
+            .filter(|(name, _)| name.as_str() != "type")
+            .map(|(name, value)| format!("{name} {}", value.as_str().unwrap_or_default()))
+            .collect();
+        Some(format!("{} ({})", field("type")?, fields.join(", ")))
     }
 
     /// The factor's kind.

@@ -118,9 +118,15 @@ impl Sms {
             SmsProvider::Sender(sender) => {
                 let code = cx.issue_code(purpose, ttl).await?;
                 let minutes = (ttl.as_secs() / 60).max(1);
-                let body = format!(
-                    "Your verification code is {code}. It expires in {minutes} minutes. Never share it."
-                );
+                let body = match cx.approving() {
+                    // A transaction step-up: the text names what the code approves.
+                    Some(operation) => format!(
+                        "Approve {operation}: your code is {code}. It expires in {minutes} minutes. Never share it."
+                    ),
+                    None => format!(
+                        "Your verification code is {code}. It expires in {minutes} minutes. Never share it."
+                    ),
+                };
                 sender
                     .send(number.as_str(), &body)
                     .await
