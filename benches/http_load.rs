@@ -11,10 +11,12 @@
 //! - (b) `GET /api/me` with the token: `authenticate()` + the revocation check + the handler;
 //! - (b2) `GET /api/vault` with a phishing-resistant token: the same plus
 //!   `RequireAcr::level("phr").max_age(300 s)`;
+//! - (a2) the 404 again, with a header as large as (b)'s `Authorization` that is no token: so
+//!   that (b)/(a2) compares requests of one size;
 //! - (c) full MFA logins (password, then a TOTP code) through `StepUp`'s routes on a `MemoryStore`,
 //!   as in `benches/login.rs`, but over HTTP with concurrent clients.
 //!
-//! (a), (b) and (b2) run in alternating short rounds (the order rotating each round), so drift of
+//! (a), (b), (b2) and (a2) run in alternating short rounds (the order rotating each round), so drift of
 //! the shared machine hits them alike; each prints requests/s and p50/p99 latency, and (b)/(a).
 //! The headline ratio is the median of the per-round ratios (each between rounds run a second
 //! apart), which a change of the machine's speed in the middle of the run does not move.
@@ -70,14 +72,15 @@ enum Route {
     Open,
     Me,
     Vault,
+    OpenSized,
 }
 
 impl Route {
-    const ALL: [Route; 3] = [Route::Open, Route::Me, Route::Vault];
+    const ALL: [Route; 4] = [Route::Open, Route::Me, Route::Vault, Route::OpenSized];
 
     fn path(self) -> &'static str {
         match self {
-            Route::Open => "/no-such-page",
+            Route::Open | Route::OpenSized => "/no-such-page",
             Route::Me => "/api/me",
             Route::Vault => "/api/vault",
         }
@@ -85,7 +88,7 @@ impl Route {
 
     fn status(self) -> StatusCode {
         match self {
-            Route::Open => StatusCode::NOT_FOUND,
+            Route::Open | Route::OpenSized => StatusCode::NOT_FOUND,
             _ => StatusCode::OK,
         }
     }
@@ -95,6 +98,23 @@ impl Route {
             Route::Open => "(a)  the demo's 404, no token",
             Route::Me => "(b)  /api/me: authenticate + revocation check",
             Route::Vault => "(b2) /api/vault: + RequireAcr phr, max_age",
+            Route::OpenSized => "(a2) the 404, a header the token's size, no token",
+        }
+    }
+}
+
+/// The header a request of `route` carries: the bearer token, or (a2) a header of the same
+/// size that is no token, so that (b)/(a2) compares requests of one size.
+fn header_of(route: Route, bearer: &HeaderValue) -> Option<(header::HeaderName, HeaderValue)> {
+    match route {
+        Route::Open => None,
+        Route::Me | Route::Vault => Some((header::AUTHORIZATION, bearer.clone())),
+        Route::OpenSized => {
+            let padding = "p".repeat(bearer.len());
+            Some((
+                header::HeaderName::from_static("x-padding-as-large-as"),
+                HeaderValue::from_str(&padding).unwrap(),
+            ))
         }
     }
 }
@@ -201,15 +221,15 @@ async fn connect(addr: SocketAddr) -> Sender {
 async fn drive(
     mut sender: Sender,
     route: Route,
-    bearer: Option<HeaderValue>,
+    header: Option<(header::HeaderName, HeaderValue)>,
     deadline: Instant,
 ) -> (Sender, Vec<u64>) {
     let mut latencies = Vec::with_capacity(16_384);
     let path = route.path();
     while latencies.len() < MAX_REQUESTS_PER_ROUND && Instant::now() < deadline {
         let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
-        if let Some(bearer) = &bearer {
-            request = request.header(header::AUTHORIZATION, bearer.clone());
+        if let Some((name, value)) = &header {
+            request = request.header(name, value.clone());
         }
         let request = request.body(Full::new(Bytes::new())).unwrap();
         let start = Instant::now();
@@ -251,11 +271,10 @@ async fn round(
         .enumerate()
         .map(|(n, sender)| {
             let bearer = match route {
-                Route::Open => None,
-                Route::Me => Some(bearers.mfa[n].clone()),
-                Route::Vault => Some(bearers.phr[n].clone()),
+                Route::Vault => &bearers.phr[n],
+                _ => &bearers.mfa[n],
             };
-            tokio::spawn(drive(sender, route, bearer, deadline))
+            tokio::spawn(drive(sender, route, header_of(route, bearer), deadline))
         })
         .collect();
     let mut all = Vec::new();
@@ -412,10 +431,11 @@ async fn requests_on(
     let mut tallies: Vec<Tally> = Route::ALL.iter().map(|_| Tally::default()).collect();
     let mut ratios = Vec::new();
     let mut ratios_full = Vec::new();
+    let mut ratios_sized = Vec::new();
     for n in 0..settings.rounds {
         // Rotate the order, so no route always runs first or last in a round.
         let mut line = format!("round {:2}:", n + 1);
-        let mut rates = [0.0; 3];
+        let mut rates = [0.0; 4];
         for k in 0..Route::ALL.len() {
             let index = (n + k) % Route::ALL.len();
             let route = Route::ALL[index];
@@ -428,10 +448,12 @@ async fn requests_on(
         }
         ratios.push(rates[1] / rates[0]);
         ratios_full.push(rates[2] / rates[0]);
+        ratios_sized.push(rates[1] / rates[3]);
         println!(
-            "{line}  (b)/(a) {:.3}  (b0)/(a) {:.3}",
+            "{line}  (b)/(a) {:.3}  (b2)/(a) {:.3}  (b)/(a2) {:.3}",
             rates[1] / rates[0],
-            rates[2] / rates[0]
+            rates[2] / rates[0],
+            rates[1] / rates[3]
         );
     }
 
@@ -469,6 +491,13 @@ async fn requests_on(
         median(ratios_full.clone()),
         ratios_full.iter().copied().fold(f64::INFINITY, f64::min),
         ratios_full.iter().copied().fold(0.0, f64::max),
+    );
+    println!(
+        "(b)/(a2): {:.3} over all rounds; per round: median {:.3}, min {:.3}, max {:.3}",
+        tallies[1].rate() / tallies[3].rate(),
+        median(ratios_sized.clone()),
+        ratios_sized.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios_sized.iter().copied().fold(0.0, f64::max),
     );
 }
 
