@@ -247,6 +247,29 @@ async fn a_code_sent_for_a_transaction_names_what_it_approves(h: Harness) {
         mail.body
     );
 
+    // An operation recorded with control characters (the engine's API takes any JSON object)
+    // reaches the message without them.
+    h.clock.advance(Duration::from_secs(31));
+    let sneaky = r#"{"amount":"1","currency":"EUR","payee":"ACME\r\nBcc: x","type":"payment"}"#;
+    let id = mfa
+        .request_transaction(&caller("texted"), sneaky)
+        .await
+        .unwrap();
+    let (challenge, _) = mfa
+        .start_transaction_step(&caller("texted"), &id)
+        .await
+        .unwrap();
+    mfa.prepare_challenge(&challenge.mfa_token, "email", &client)
+        .await
+        .unwrap();
+    let mail = h.mailbox.mails().pop().unwrap();
+    assert!(!mail.subject.contains(['\r', '\n']), "{:?}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Approve 1 EUR to ACMEBcc: x: "),
+        "{:?}",
+        mail.subject
+    );
+
     // A login's code names nothing.
     h.clock.advance(Duration::from_secs(31));
     let login = mfa_token(&mfa, "texted").await;

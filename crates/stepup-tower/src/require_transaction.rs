@@ -108,6 +108,8 @@ use crate::response::{ResponseBody, ResponseFuture, temporarily_unavailable};
 pub const TRANSACTION_HEADER: &str = "stepup-transaction";
 /// The largest request body read by default (64 KiB).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// The longest operation (canonical JSON) stepup's approvals record.
+const MAX_OPERATION: usize = 4096;
 /// The longest amount, field value or `type` accepted.
 const MAX_VALUE: usize = 256;
 
@@ -136,9 +138,14 @@ enum Rule {
 impl Rule {
     fn canonical(self, value: &Value) -> Option<String> {
         match self {
+            // No control characters: the text reaches SMS and mail ("Approve … to <payee>").
             Self::Text => value
                 .as_str()
-                .filter(|text| !text.is_empty() && text.len() <= MAX_VALUE)
+                .filter(|text| {
+                    !text.is_empty()
+                        && text.len() <= MAX_VALUE
+                        && !text.chars().any(char::is_control)
+                })
                 .map(str::to_owned),
             Self::Amount => canonical_amount(value),
             Self::Currency => value
@@ -188,7 +195,7 @@ impl Operation {
             OperationError::new(format!(
                 "{name} must be {}",
                 match rule {
-                    Rule::Text => "a non-empty string of at most 256 bytes",
+                    Rule::Text => "a non-empty string of at most 256 bytes, no control characters",
                     Rule::Amount => "a non-negative decimal amount, e.g. \"125.00\"",
                     Rule::Currency => "a three-letter ISO 4217 currency code",
                 }
@@ -464,6 +471,13 @@ where
                     .await;
                 };
                 let canonical = operation.canonical();
+                if canonical.len() > MAX_OPERATION {
+                    // The engine records at most this much: a bad request, not a store outage.
+                    return Ok(invalid(
+                        StatusCode::BAD_REQUEST,
+                        "the operation is too large to approve (at most 4096 bytes)",
+                    ));
+                }
                 let approved = match &grant {
                     Some(grant) if !grant.is_empty() && grant.len() <= MAX_VALUE => {
                         approvals.redeem_approval(&caller, grant, &canonical).await
@@ -579,5 +593,14 @@ mod tests {
         partial[0].as_object_mut().unwrap().remove("payee");
         assert!(!payment.is_authorized_by(Some(&partial)));
         assert!(Operation::new("x").with_text("type", &json!("y")).is_err());
+        // Control characters never reach a message or a mail header.
+        for text in ["ACME\r\nBcc: x@evil.example", "ACME\u{7f}", "tab\there"] {
+            assert!(
+                Operation::new("payment")
+                    .with_text("payee", &json!(text))
+                    .is_err(),
+                "{text:?}"
+            );
+        }
     }
 }

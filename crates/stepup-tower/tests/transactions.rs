@@ -192,7 +192,7 @@ async fn bad_requests_are_named_4xx_never_echoed() {
         ),
         (
             r#"{"amount": "5", "currency": "EUR"}"#,
-            "payee must be a non-empty string of at most 256 bytes",
+            "payee must be a non-empty string of at most 256 bytes, no control characters",
         ),
     ] {
         let refused = send(&app, Some(&token), body).await;

@@ -85,7 +85,13 @@ impl<'a> FactorContext<'a> {
     /// approves, in words for a message: `125 EUR to ACME Ltd` for a payment (`amount`,
     /// `currency`, `payee`), else its `type` and fields. A factor that sends a code names it, so
     /// the person reading the code knows what it approves.
+    /// Control characters are dropped: the words go into message bodies and mail subjects.
     pub fn approving(&self) -> Option<String> {
+        let words = self.operation_words()?;
+        Some(words.chars().filter(|c| !c.is_control()).collect())
+    }
+
+    fn operation_words(&self) -> Option<String> {
         let operation: serde_json::Value =
             serde_json::from_str(self.transaction.as_deref()?).ok()?;
         let field = |name: &str| operation.get(name).and_then(serde_json::Value::as_str);
