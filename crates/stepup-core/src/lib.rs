@@ -32,6 +32,7 @@ mod rejection;
 pub mod resource;
 pub mod token;
 pub mod tokens;
+mod www_authenticate;
 
 pub use acr::{
     AcrLevels, AcrRequirement, ChallengeDialect, ClaimsChallenge, StepUpChallenge, StepUpReason,
@@ -39,4 +40,5 @@ pub use acr::{
 };
 pub use context::{AuthContext, AuthContextBuilder, Presentation};
 pub use error::{Error, TokenError};
-pub use rejection::{AuthRejection, DetailsChallenge, ResourceMetadataUrl, ScopeChallenge};
+pub use rejection::{AuthRejection, DetailsChallenge, ScopeChallenge};
+pub use www_authenticate::ResourceMetadataUrl;

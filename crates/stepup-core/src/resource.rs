@@ -26,7 +26,7 @@
 use serde::Serialize;
 
 use crate::Error;
-pub use crate::rejection::ResourceMetadataUrl;
+pub use crate::www_authenticate::ResourceMetadataUrl;
 
 /// The well-known path of the metadata of a resource whose identifier has no path (RFC 9728
 /// §3); a resource `https://host/api` publishes at this path followed by `/api`.
@@ -56,7 +56,7 @@ impl ProtectedResourceMetadata {
     /// `Authorization` header only.
     pub fn new(resource: impl Into<String>) -> Result<Self, Error> {
         let resource = resource.into();
-        crate::rejection::check_url(&resource)?;
+        crate::www_authenticate::check_url(&resource)?;
         if resource.contains('?') {
             return Err(Error::Config("a resource identifier has no query"));
         }

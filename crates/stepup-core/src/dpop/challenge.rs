@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{ALGS, DpopError};
 use crate::ResourceMetadataUrl;
 use crate::grpc::{GrpcCode, GrpcStatus, is_grpc_request};
-use crate::rejection::first_challenge;
+use crate::www_authenticate::first_challenge;
 
 /// The `DPoP-Nonce` response header (RFC 9449 §8.1).
 pub static DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");

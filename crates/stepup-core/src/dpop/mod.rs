@@ -294,7 +294,7 @@ impl DpopPolicy {
     }
 
     fn new(origin: &str, required: bool) -> Result<Self, Error> {
-        crate::rejection::check_url(origin)?;
+        crate::www_authenticate::check_url(origin)?;
         let origin = url::normalize_origin(origin)
             .ok_or(Error::Config("the DPoP origin has a query or is not a URL"))?;
         let clock: SharedClock = Arc::new(SystemClock);
