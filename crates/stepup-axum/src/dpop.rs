@@ -9,6 +9,7 @@
 use axum::http::{HeaderMap, StatusCode};
 use stepup_core::dpop::{DpopError, DpopPolicy};
 use stepup_core::policy::ProofReplay;
+use stepup_core::{AuthContext, Presentation};
 
 use crate::error::ApiError;
 use crate::stepup::StepUp;
@@ -16,12 +17,20 @@ use crate::stepup::StepUp;
 /// The RFC 7638 thumbprint of the key a request's `DPoP` proof was signed with, once that proof
 /// passed every check and was recorded; `None` without a `DPoP` header. A bad proof is
 /// `400 invalid_dpop_proof`; the replay memory unreachable is the `503`.
+///
+/// A caller who presented a DPoP-bound token (`Authorization: DPoP`, a signed-in user stepping
+/// up) had this very proof checked and recorded by `authenticate()`, with `ath` and this URL:
+/// its key is the answer, and the proof is not judged a second time (it would be a replay).
 pub(crate) async fn proof_key(
     stepup: &StepUp,
+    caller: Option<&AuthContext>,
     headers: &HeaderMap,
     method: &str,
     path: &str,
 ) -> Result<Option<String>, ApiError> {
+    if let Some(caller) = caller.filter(|caller| caller.presentation() == Presentation::Dpop) {
+        return Ok(caller.key_thumbprint().map(str::to_owned));
+    }
     let mut proofs = headers.get_all("dpop").iter();
     let Some(proof) = proofs.next() else {
         return Ok(None);

@@ -54,7 +54,14 @@ pub(crate) async fn authorize(
 ) -> Result<Response, ApiError> {
     let pending = oauth::pending_of(&stepup, &request.oauth).await?;
     let old_session = session_of(&headers);
-    let dpop_jkt = crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize").await?;
+    let dpop_jkt = crate::dpop::proof_key(
+        &stepup,
+        caller.as_ref(),
+        &headers,
+        "POST",
+        "/oauth/authorize",
+    )
+    .await?;
     let mfa = stepup.mfa();
     match (&request.username, &request.password, &caller) {
         (Some(username), Some(password), _) => {
@@ -145,7 +152,7 @@ pub(crate) async fn authorize_mfa(
 ) -> Result<Response, ApiError> {
     let kind = step.kind()?;
     let dpop_jkt =
-        crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize/mfa").await?;
+        crate::dpop::proof_key(&stepup, None, &headers, "POST", "/oauth/authorize/mfa").await?;
     let proof = Value::Object(step.proof);
     let login = stepup
         .mfa()
@@ -219,7 +226,7 @@ pub(crate) async fn passkey_finish(
 ) -> Result<Response, ApiError> {
     let pending = oauth::pending_of(&stepup, &body.oauth).await?;
     let dpop_jkt =
-        crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/authorize/passkey").await?;
+        crate::dpop::proof_key(&stepup, None, &headers, "POST", "/oauth/authorize/passkey").await?;
     let login = stepup
         .mfa()
         .finish_sign_in("webauthn", &Value::Object(body.proof), pending, &client)

@@ -114,7 +114,7 @@ pub(crate) async fn token(
     let axum::Form(request) = form.map_err(|_| {
         ApiError::invalid_request("expected an application/x-www-form-urlencoded body")
     })?;
-    let dpop_jkt = crate::dpop::proof_key(&stepup, &headers, "POST", "/oauth/token").await?;
+    let dpop_jkt = crate::dpop::proof_key(&stepup, None, &headers, "POST", "/oauth/token").await?;
     let dpop_jkt = dpop_jkt.as_deref();
     let mfa = stepup.mfa();
     let tokens = match request.grant_type.as_deref() {

@@ -43,9 +43,21 @@ impl Key {
 
     /// A proof for `GET {PUBLIC_URL}{path}` with `token`, at `iat`.
     fn resource_proof(&self, path: &str, token: &str, iat: u64, jti: &str) -> String {
+        self.proof_with_token("GET", path, token, iat, jti)
+    }
+
+    /// A proof for `method {PUBLIC_URL}{path}` with `token`, at `iat`.
+    fn proof_with_token(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        iat: u64,
+        jti: &str,
+    ) -> String {
         let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
         let htu = format!("{PUBLIC_URL}{path}");
-        self.sign(&json!({"jti": jti, "htm": "GET", "htu": htu, "iat": iat, "ath": ath}))
+        self.sign(&json!({"jti": jti, "htm": method, "htu": htu, "iat": iat, "ath": ath}))
     }
 
     fn sign(&self, claims: &Value) -> String {
@@ -332,4 +344,62 @@ async fn a_proof_accepted_by_one_instance_is_refused_by_the_other(backend: &Back
         }
     }
     assert_eq!(accepted, 1);
+}
+
+/// A signed-in user whose token is bound steps up with it: `authenticate()` checks the proof
+/// sent to `POST /oauth/authorize` (with `ath`) and the route takes its key from there rather
+/// than judging the same proof again (which would call it a replay).
+#[tokio::test]
+async fn a_bound_token_steps_up_at_the_authorize_route() {
+    let app = sqlite_app().await;
+    let stepup = &app.stepup;
+    let routes = Router::new().merge(stepup.routes()).layer(
+        stepup
+            .authenticate()
+            .with_dpop(stepup.dpop_policy().unwrap()),
+    );
+    let base = serve(routes).await;
+    let (_, totp, _) = app.enrolled_user("ivy@example.com").await;
+    let dpop = Key::new(5);
+    let now = app.clock.unix_seconds();
+    let mfa_token = app.mfa_token("ivy@example.com").await;
+    let proof = dpop.proof("/oauth/authorize/mfa", now, "ivy-mfa");
+    let body = json!({"mfa_token": mfa_token, "method": "totp", "code": app.code(&totp)});
+    let token = post_with_proof(&app, "/oauth/authorize/mfa", &proof, body)
+        .await
+        .token();
+
+    let step_up = |proof: String| {
+        app.http
+            .post(format!("{base}/oauth/authorize"))
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .json(&json!({"acr_values": "mfa"}))
+    };
+    let proof = dpop.proof_with_token("POST", "/oauth/authorize", &token, now, "ivy-up");
+    let answer = Answer::read(step_up(proof.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert!(answer.body["mfa_token"].is_string(), "{:?}", answer.body);
+
+    // The same proof again is a replay; the token sent as a bearer token is refused.
+    let replayed = Answer::read(step_up(proof)).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        replayed.body
+    );
+    let as_bearer = Answer::read(
+        app.http
+            .post(format!("{base}/oauth/authorize"))
+            .bearer_auth(&token)
+            .json(&json!({"acr_values": "mfa"})),
+    )
+    .await;
+    assert_eq!(
+        as_bearer.status,
+        StatusCode::UNAUTHORIZED,
+        "{:?}",
+        as_bearer.body
+    );
 }
