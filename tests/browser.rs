@@ -367,6 +367,13 @@ async fn a_person_walks_every_main_flow_in_chromium() {
     page.submit("mfa-totp-form").await;
     page.visible("signed-in").await;
     assert_eq!(page.text("session-acr").await, "mfa");
+    // The token is bound to a key the page cannot export (DPoP), and every call since carried a
+    // proof: the browser's clock is weeks off the demo's, and the page dated its proofs by the
+    // demo's `Date`.
+    assert_eq!(
+        page.text("session-token").await,
+        "DPoP-bound to a key this page cannot export (extractable: false)"
+    );
 
     // Add a passkey (the virtual authenticator answers), then sign in with it alone.
     page.type_into("passkey-label", "virtual phone").await;

@@ -286,7 +286,7 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         // SMS and mail codes are restricted authenticators: beside an app or a passkey only.
         .restricted_factor_alone(false)
         .shared_mailer(mailer)
-        .clock(clock)
+        .clock(clock.clone())
         .kdf_pool(kdf)
         .trusted_proxies(trusted_proxies)
         // The authorization server for third-party clients (an MCP client): RFC 7591
@@ -358,8 +358,13 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
                 "this endpoint does not take that method",
             )
         })
-        .layer(stepup.authenticate());
-    Ok(web::with_security_headers(app))
+        // Bearer tokens, and DPoP-bound ones (the page binds its tokens to a key it cannot
+        // export): each proof accepted once across every instance.
+        .layer(stepup.authenticate().with_dpop(stepup.dpop_policy()?));
+    Ok(web::with_server_date(
+        web::with_security_headers(app),
+        clock,
+    ))
 }
 
 #[derive(Clone)]

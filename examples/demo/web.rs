@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path as FilePath, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use stepup::clock::SharedClock;
 use stepup::routes::ApiError;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -71,6 +73,24 @@ pub(crate) fn routes(outboxes: Outboxes) -> Router {
         return page;
     }
     page.route("/dev/outbox", get(outbox).with_state(Arc::new(outboxes)))
+}
+
+/// Dates every answer of `router` (`Date`, RFC 9110) by `clock`, the clock that judges tokens
+/// and DPoP proofs: a client whose own clock is off dates its proofs by it (stepup.js does). With
+/// the system clock it is the date the server would send anyway.
+pub(crate) fn with_server_date(router: Router, clock: SharedClock) -> Router {
+    router.layer(axum::middleware::map_response(
+        move |mut response: Response| {
+            let now = UNIX_EPOCH + Duration::from_secs(clock.unix_seconds());
+            let date = HeaderValue::from_str(&httpdate::fmt_http_date(now));
+            async move {
+                if let Ok(date) = date {
+                    response.headers_mut().insert(header::DATE, date);
+                }
+                response
+            }
+        },
+    ))
 }
 
 /// Adds the page's security headers to every answer of `router` (where the handler set none).

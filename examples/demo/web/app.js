@@ -1,10 +1,15 @@
 // The demo page: every flow of stepup, on the demo's own API. The access token lives in this
 // module's memory only (never localStorage): a reload signs out, a remembered device stays.
-import { createClient, requestApproval, requestStepUp } from "./stepup.js";
+// Tokens are bound (DPoP) to a key this page makes and WebCrypto will not export: a script that
+// reads the token cannot use it elsewhere.
+import { createClient, DpopKey, fetchBound, requestApproval, requestStepUp } from "./stepup.js";
 import * as passkeys from "./passkeys.js";
 
 const $ = (id) => document.getElementById(id);
+/** The token answer (`{access_token, token_type, …}`) of the signed-in user. */
 let accessToken = null;
+/** Where WebCrypto is missing (a page not served over https or from localhost), bearer tokens. */
+const dpop = globalThis.crypto?.subtle ? await DpopKey.generate().catch(() => null) : null;
 
 // ---- talking to the API ---------------------------------------------------------------------
 
@@ -32,20 +37,21 @@ const json = (method, value) => ({
 /** Calls the API as the signed-in user, meeting step-up challenges with the factor prompt. */
 const api = createClient({
   getToken: () => accessToken,
+  dpop,
   stepUp: async (required) => {
-    const challenge = await requestStepUp(accessToken, required);
+    const challenge = await requestStepUp(accessToken, required, { dpop });
     const why = required.acrValues.includes("phr")
       ? "This needs a passkey: confirm with yours."
       : "Confirm it is you with a second factor.";
     const signedIn = await secondFactor(challenge, why, required.acrValues.includes("phr"));
-    accessToken = signedIn.access_token;
+    accessToken = signedIn;
     show("signed-in");
     await showSession();
     return accessToken;
   },
   // One operation (a transfer): the factor approves this amount and payee, and nothing else.
   approve: async ({ transactionId, operation }) => {
-    const challenge = await requestApproval(accessToken, transactionId);
+    const challenge = await requestApproval(accessToken, transactionId, { dpop });
     const approved = await secondFactor(challenge, `Approve ${describe(operation)}`);
     show("signed-in");
     return approved.transaction_grant;
@@ -61,6 +67,8 @@ function describe(payment) {
 
 const call = async (url, init = {}) => bodyOf(await api(url, init));
 const open = async (url, init = {}) => bodyOf(await fetch(url, init));
+/** A request that answers a token: bound to the page's DPoP key. */
+const obtain = async (url, init) => bodyOf(await fetchBound(dpop, url, init));
 
 // ---- messages -------------------------------------------------------------------------------
 
@@ -107,7 +115,7 @@ const when = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleString() :
 // ---- signing in -----------------------------------------------------------------------------
 
 async function signedIn(answer) {
-  accessToken = answer.access_token;
+  accessToken = answer;
   $("sign-in-password").value = "";
   notice("Signed in.");
   show("signed-in");
@@ -124,7 +132,7 @@ async function loginAnswered(answer) {
 }
 
 on("sign-in-form", "submit", async () => {
-  const answer = await open(
+  const answer = await obtain(
     "/oauth/authorize",
     json("POST", { username: $("sign-in-email").value, password: $("sign-in-password").value }),
   );
@@ -134,7 +142,7 @@ on("sign-in-form", "submit", async () => {
 on("passkey-sign-in", "click", async () => {
   const started = await open("/oauth/authorize/passkey/start", json("POST"));
   const credential = await passkeys.get(started);
-  const answer = await open(
+  const answer = await obtain(
     "/oauth/authorize/passkey",
     json("POST", { passkey_token: started.passkey_token, credential }),
   );
@@ -199,7 +207,7 @@ function secondFactor(challenge, reason, passkeyOnly = false) {
 }
 
 async function completeStep(proof) {
-  const answer = await open(
+  const answer = await obtain(
     "/oauth/authorize/mfa",
     json("POST", { mfa_token: pendingStep.token, remember_device: $("mfa-remember").checked, ...proof }),
   );
@@ -235,6 +243,10 @@ async function showSession() {
   $("session-acr").textContent = me.acr;
   $("session-amr").textContent = (me.amr ?? []).join(", ") || "none";
   $("session-auth-time").textContent = when(me.auth_time);
+  $("session-token").textContent =
+    accessToken?.token_type === "DPoP"
+      ? `DPoP-bound to a key this page cannot export (extractable: ${dpop.extractable})`
+      : "bearer";
 }
 
 async function showFactors() {
