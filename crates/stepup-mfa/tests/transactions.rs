@@ -11,11 +11,14 @@ use serde_json::json;
 use stepup_core::AuthContext;
 use stepup_mfa::{ClientInfo, Conclusion, Mfa, MfaError};
 use support::*;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 on_every_store!(
     a_grant_approves_one_operation_of_one_user_once,
     one_grant_raced_100_times_approves_once,
     a_code_sent_for_a_transaction_names_what_it_approves,
+    a_passkey_approves_only_the_operation_it_signed,
 );
 on_every_store!(redis: one_grant_raced_100_times_approves_once);
 
@@ -276,4 +279,113 @@ async fn a_code_sent_for_a_transaction_names_what_it_approves(h: Harness) {
     mfa.prepare_challenge(&login, "sms", &client).await.unwrap();
     let (_, text) = h.phone.texts().pop().unwrap();
     assert!(text.starts_with("Your verification code is "), "{text}");
+}
+
+/// The MFA step approving `operation` for `user`, prepared for WebAuthn: its `mfa_token` and the
+/// request options.
+async fn passkey_step(mfa: &Mfa, user: &str, operation: &str) -> (String, serde_json::Value) {
+    let id = mfa
+        .request_transaction(&caller(user), operation)
+        .await
+        .unwrap();
+    let (challenge, _) = mfa
+        .start_transaction_step(&caller(user), &id)
+        .await
+        .unwrap();
+    let options = mfa
+        .prepare_challenge(&challenge.mfa_token, "webauthn", &ClientInfo::default())
+        .await
+        .unwrap();
+    (challenge.mfa_token, options)
+}
+
+/// The MFA step `mfa_token` answered with the WebAuthn `proof`.
+async fn answer(
+    mfa: &Mfa,
+    mfa_token: &str,
+    proof: &serde_json::Value,
+) -> Result<stepup_mfa::Login, MfaError> {
+    mfa.finish_mfa(mfa_token, "webauthn", proof, false, &ClientInfo::default())
+        .await
+}
+
+/// The challenge in an assertion's signed clientDataJSON (base64url).
+fn signed_challenge(proof: &serde_json::Value) -> serde_json::Value {
+    let credential: stepup_mfa::webauthn::PublicKeyCredential =
+        serde_json::from_value(proof["credential"].clone()).unwrap();
+    let client_data: serde_json::Value =
+        serde_json::from_slice(&credential.response.client_data_json).unwrap();
+    client_data["challenge"].clone()
+}
+
+async fn a_passkey_approves_only_the_operation_it_signed(h: Harness) {
+    let mfa = h.mfa.clone();
+    let mut key = SoftPasskey::new(true);
+    h.register_passkey(&mfa, "signer", &mut key, None).await;
+    let client = ClientInfo::default();
+
+    // The step for the payment: user verification required, and the authenticator signs the
+    // challenge it was sent (derived from the operation: see the factor's unit tests).
+    let (payment, options) = passkey_step(&mfa, "signer", PAYMENT).await;
+    assert_eq!(options["publicKey"]["userVerification"], json!("required"));
+    let credential = key
+        .do_authentication(origin(), request_options(&options))
+        .unwrap();
+    let signed = json!({ "credential": credential });
+    assert_eq!(signed_challenge(&signed), options["publicKey"]["challenge"]);
+
+    // Answered on the step of the same payment for one euro more: refused.
+    let (other, _) = passkey_step(&mfa, "signer", OTHER).await;
+    assert!(matches!(
+        answer(&mfa, &other, &signed).await,
+        Err(MfaError::InvalidCode(_))
+    ));
+
+    // On its own step it approves the payment, at phr, and only the payment.
+    let login = answer(&mfa, &payment, &signed).await.unwrap();
+    assert_eq!(login.authentication.acr, "phr");
+    let grant = match mfa.conclude(login).await.unwrap() {
+        Conclusion::Approved(grant) => grant.transaction_grant,
+        other => panic!("a transaction step ends in a grant, never a token: {other:?}"),
+    };
+    assert!(
+        mfa.redeem_transaction(&caller("signer"), &grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // The other payment is approved only by an assertion made for it.
+    mfa.prepare_challenge(&other, "webauthn", &client)
+        .await
+        .unwrap();
+    assert!(matches!(
+        answer(&mfa, &other, &signed).await,
+        Err(MfaError::InvalidCode(_))
+    ));
+    let options = mfa
+        .prepare_challenge(&other, "webauthn", &client)
+        .await
+        .unwrap();
+    let credential = key
+        .do_authentication(origin(), request_options(&options))
+        .unwrap();
+    let login = answer(&mfa, &other, &json!({ "credential": credential }))
+        .await
+        .unwrap();
+    let Conclusion::Approved(grant) = mfa.conclude(login).await.unwrap() else {
+        panic!("a transaction step ends in a grant");
+    };
+    assert!(
+        !mfa.redeem_transaction(&caller("signer"), &grant.transaction_grant, PAYMENT)
+            .await
+            .unwrap()
+    );
+
+    // A login's assertion still works, and ends in a token.
+    let (token, proof) = h.passkey_assertion(&mfa, "signer", &mut key).await;
+    let login = answer(&mfa, &token, &proof).await.unwrap();
+    assert!(matches!(
+        mfa.conclude(login).await.unwrap(),
+        Conclusion::Token { .. }
+    ));
 }

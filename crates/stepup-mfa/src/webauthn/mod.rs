@@ -19,6 +19,11 @@
 //! `hwk`. The user handle given to authenticators is a keyed digest of the user id (never the id
 //! itself), so it says nothing about the user to anyone without the lookup key.
 //!
+//! In a transaction step-up (the MFA step approving one operation) the assertion's challenge is
+//! SHA-256 of a fresh server nonce and the operation's canonical JSON (`transaction_challenge`),
+//! with user verification required: the authenticator signs the operation itself, and an
+//! assertion made for one operation verifies for no other.
+//!
 //! ```
 //! use stepup_mfa::factor::Factor;
 //! use stepup_mfa::webauthn::{RelyingParty, Webauthn};
@@ -35,6 +40,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use stepup_core::acr::amr;
 use stepup_core::tokens;
 use stepup_store::{Credential, Enrollment};
@@ -214,6 +220,82 @@ struct RegisterFinish {
     label: Option<String>,
 }
 
+/// An MFA step's assertion ceremony, waiting for its answer: webauthn-rs's state (whose challenge
+/// the signed clientDataJSON must carry) and, in a transaction step-up, the server nonce that
+/// challenge was derived from (base64url), kept beside it so the binding can be recomputed. A
+/// login's is stored as the bare state.
+#[derive(Serialize, Deserialize)]
+struct AssertionState {
+    #[serde(flatten)]
+    state: PasskeyAuthentication,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transaction_nonce: Option<String>,
+}
+
+impl AssertionState {
+    fn login(state: PasskeyAuthentication) -> Self {
+        Self {
+            state,
+            transaction_nonce: None,
+        }
+    }
+}
+
+/// The WebAuthn challenge of a transaction step-up: SHA-256(nonce ‖ 0x00 ‖ operation), where the
+/// nonce is the 32 random bytes webauthn-rs drew for the step and the operation is its canonical
+/// JSON (UTF-8). The authenticator signs clientDataJSON, which carries this challenge, so a valid
+/// assertion commits to this operation: the same approval is no proof for another amount or
+/// payee. This is the one place the rule is written.
+fn transaction_challenge(nonce: &[u8; 32], operation: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(nonce)
+        .chain_update([0x00])
+        .chain_update(operation.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// Binds the request options and their state to `operation`: both get
+/// [`transaction_challenge`] of the random challenge webauthn-rs drew (the server nonce) and the
+/// operation. Fails closed (an internal error) if the state is not shaped as expected, so options
+/// whose challenge differs from the state's are never sent.
+fn bind_to_operation(
+    mut options: RequestChallengeResponse,
+    state: PasskeyAuthentication,
+    operation: &str,
+) -> Result<(RequestChallengeResponse, AssertionState), MfaError> {
+    let unexpected = || MfaError::internal("unexpected WebAuthn authentication state");
+    let nonce: [u8; 32] = options
+        .public_key
+        .challenge
+        .as_slice()
+        .try_into()
+        .map_err(|_| unexpected())?;
+    let challenge = transaction_challenge(&nonce, operation);
+    // The serialised state is `{"ast": {…, "challenge": "<base64url>", …}}` (webauthn-rs's
+    // `danger-allow-state-serialisation`): its challenge must be the nonce just drawn.
+    let mut value = serde_json::to_value(&state).map_err(MfaError::internal)?;
+    let drawn = value.pointer_mut("/ast/challenge").ok_or_else(unexpected)?;
+    if drawn.as_str() != Some(URL_SAFE_NO_PAD.encode(nonce).as_str()) {
+        return Err(unexpected());
+    }
+    *drawn = URL_SAFE_NO_PAD.encode(challenge).into();
+    let state: PasskeyAuthentication = serde_json::from_value(value).map_err(MfaError::internal)?;
+    // Read back: the state now expects exactly the challenge the options carry.
+    let stored = serde_json::to_value(&state).map_err(MfaError::internal)?;
+    if stored.pointer("/ast/challenge").and_then(Value::as_str)
+        != Some(URL_SAFE_NO_PAD.encode(challenge).as_str())
+    {
+        return Err(unexpected());
+    }
+    options.public_key.challenge = challenge.to_vec();
+    let state = AssertionState {
+        state,
+        transaction_nonce: Some(URL_SAFE_NO_PAD.encode(nonce)),
+    };
+    Ok((options, state))
+}
+
 #[derive(Deserialize)]
 struct Assertion {
     credential: PublicKeyCredential,
@@ -323,8 +405,10 @@ impl Factor for Webauthn {
         Ok(EnrollmentFinish::new_credential(credential))
     }
 
-    /// Request options for the user's credentials, bound to this MFA step; a later prepare
-    /// replaces them.
+    /// Request options for the user's credentials (user verification required), bound to this
+    /// MFA step; a later prepare replaces them. In a transaction step-up the challenge is
+    /// `transaction_challenge` of a fresh server nonce and the operation, so the authenticator
+    /// signs the operation itself.
     async fn prepare(
         &self,
         cx: &FactorContext<'_>,
@@ -341,6 +425,10 @@ impl Factor for Webauthn {
             .webauthn()
             .start_passkey_authentication(&passkeys)
             .map_err(MfaError::internal)?;
+        let (options, state) = match cx.transaction.as_deref() {
+            Some(operation) => bind_to_operation(options, state, operation)?,
+            None => (options, AssertionState::login(state)),
+        };
         let state = serde_json::to_vec(&state).map_err(MfaError::internal)?;
         let key = assertion_key(cx.challenge_id()?);
         cx.replace_state(&key, &state, CEREMONY_TTL).await?;
@@ -360,7 +448,9 @@ impl Factor for Webauthn {
         proof: &Value,
     ) -> Result<Verified, MfaError> {
         let Assertion { credential } = parse_input(proof)?;
-        let state: PasskeyAuthentication = take_ceremony(cx, &assertion_key(cx.challenge_id()?))
+        // webauthn-rs checks the signed clientDataJSON's challenge against the state's: in a
+        // transaction step-up that is the challenge derived from the operation.
+        let AssertionState { state, .. } = take_ceremony(cx, &assertion_key(cx.challenge_id()?))
             .await?
             .ok_or(InvalidCode)?;
         let id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
