@@ -206,3 +206,86 @@ async fn bad_requests_are_named_4xx_never_echoed() {
     assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(refused.body["error"], "invalid_request");
 }
+
+/// Approvals that count what they are asked: every operation recorded as `tx-1`.
+#[derive(Default)]
+struct Counted(std::sync::atomic::AtomicUsize);
+
+#[stepup_core::policy::async_trait]
+impl stepup_core::policy::TransactionApprovals for Counted {
+    async fn request_approval(
+        &self,
+        _: &stepup_core::AuthContext,
+        _: &str,
+    ) -> Result<String, stepup_core::policy::Unavailable> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok("tx-1".to_owned())
+    }
+
+    async fn redeem_approval(
+        &self,
+        _: &stepup_core::AuthContext,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, stepup_core::policy::Unavailable> {
+        Ok(false)
+    }
+}
+
+/// An operation whose canonical JSON is over the 4096 bytes the engine records is a `400` that
+/// says so, before any approval is asked for (not a `503`, as a store refusing it would be).
+#[tokio::test]
+async fn an_operation_too_large_to_approve_is_a_400_before_any_approval() {
+    let clock = ManualClock::at_unix(T0);
+    let verifier = issuer(&clock)
+        .verifier()
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    // Twenty notes of up to 256 bytes each: an operation of about 5 kB.
+    let notes = |_: &http::request::Parts, body: &[u8]| {
+        let body: Value = serde_json::from_slice(body)
+            .map_err(|_| OperationError::new("the body must be JSON"))?;
+        (0..20).try_fold(Operation::new("notes"), |operation, n| {
+            operation.with_text(&format!("note{n}"), &body[format!("note{n}")])
+        })
+    };
+    let approvals = Arc::new(Counted::default());
+    let app = Router::new()
+        .route(
+            "/api/transfers",
+            post(|| async { "sent" })
+                .layer(RequireTransaction::new(notes).with_approvals(approvals.clone())),
+        )
+        .layer(authenticate(verifier));
+    let token = issuer(&clock)
+        .issue(&Grant::new("ada").acr("mfa"))
+        .unwrap()
+        .access_token;
+    let notes_of = |text: &str| {
+        let notes: serde_json::Map<String, Value> =
+            (0..20).map(|n| (format!("note{n}"), json!(text))).collect();
+        Value::Object(notes).to_string()
+    };
+
+    let refused = send(&app, Some(&token), &notes_of(&"n".repeat(250))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.body["error"], "invalid_request");
+    assert_eq!(
+        refused.body["error_description"],
+        "the operation is too large to approve (at most 4096 bytes)"
+    );
+    let asked = || approvals.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(asked(), 0, "nothing recorded");
+
+    // A small one is recorded and challenged.
+    let challenged = send(&app, Some(&token), &notes_of("n")).await;
+    assert_eq!(challenged.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenged
+            .challenge
+            .unwrap()
+            .contains("transaction_id=\"tx-1\"")
+    );
+    assert_eq!(asked(), 1);
+}
