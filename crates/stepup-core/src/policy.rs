@@ -67,6 +67,15 @@ impl From<Unavailable> for Revoked {
 pub trait RevocationCheck: Send + Sync + 'static {
     /// `Ok` when `caller`'s token still stands.
     async fn check(&self, caller: &AuthContext) -> Result<(), Revoked>;
+
+    /// The same verdict without waiting, when the policy holds it in memory (stepup's engine
+    /// keeps a copy of every user's generation); `None` when only [`check`](Self::check) can
+    /// tell. The layer asks this first: a verdict here costs the request no allocation and no
+    /// await. It must never say `Ok` where `check` would refuse.
+    fn check_now(&self, caller: &AuthContext) -> Option<Result<(), Revoked>> {
+        let _ = caller;
+        None
+    }
 }
 
 /// The verdict on one request under a ceiling.

@@ -30,24 +30,26 @@ impl Mfa {
     /// ([`replica`](crate::replica)); from the store when the copy is stale or behind the token.
     /// Fails closed when neither can answer.
     pub async fn check_token(&self, caller: &AuthContext) -> Result<bool, MfaError> {
+        if let Some(stands) = self.check_token_now(caller) {
+            return Ok(stands);
+        }
+        let generation = self.current_generation(&self.user_of(caller)).await?;
+        Ok(token_stands(caller, generation))
+    }
+
+    /// [`check_token`](Self::check_token) from the in-memory copy alone: `None` when the copy
+    /// is stale, or the token was minted after a reset the copy has not seen yet (then only the
+    /// store can tell).
+    pub fn check_token_now(&self, caller: &AuthContext) -> Option<bool> {
         let replica = &self.inner.replica;
         replica.start(&self.inner.stores.factors);
-        let user = self.user_of(caller);
-        let copied = replica.generation(&user).ok();
-        let generation = match copied {
-            // The store's generation is the copy's or later: a token of an older one is void,
-            // of the same one stands (a newer reset reaches the copy within the bound).
-            Some(copied)
-                if caller
-                    .generation()
-                    .is_none_or(|issued| issued <= copied.value) =>
-            {
-                copied
-            }
-            // Stale, or a token minted after a reset this copy has not seen: ask the store.
-            _ => self.current_generation(&user).await?,
-        };
-        Ok(token_stands(caller, generation))
+        let copied = replica.generation(&self.user_of(caller)).ok()?;
+        // The store's generation is the copy's or later: a token of an older one is void, of
+        // the same one stands (a newer reset reaches the copy within the bound).
+        let known = caller
+            .generation()
+            .is_none_or(|issued| issued <= copied.value);
+        known.then(|| token_stands(caller, copied))
     }
 
     /// [`check_token`](Self::check_token), and the account still exists (the application says;

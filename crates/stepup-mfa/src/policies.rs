@@ -29,6 +29,15 @@ impl RevocationCheck for Mfa {
             }
         }
     }
+
+    fn check_now(&self, caller: &AuthContext) -> Option<Result<(), Revoked>> {
+        let stands = self.check_token_now(caller)?;
+        Some(if stands {
+            Ok(())
+        } else {
+            Err(Revoked::Revoked)
+        })
+    }
 }
 
 #[async_trait]

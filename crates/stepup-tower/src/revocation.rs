@@ -43,16 +43,56 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 pub use stepup_core::policy::{RevocationCheck, Revoked};
 use stepup_core::{AuthContext, AuthRejection, TokenError};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::response::ResponseBody;
+use crate::response::{ResponseBody, ResponseFuture};
 
-/// Response future of [`RejectRevoked`]: boxed, as it awaits the policy before the inner service.
-pub type RejectRevokedFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static>>;
+/// The answer of a policy that must be awaited (boxed: the policy's future, then the inner
+/// service's).
+type Awaited<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// Response future of [`RejectRevoked`]: the inner service's answer or the refusal, made at
+    /// once when the policy answered from memory ([`RevocationCheck::check_now`]), else after
+    /// its [`check`](RevocationCheck::check).
+    pub struct RejectRevokedFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Judged { #[pin] future: ResponseFuture<F> },
+        Awaiting { future: Awaited<B, E> },
+    }
+}
+
+impl<F, B, E> Future for RejectRevokedFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Judged { future } => future.poll(cx),
+            KindProj::Awaiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for RejectRevokedFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectRevokedFuture")
+            .finish_non_exhaustive()
+    }
+}
 
 /// Layer that applies [`RejectRevoked`]; see the [module docs](self).
 #[derive(Clone)]
@@ -102,6 +142,12 @@ impl<S> fmt::Debug for RejectRevoked<S> {
     }
 }
 
+/// The refusal of a revoked token, as HTTP or as a gRPC status (by the request).
+fn revoked<F>(request_headers: &http::HeaderMap) -> ResponseFuture<F> {
+    let grpc = stepup_core::grpc::is_grpc_request(request_headers);
+    ResponseFuture::rejected(AuthRejection::InvalidToken(TokenError::Revoked), grpc)
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RejectRevoked<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -110,27 +156,36 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = RejectRevokedFuture<ResBody, S::Error>;
+    type Future = RejectRevokedFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let verdict = match request.extensions().get::<AuthContext>() {
+            None => Some(Ok(())),
+            Some(caller) => self.policy.check_now(caller),
+        };
+        let judged = |future| RejectRevokedFuture {
+            kind: Kind::Judged { future },
+        };
+        match verdict {
+            Some(Ok(())) => return judged(ResponseFuture::inner(self.inner.call(request))),
+            Some(Err(Revoked::Revoked)) => return judged(revoked(request.headers())),
+            // Unavailable from memory: `check` decides (and answers 503 if it cannot either).
+            Some(Err(_)) | None => {}
+        }
         // The readied service is the one called; the clone waits for the next `poll_ready`.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
         let caller = request.extensions().get::<AuthContext>().cloned();
-        Box::pin(async move {
+        let future: Awaited<ResBody, S::Error> = Box::pin(async move {
             if let Some(caller) = caller {
                 match policy.check(&caller).await {
                     Ok(()) => {}
-                    Err(Revoked::Revoked) => {
-                        let rejection = AuthRejection::InvalidToken(TokenError::Revoked);
-                        let response = rejection.to_response_for(request.headers());
-                        return Ok(response.map(ResponseBody::from_rejection));
-                    }
+                    Err(Revoked::Revoked) => return revoked::<S::Future>(request.headers()).await,
                     Err(_) => {
                         tracing::warn!("revocation check unavailable; refusing");
                         let grpc = stepup_core::grpc::is_grpc_request(request.headers());
@@ -138,10 +193,10 @@ where
                     }
                 }
             }
-            inner
-                .call(request)
-                .await
-                .map(|response| response.map(ResponseBody::from_inner))
-        })
+            ResponseFuture::inner(inner.call(request)).await
+        });
+        RejectRevokedFuture {
+            kind: Kind::Awaiting { future },
+        }
     }
 }
