@@ -41,6 +41,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
@@ -101,7 +102,7 @@ impl<S> Layer<S> for AuthenticateDpopLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthenticateDpop {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -110,7 +111,8 @@ impl<S> Layer<S> for AuthenticateDpopLayer {
 #[derive(Clone)]
 pub struct AuthenticateDpop<S> {
     inner: S,
-    layer: AuthenticateDpopLayer,
+    /// Shared: each request takes one reference, not a copy of the verifier and the policy.
+    layer: Arc<AuthenticateDpopLayer>,
 }
 
 impl<S> fmt::Debug for AuthenticateDpop<S> {
