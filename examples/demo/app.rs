@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -302,12 +303,12 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         builder = builder.external_issuer(external);
     }
     let stepup = builder.build()?;
-    let demo = Demo {
+    let demo = Demo(Arc::new(DemoParts {
         openapi: openapi::document(&stepup).to_json()?.into(),
         users,
         stepup: stepup.clone(),
         redis,
-    };
+    }));
     // Each registration costs one argon2id: at most 10 per address per hour, counted by the
     // engine's one address policy (IPv6 by /64), shared by every instance.
     let register_route = post(register)
@@ -367,8 +368,20 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
     ))
 }
 
+/// The routes' state. axum clones it for every request (and with every clone of a route), so it
+/// is one reference, not a copy of its parts.
 #[derive(Clone)]
-struct Demo {
+struct Demo(Arc<DemoParts>);
+
+impl std::ops::Deref for Demo {
+    type Target = DemoParts;
+
+    fn deref(&self) -> &DemoParts {
+        &self.0
+    }
+}
+
+struct DemoParts {
     /// `GET /openapi.json`, serialized once: the routes do not change while the process runs.
     openapi: bytes::Bytes,
     users: Users,
@@ -501,7 +514,7 @@ async fn register(
 async fn openapi_document(State(demo): State<Demo>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        demo.openapi,
+        demo.openapi.clone(),
     )
         .into_response()
 }
