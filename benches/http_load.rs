@@ -380,7 +380,12 @@ async fn requests_on(
     clock: &ManualClock,
 ) {
     let (router, issuer) = demo(database, redis, clock).await;
-    let addr = serve(router.into_make_service_with_connect_info::<SocketAddr>()).await;
+    let addr = serve(
+        router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await;
     let bearer = |grant: Grant| {
         let token = issuer.issue(&grant).unwrap().access_token;
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
@@ -422,6 +427,8 @@ async fn requests_on(
         status_of(&mut senders[0], Route::Me.path(), Some(&bearers.mfa[0])).await,
         StatusCode::OK
     );
+
+    in_process(&router, &bearers, settings).await;
 
     // Warm-up: connections, allocator, the verifier's cache.
     for route in Route::ALL {
@@ -499,6 +506,49 @@ async fn requests_on(
         ratios_sized.iter().copied().fold(f64::INFINITY, f64::min),
         ratios_sized.iter().copied().fold(0.0, f64::max),
     );
+}
+
+/// The same router called in process, one request at a time, without TCP or hyper: what each
+/// route costs the server beyond the HTTP machinery every request pays alike, so that a gap
+/// between (a) and (b) over HTTP can be put down to the layers, the routing or the handler.
+async fn in_process(router: &Router, bearers: &Bearers, settings: &Settings) {
+    use tower::ServiceExt;
+    let calls = (settings.rounds * 500).max(1);
+    let mut nanos = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for n in 0..settings.rounds.max(3) {
+        for k in 0..Route::ALL.len() {
+            let index = (n + k) % Route::ALL.len();
+            let route = Route::ALL[index];
+            let bearer = match route {
+                Route::Vault => &bearers.phr[0],
+                _ => &bearers.mfa[0],
+            };
+            let header = header_of(route, bearer);
+            let start = Instant::now();
+            for _ in 0..calls {
+                let mut request = Request::get(route.path()).header(header::HOST, "127.0.0.1");
+                if let Some((name, value)) = &header {
+                    request = request.header(name, value.clone());
+                }
+                let request = request.body(axum::body::Body::empty()).unwrap();
+                let response = router.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), route.status());
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                assert!(!body.is_empty());
+            }
+            nanos[index].push(start.elapsed().as_nanos() as f64 / calls as f64);
+        }
+    }
+    println!("in process (the router alone, no TCP or hyper), median ns per request:");
+    let medians: Vec<f64> = nanos.into_iter().map(median).collect();
+    for (route, ns) in Route::ALL.iter().zip(&medians) {
+        println!(
+            "  {:<50} {:>8.0} ns  ({:+.0} ns vs (a))",
+            route.label(),
+            ns,
+            ns - medians[0]
+        );
+    }
 }
 
 /// Every user has the same password; the check is argon2id, as in the demo.
