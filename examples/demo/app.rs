@@ -358,14 +358,23 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
                 "method_not_allowed",
                 "this endpoint does not take that method",
             )
-        })
+        });
+    // The layers every answer passes through wrap the router once: `Router::layer` would wrap
+    // each route, and axum copies a route's whole stack of services on every request.
+    let [csp, nosniff, referrer, frame, opener] = web::security_headers();
+    let service = tower::ServiceBuilder::new()
+        .layer(web::server_date(clock))
+        .layer(csp)
+        .layer(nosniff)
+        .layer(referrer)
+        .layer(frame)
+        .layer(opener)
         // Bearer tokens, and DPoP-bound ones (the page binds its tokens to a key it cannot
         // export): each proof accepted once across every instance.
-        .layer(stepup.authenticate().with_dpop(stepup.dpop_policy()?));
-    Ok(web::with_server_date(
-        web::with_security_headers(app),
-        clock,
-    ))
+        .layer(stepup.authenticate().with_dpop(stepup.dpop_policy()?))
+        // Every handler made a route now, not on each request (as serving a `Router` does).
+        .service(app.with_state::<()>(()));
+    Ok(Router::new().fallback_service(service))
 }
 
 /// The routes' state. axum clones it for every request (and with every clone of a route), so it

@@ -75,27 +75,21 @@ pub(crate) fn routes(outboxes: Outboxes) -> Router {
     page.route("/dev/outbox", get(outbox).with_state(Arc::new(outboxes)))
 }
 
-/// Dates every answer of `router` (`Date`, RFC 9110) by `clock`, the clock that judges tokens
-/// and DPoP proofs: a client whose own clock is off dates its proofs by it (stepup.js does). With
-/// the system clock it is the date the server would send anyway.
-pub(crate) fn with_server_date(router: Router, clock: SharedClock) -> Router {
-    router.layer(axum::middleware::map_response(
-        move |mut response: Response| {
-            let now = UNIX_EPOCH + Duration::from_secs(clock.unix_seconds());
-            let date = HeaderValue::from_str(&httpdate::fmt_http_date(now));
-            async move {
-                if let Ok(date) = date {
-                    response.headers_mut().insert(header::DATE, date);
-                }
-                response
-            }
-        },
-    ))
+/// Dates every answer (`Date`, RFC 9110) by `clock`, the clock that judges tokens and DPoP
+/// proofs: a client whose own clock is off dates its proofs by it (stepup.js does). With the
+/// system clock it is the date the server would send anyway.
+pub(crate) fn server_date<B>(
+    clock: SharedClock,
+) -> SetResponseHeaderLayer<impl Fn(&http::Response<B>) -> Option<HeaderValue> + Clone> {
+    SetResponseHeaderLayer::overriding(header::DATE, move |_: &http::Response<B>| {
+        let now = UNIX_EPOCH + Duration::from_secs(clock.unix_seconds());
+        HeaderValue::from_str(&httpdate::fmt_http_date(now)).ok()
+    })
 }
 
-/// Adds the page's security headers to every answer of `router` (where the handler set none).
-pub(crate) fn with_security_headers(router: Router) -> Router {
-    let headers = [
+/// The page's security headers, on every answer where the handler set none.
+pub(crate) fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 5] {
+    [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -104,12 +98,9 @@ pub(crate) fn with_security_headers(router: Router) -> Router {
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
         ),
-    ];
-    headers.into_iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ))
+    ]
+    .map(|(name, value)| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     })
 }
 
