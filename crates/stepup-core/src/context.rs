@@ -11,7 +11,12 @@ use crate::profile::IdpProfile;
 /// `authenticate()` layer and read by handlers through extractors. Cheap to clone.
 #[derive(Clone)]
 pub struct AuthContext {
+    /// What the token says: shared by every request that presents the same token.
     inner: Arc<Inner>,
+    /// When this request's token was verified (Unix seconds).
+    verified_at: u64,
+    /// How this request presented it.
+    presentation: Presentation,
 }
 
 #[derive(Clone)]
@@ -25,7 +30,6 @@ struct Inner {
     issued_at: Option<u64>,
     generation: Option<u64>,
     expires_at: u64,
-    verified_at: u64,
     leeway: u64,
     levels: AcrLevels,
     issuer: Option<String>,
@@ -34,7 +38,6 @@ struct Inner {
     exchanged_from: Option<String>,
     authorization_details: Option<serde_json::Value>,
     key_thumbprint: Option<String>,
-    presentation: Presentation,
 }
 
 /// How the access token reached the service: as a bearer token, or bound to a key the client
@@ -64,7 +67,6 @@ impl AuthContext {
                 issued_at: None,
                 generation: None,
                 expires_at: 0,
-                verified_at: 0,
                 leeway: 0,
                 levels: AcrLevels::default(),
                 issuer: None,
@@ -73,8 +75,19 @@ impl AuthContext {
                 exchanged_from: None,
                 authorization_details: None,
                 key_thumbprint: None,
-                presentation: Presentation::Bearer,
             },
+            verified_at: 0,
+            presentation: Presentation::Bearer,
+        }
+    }
+
+    /// The same token's context, verified again at `verified_at`: what a cached verification
+    /// hands out, sharing everything the token says.
+    pub(crate) fn verified_again_at(&self, verified_at: u64) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            verified_at,
+            presentation: Presentation::Bearer,
         }
     }
 
@@ -87,13 +100,13 @@ impl AuthContext {
 
     /// How the token was presented (set by the `authenticate()` layer).
     pub fn presentation(&self) -> Presentation {
-        self.inner.presentation
+        self.presentation
     }
 
     /// This context, presented as `presentation` (the `authenticate()` layer marks a token whose
     /// DPoP proof it verified).
     pub fn with_presentation(mut self, presentation: Presentation) -> Self {
-        Arc::make_mut(&mut self.inner).presentation = presentation;
+        self.presentation = presentation;
         self
     }
 
@@ -157,7 +170,7 @@ impl AuthContext {
 
     /// When the token was verified, by the verifier's clock (Unix seconds); freshness is measured here.
     pub fn verified_at(&self) -> u64 {
-        self.inner.verified_at
+        self.verified_at
     }
 
     /// The clock skew tolerated between the token's issuer and [`verified_at`](Self::verified_at):
@@ -226,6 +239,8 @@ impl fmt::Debug for AuthContext {
 #[derive(Debug)]
 pub struct AuthContextBuilder {
     inner: Inner,
+    verified_at: u64,
+    presentation: Presentation,
 }
 
 impl fmt::Debug for Inner {
@@ -291,7 +306,7 @@ impl AuthContextBuilder {
 
     /// Sets the verification time (Unix seconds).
     pub fn verified_at(mut self, verified_at: u64) -> Self {
-        self.inner.verified_at = verified_at;
+        self.verified_at = verified_at;
         self
     }
 
@@ -346,7 +361,7 @@ impl AuthContextBuilder {
 
     /// Sets how the token was presented.
     pub fn presentation(mut self, presentation: Presentation) -> Self {
-        self.inner.presentation = presentation;
+        self.presentation = presentation;
         self
     }
 
@@ -354,6 +369,8 @@ impl AuthContextBuilder {
     pub fn build(self) -> AuthContext {
         AuthContext {
             inner: Arc::new(self.inner),
+            verified_at: self.verified_at,
+            presentation: self.presentation,
         }
     }
 }
