@@ -26,5 +26,6 @@ pub use keys::{GeneratedKey, SigningKey, VerifyingKey};
 #[cfg(feature = "jwks")]
 pub use remote::{KeySourceError, RefreshPolicy};
 pub use verifier::{
-    DEFAULT_CACHE_CAPACITY, JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN, TrustedIssuer,
+    AwaitingKeys, DEFAULT_CACHE_CAPACITY, JwtVerifier, JwtVerifierBuilder, MAX_TOKEN_LEN,
+    TrustedIssuer, Verification,
 };

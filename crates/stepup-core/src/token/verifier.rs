@@ -87,8 +87,12 @@ enum Keys {
 /// What a verification produced: what the cache keeps and the context is built from.
 struct Verified {
     claims: Normalized,
+    /// The trusted issuer, whose key-set refresh a cache hit may wake.
+    #[cfg(feature = "jwks")]
     trust: usize,
     key: Arc<KeyEntry>,
+    /// The caller's context, built once: each presentation shares it, with its own time.
+    context: AuthContext,
 }
 
 impl Expiring for Verified {
@@ -191,6 +195,28 @@ impl From<TokenError> for Refusal {
     }
 }
 
+/// What [`JwtVerifier::verify_now`] found.
+#[derive(Debug)]
+#[must_use]
+pub enum Verification {
+    /// Judged at once.
+    Done(Result<AuthContext, TokenError>),
+    /// The token's issuer's key set is being fetched (its `kid` was unknown, or the set is still
+    /// loading): [`JwtVerifier::verify_awaited`] waits for it and judges again.
+    AwaitingKeys(AwaitingKeys),
+}
+
+/// A verification waiting for a key-set refresh; see [`Verification::AwaitingKeys`].
+#[derive(Debug)]
+pub struct AwaitingKeys {
+    /// The trusted issuer whose set is fetched.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    trust: usize,
+    /// Its fetches finished before the attempt: the refresh it started finishes after them.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    seen: u64,
+}
+
 impl JwtVerifier {
     /// Starts a verifier.
     pub fn builder() -> JwtVerifierBuilder {
@@ -213,31 +239,64 @@ impl JwtVerifier {
     /// issuer's key set yet, or because the set is still loading, waits for the refresh this
     /// started (single-flight; at most the request timeout) and is judged again.
     pub async fn verify_async(&self, token: &str) -> Result<AuthContext, TokenError> {
+        match self.verify_now(token) {
+            Verification::Done(verdict) => verdict,
+            Verification::AwaitingKeys(awaiting) => self.verify_awaited(token, awaiting).await,
+        }
+    }
+
+    /// [`verify_async`](Self::verify_async) in two steps, for a middleware that answers most
+    /// requests without a future of its own: the verdict now, or, for a token that waits for its
+    /// issuer's key set, what [`verify_awaited`](Self::verify_awaited) finishes.
+    pub fn verify_now(&self, token: &str) -> Verification {
         // The fetches finished before this attempt: a refresh it starts finishes after them.
+        // (Read only where a key set is fetched: static keys, the common case, allocate nothing.)
         #[cfg(feature = "jwks")]
-        let seen: Vec<u64> = self
+        let seen: Vec<u64> = if self
             .inner
             .trusts
             .iter()
-            .map(|trust| match &trust.keys {
-                Keys::Remote(remote) => remote.shared.finished(),
-                Keys::Static(_) => 0,
-            })
-            .collect();
+            .any(|trust| matches!(trust.keys, Keys::Remote(_)))
+        {
+            self.inner
+                .trusts
+                .iter()
+                .map(|trust| match &trust.keys {
+                    Keys::Remote(remote) => remote.shared.finished(),
+                    Keys::Static(_) => 0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         match self.verify_inner(token) {
-            Ok(context) => Ok(context),
+            Ok(context) => Verification::Done(Ok(context)),
             #[cfg(feature = "jwks")]
             Err(Refusal {
                 pending: Some(trust),
                 ..
-            }) => {
-                if let Keys::Remote(remote) = &self.inner.trusts[trust].keys {
-                    remote.shared.wait_past(seen[trust]).await;
-                }
-                self.verify(token)
-            }
-            Err(refusal) => Err(refusal.error),
+            }) => Verification::AwaitingKeys(AwaitingKeys {
+                trust,
+                seen: seen.get(trust).copied().unwrap_or(0),
+            }),
+            Err(refusal) => Verification::Done(Err(refusal.error)),
         }
+    }
+
+    /// Waits for the key-set refresh that [`verify_now`](Self::verify_now) started for `token`
+    /// (at most the request timeout), then judges it again.
+    pub async fn verify_awaited(
+        &self,
+        token: &str,
+        awaiting: AwaitingKeys,
+    ) -> Result<AuthContext, TokenError> {
+        #[cfg(feature = "jwks")]
+        if let Some(Keys::Remote(remote)) = self.inner.trusts.get(awaiting.trust).map(|t| &t.keys) {
+            remote.shared.wait_past(awaiting.seen).await;
+        }
+        #[cfg(not(feature = "jwks"))]
+        let _ = awaiting;
+        self.verify(token)
     }
 
     fn verify_inner(&self, token: &str) -> Result<AuthContext, Refusal> {
@@ -260,7 +319,7 @@ impl JwtVerifier {
                     remote.shared.wake_if_due(now_ms);
                 }
                 self.check_times(&verified.claims, now)?;
-                return Ok(self.context(&verified, now));
+                return Ok(verified.context.verified_again_at(now));
             }
             // Its key has been withdrawn since: judged afresh (and refused) below.
             cache.remove(key, token);
@@ -272,7 +331,7 @@ impl JwtVerifier {
         if let (Some(cache), Some(key)) = (&self.inner.cache, key) {
             cache.insert(key, token, Arc::clone(&verified), now);
         }
-        Ok(self.context(&verified, now))
+        Ok(verified.context.verified_again_at(now))
     }
 
     fn now_ms(&self) -> u64 {
@@ -343,8 +402,11 @@ impl JwtVerifier {
                 return Err(TokenError::InvalidAudience.into());
             }
         }
+        let claims = normalize(raw, trust);
         Ok(Verified {
-            claims: normalize(raw, trust),
+            context: context_of(&claims, trust, self.inner.leeway),
+            claims,
+            #[cfg(feature = "jwks")]
             trust: trust_index,
             key: entry,
         })
@@ -384,53 +446,6 @@ impl JwtVerifier {
             return Err(TokenError::AuthTimeInFuture);
         }
         Ok(())
-    }
-
-    /// The caller's context from verified claims, verified at `now`.
-    fn context(&self, verified: &Verified, now: u64) -> AuthContext {
-        let claims = &verified.claims;
-        let trust = &self.inner.trusts[verified.trust];
-        let mut context = AuthContext::builder(claims.sub.clone())
-            .amr(claims.amr.iter().cloned())
-            .expires_at(claims.exp)
-            .verified_at(now)
-            .leeway(Duration::from_secs(self.inner.leeway))
-            .levels(trust.levels.clone())
-            .claims_challenge_capable(claims.claims_challenge_capable);
-        if let Some(acr) = &claims.acr {
-            context = context.acr(acr.clone());
-        }
-        if let Some(auth_time) = claims.auth_time {
-            context = context.auth_time(auth_time);
-        }
-        if let Some(scope) = &claims.scope {
-            context = context.scope(scope.clone());
-        }
-        if let Some(generation) = claims.generation {
-            context = context.generation(generation);
-        }
-        if let Some(iat) = claims.iat {
-            context = context.issued_at(iat);
-        }
-        if let Some(jti) = &claims.jti {
-            context = context.token_id(jti.clone());
-        }
-        if let Some(iss) = &claims.iss {
-            context = context.issuer(iss.clone());
-        }
-        if let Some(profile) = &trust.profile {
-            context = context.profile(profile.clone());
-        }
-        if let Some(issuer) = &claims.exchanged_from {
-            context = context.exchanged_from(issuer.clone());
-        }
-        if let Some(details) = &claims.authorization_details {
-            context = context.authorization_details(details.clone());
-        }
-        if let Some(thumbprint) = &claims.key_thumbprint {
-            context = context.key_thumbprint(thumbprint.clone());
-        }
-        context.build()
     }
 
     /// The level order given to the contexts of the first trusted issuer.
@@ -921,6 +936,50 @@ impl JwtVerifierBuilder {
             keys,
         })
     }
+}
+
+/// The caller's context from a trusted issuer's verified claims (its time is set per request).
+fn context_of(claims: &Normalized, trust: &Trust, leeway: u64) -> AuthContext {
+    let mut context = AuthContext::builder(claims.sub.clone())
+        .amr(claims.amr.iter().cloned())
+        .expires_at(claims.exp)
+        .leeway(Duration::from_secs(leeway))
+        .levels(trust.levels.clone())
+        .claims_challenge_capable(claims.claims_challenge_capable);
+    if let Some(acr) = &claims.acr {
+        context = context.acr(acr.clone());
+    }
+    if let Some(auth_time) = claims.auth_time {
+        context = context.auth_time(auth_time);
+    }
+    if let Some(scope) = &claims.scope {
+        context = context.scope(scope.clone());
+    }
+    if let Some(generation) = claims.generation {
+        context = context.generation(generation);
+    }
+    if let Some(iat) = claims.iat {
+        context = context.issued_at(iat);
+    }
+    if let Some(jti) = &claims.jti {
+        context = context.token_id(jti.clone());
+    }
+    if let Some(iss) = &claims.iss {
+        context = context.issuer(iss.clone());
+    }
+    if let Some(profile) = &trust.profile {
+        context = context.profile(profile.clone());
+    }
+    if let Some(issuer) = &claims.exchanged_from {
+        context = context.exchanged_from(issuer.clone());
+    }
+    if let Some(details) = &claims.authorization_details {
+        context = context.authorization_details(details.clone());
+    }
+    if let Some(thumbprint) = &claims.key_thumbprint {
+        context = context.key_thumbprint(thumbprint.clone());
+    }
+    context.build()
 }
 
 #[cfg(test)]
