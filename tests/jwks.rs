@@ -13,6 +13,7 @@ use http::StatusCode;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use stepup::clock::ManualClock;
+use stepup::dpop::DpopPolicy;
 use stepup::middleware::TokenError;
 use stepup::token::{JwtVerifier, KeySourceError, RefreshPolicy, TrustedIssuer};
 use stepup::{RequireMfa, authenticate};
@@ -250,6 +251,37 @@ async fn a_rotated_key_is_fetched_on_its_first_token() {
             .verify(&old.sign(&claims(&idp.issuer, "mfa")))
             .is_ok()
     );
+}
+
+/// `authenticate().with_dpop(…)` answers most requests at once, but a bearer token naming a key
+/// its issuer has just published waits for the refresh it starts, as `verify_async` does.
+#[tokio::test]
+async fn the_dpop_aware_layer_awaits_a_rotated_key_instead_of_refusing_it() {
+    let old = TestKey::rsa("2026-11");
+    let new = TestKey::ec("2026-12");
+    let idp = FakeIdp::start("", &[&old]).await;
+    let clock = ManualClock::at_unix(T0);
+    let verifier = discovering(&idp, &clock);
+    verifier.refresh_keys().await.unwrap();
+    let service = ServiceBuilder::new()
+        .layer(authenticate(verifier.clone()).with_dpop(DpopPolicy::optional(AUDIENCE).unwrap()))
+        .layer(RequireMfa)
+        .service(service_fn(echo));
+
+    idp.publish(&[&old, &new]);
+    clock.advance(Duration::from_secs(31));
+    let answer = call(&service, bearer(&new.sign(&claims(&idp.issuer, "mfa")))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "hello user-1");
+    assert_eq!(idp.jwks_fetches(), 2);
+    // A key its issuer never published is still refused, after the one refresh.
+    let stranger = TestKey::ec("never-published");
+    let answer = call(
+        &service,
+        bearer(&stranger.sign(&claims(&idp.issuer, "mfa"))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

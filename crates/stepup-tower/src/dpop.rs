@@ -46,11 +46,12 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
 use stepup_core::dpop::{
     DPOP_NONCE, DpopError, DpopPolicy, DpopRejection, ProofTarget, offer_dpop, to_dpop_challenges,
 };
 use stepup_core::grpc::is_grpc_request;
-use stepup_core::token::{JwtVerifier, MAX_TOKEN_LEN};
+use stepup_core::token::{AwaitingKeys, JwtVerifier, MAX_TOKEN_LEN, Verification};
 use stepup_core::{AuthContext, AuthRejection, Presentation, ResourceMetadataUrl, TokenError};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -60,10 +61,66 @@ use crate::response::ResponseBody;
 /// The `DPoP` request header holding the proof.
 const DPOP: &str = "dpop";
 
-/// Response future of [`AuthenticateDpop`]: boxed, as it awaits the replay memory before the
-/// inner service.
-pub type AuthenticateDpopFuture<B, E> =
+/// The answer to a DPoP presentation, which awaits the replay memory before the inner service.
+type AwaitingFuture<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static>>;
+
+pin_project! {
+    /// Response future of [`AuthenticateDpop`]. A request judged at once (no token, or a bearer
+    /// token whose key is at hand: every route's common case) goes straight to the inner
+    /// service, and a refusal is answered on the spot; only a DPoP proof, whose `jti` the replay
+    /// memory records, or a token waiting for its issuer's key set, is boxed and awaited.
+    pub struct AuthenticateDpopFuture<F, B, E> {
+        #[pin]
+        kind: FutureKind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = FutureKindProj]
+    enum FutureKind<F, B, E> {
+        Inner { #[pin] future: F, layer: Arc<AuthenticateDpopLayer> },
+        Answered { response: Option<Response<ResponseBody<B>>> },
+        Awaiting { future: AwaitingFuture<B, E> },
+    }
+}
+
+impl<F, B, E> Future for AuthenticateDpopFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            FutureKindProj::Inner { future, layer } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                let mut response = response.map(ResponseBody::from_inner);
+                let status = response.status();
+                let url = layer.resource_metadata.as_ref();
+                // No DPoP was presented on this path.
+                finish_challenges(
+                    status,
+                    response.headers_mut(),
+                    layer.policy.is_required(),
+                    url,
+                );
+                Poll::Ready(Ok(response))
+            }
+            FutureKindProj::Answered { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("AuthenticateDpopFuture polled after completion"))),
+            FutureKindProj::Awaiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for AuthenticateDpopFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticateDpopFuture")
+            .finish_non_exhaustive()
+    }
+}
 
 /// Layer that applies [`AuthenticateDpop`]; made by
 /// [`AuthenticateLayer::with_dpop`](crate::AuthenticateLayer::with_dpop).
@@ -146,111 +203,167 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = AuthenticateDpopFuture<ResBody, S::Error>;
+    type Future = AuthenticateDpopFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The readied service is the one called; the clone waits for the next `poll_ready`.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            // Only this layer may vouch for a caller: drop any context set further out.
-            request.extensions_mut().remove::<AuthContext>();
-            let grpc = is_grpc_request(request.headers());
-            let url = layer.resource_metadata.as_ref();
-            let (headers, method, path) =
-                (request.headers(), request.method(), request.uri().path());
-            let judged = match judge(&layer, headers, method.as_str(), path).await {
-                Ok(judged) => judged,
-                Err(refusal) => return Ok(refuse(&layer, refusal, request.headers(), grpc)),
-            };
-            let (presented_dpop, fresh_nonce) = match judged {
-                Judged::Anonymous => (false, None),
-                Judged::Bearer(context) => {
+        // Only this layer may vouch for a caller: drop any context set further out.
+        request.extensions_mut().remove::<AuthContext>();
+        let kind = match judge_now(&self.layer, request.headers()) {
+            JudgedNow::Done(Ok(context)) => {
+                if let Some(context) = context {
                     request.extensions_mut().insert(context);
-                    (false, None)
                 }
-                Judged::Dpop(context, replay_key, nonce_is_current) => {
-                    match layer
-                        .policy
-                        .replay()
-                        .first_use(&replay_key, layer.policy.replay_ttl())
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::debug!("DPoP proof replayed");
-                            let refusal = Refusal::Dpop(DpopError::Replayed);
-                            return Ok(refuse(&layer, refusal, request.headers(), grpc));
-                        }
-                        Err(_) => {
-                            tracing::warn!("DPoP replay memory unavailable; refusing");
-                            return Ok(crate::response::temporarily_unavailable(grpc));
-                        }
-                    }
-                    request
-                        .extensions_mut()
-                        .insert(context.with_presentation(Presentation::Dpop));
-                    let fresh = if layer.policy.uses_nonces() && !nonce_is_current {
-                        layer.policy.current_nonce()
-                    } else {
-                        None
-                    };
-                    (true, fresh)
+                FutureKind::Inner {
+                    future: self.inner.call(request),
+                    layer: Arc::clone(&self.layer),
                 }
-            };
-            let mut response = inner.call(request).await?.map(ResponseBody::from_inner);
-            let status = response.status();
-            let headers = response.headers_mut();
-            finish_challenges(
-                status,
-                headers,
-                presented_dpop || layer.policy.is_required(),
-                url,
-            );
-            if let Some(nonce) = fresh_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
-                headers.insert(DPOP_NONCE.clone(), nonce);
             }
-            Ok(response)
-        })
+            JudgedNow::Done(Err(refusal)) => {
+                let grpc = is_grpc_request(request.headers());
+                FutureKind::Answered {
+                    response: Some(refuse(&self.layer, refusal, request.headers(), grpc)),
+                }
+            }
+            JudgedNow::Later(awaiting) => {
+                // The readied service is the one called; the clone waits for the next
+                // `poll_ready`.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                FutureKind::Awaiting {
+                    future: Box::pin(judge_then_call(
+                        Arc::clone(&self.layer),
+                        inner,
+                        request,
+                        awaiting,
+                    )),
+                }
+            }
+        };
+        AuthenticateDpopFuture { kind }
     }
 }
 
-/// The token and, for the `DPoP` scheme, its proof: every check but the replay.
+/// What is judged without awaiting: no token, or a bearer token whose issuer's keys are at
+/// hand.
+enum JudgedNow {
+    /// Judged: the caller's context (none without a token), or the refusal.
+    Done(Result<Option<AuthContext>, Refusal>),
+    /// A DPoP presentation, whose proof the replay memory must record, or a bearer token that
+    /// waits for its issuer's key set: [`judge_then_call`] answers it.
+    Later(Option<AwaitingKeys>),
+}
+
+fn judge_now(layer: &AuthenticateDpopLayer, headers: &HeaderMap) -> JudgedNow {
+    let (scheme, token) = match credentials(headers) {
+        Ok(Some(found)) => found,
+        Ok(None) => return JudgedNow::Done(Ok(None)),
+        Err(error) => return JudgedNow::Done(Err(Refusal::Bearer(error))),
+    };
+    match scheme {
+        Scheme::Bearer => match layer.verifier.verify_now(token) {
+            Verification::Done(verified) => {
+                JudgedNow::Done(judge_bearer(layer, verified).map(Some))
+            }
+            Verification::AwaitingKeys(awaiting) => JudgedNow::Later(Some(awaiting)),
+        },
+        Scheme::Dpop => JudgedNow::Later(None),
+    }
+}
+
+/// Judges the request, awaiting what must be awaited (the replay memory, a key set being
+/// fetched), then calls `inner`.
+async fn judge_then_call<S, ReqBody, ResBody>(
+    layer: Arc<AuthenticateDpopLayer>,
+    mut inner: S,
+    mut request: Request<ReqBody>,
+    awaiting: Option<AwaitingKeys>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let grpc = is_grpc_request(request.headers());
+    let url = layer.resource_metadata.as_ref();
+    let (headers, method, path) = (request.headers(), request.method(), request.uri().path());
+    let judged = match judge(&layer, headers, method.as_str(), path, awaiting).await {
+        Ok(judged) => judged,
+        Err(refusal) => return Ok(refuse(&layer, refusal, request.headers(), grpc)),
+    };
+    let (presented_dpop, fresh_nonce) = match judged {
+        Judged::Anonymous => (false, None),
+        Judged::Bearer(context) => {
+            request.extensions_mut().insert(context);
+            (false, None)
+        }
+        Judged::Dpop(context, replay_key, nonce_is_current) => {
+            match layer
+                .policy
+                .replay()
+                .first_use(&replay_key, layer.policy.replay_ttl())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("DPoP proof replayed");
+                    let refusal = Refusal::Dpop(DpopError::Replayed);
+                    return Ok(refuse(&layer, refusal, request.headers(), grpc));
+                }
+                Err(_) => {
+                    tracing::warn!("DPoP replay memory unavailable; refusing");
+                    return Ok(crate::response::temporarily_unavailable(grpc));
+                }
+            }
+            request
+                .extensions_mut()
+                .insert(context.with_presentation(Presentation::Dpop));
+            let fresh = if layer.policy.uses_nonces() && !nonce_is_current {
+                layer.policy.current_nonce()
+            } else {
+                None
+            };
+            (true, fresh)
+        }
+    };
+    let mut response = inner.call(request).await?.map(ResponseBody::from_inner);
+    let status = response.status();
+    let headers = response.headers_mut();
+    finish_challenges(
+        status,
+        headers,
+        presented_dpop || layer.policy.is_required(),
+        url,
+    );
+    if let Some(nonce) = fresh_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+        headers.insert(DPOP_NONCE.clone(), nonce);
+    }
+    Ok(response)
+}
+
+/// The token and, for the `DPoP` scheme, its proof: every check but the replay. `awaiting`: the
+/// key-set refresh [`judge_now`] found the token waiting for.
 async fn judge(
     layer: &AuthenticateDpopLayer,
     headers: &HeaderMap,
     method: &str,
     path: &str,
+    awaiting: Option<AwaitingKeys>,
 ) -> Result<Judged, Refusal> {
     let Some((scheme, token)) = credentials(headers).map_err(Refusal::Bearer)? else {
         return Ok(Judged::Anonymous);
     };
-    let verified = layer.verifier.verify_async(token).await;
+    let verified = match awaiting {
+        Some(awaiting) => layer.verifier.verify_awaited(token, awaiting).await,
+        None => layer.verifier.verify_async(token).await,
+    };
     match scheme {
-        Scheme::Bearer => {
-            let context = verified.map_err(|error| {
-                if layer.policy.is_required() {
-                    Refusal::Dpop(DpopError::Token(error))
-                } else {
-                    Refusal::Bearer(error)
-                }
-            })?;
-            if context.key_thumbprint().is_some() {
-                return Err(Refusal::Dpop(DpopError::BoundTokenAsBearer));
-            }
-            if layer.policy.is_required() {
-                return Err(Refusal::Dpop(DpopError::DpopRequired));
-            }
-            Ok(Judged::Bearer(context))
-        }
+        Scheme::Bearer => judge_bearer(layer, verified).map(Judged::Bearer),
         Scheme::Dpop => {
             let context = verified.map_err(|error| Refusal::Dpop(DpopError::Token(error)))?;
             let proof = proof(headers).map_err(Refusal::Dpop)?;
@@ -273,6 +386,28 @@ async fn judge(
             ))
         }
     }
+}
+
+/// A bearer presentation, its token verified: refused when bound to a key (a stolen bound token
+/// is no bearer token) or when this policy requires DPoP.
+fn judge_bearer(
+    layer: &AuthenticateDpopLayer,
+    verified: Result<AuthContext, TokenError>,
+) -> Result<AuthContext, Refusal> {
+    let context = verified.map_err(|error| {
+        if layer.policy.is_required() {
+            Refusal::Dpop(DpopError::Token(error))
+        } else {
+            Refusal::Bearer(error)
+        }
+    })?;
+    if context.key_thumbprint().is_some() {
+        return Err(Refusal::Dpop(DpopError::BoundTokenAsBearer));
+    }
+    if layer.policy.is_required() {
+        return Err(Refusal::Dpop(DpopError::DpopRequired));
+    }
+    Ok(context)
 }
 
 /// The answer made here, its challenges finished like the inner service's.
