@@ -1,7 +1,7 @@
 //! HTTP load harness: a protected route of the demo keeps ≥ 95% of an open route's throughput.
 //!
 //! Serves **the demo's own router** (`examples/demo/app.rs`, built as `main.rs` builds it: its
-//! security headers, `authenticate()`, the revocation check on its routes, the engine's
+//! security headers, `authenticate()` and the revocation check around its router, the engine's
 //! generation copy) in process on `127.0.0.1:0` (loopback only), over SQLite, and over
 //! PostgreSQL and Redis when `DATABASE_URL` and `REDIS_URL` are set, and drives it over HTTP/1.1
 //! keep-alive with [`CONNECTIONS`] connections, each its own `hyper` client task with its own

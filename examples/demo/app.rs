@@ -345,9 +345,6 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         .route("/callback", get(callback))
         .route("/openapi.json", get(openapi_document))
         .with_state(demo)
-        // The demo's own routes refuse tokens of deleted, recovered or reset accounts too
-        // (stepup's always do).
-        .route_layer(stepup.reject_revoked())
         .merge(stepup.routes())
         .merge(admin::routes(&stepup, admins))
         .merge(web::routes(outboxes))
@@ -372,6 +369,9 @@ pub(crate) async fn build(settings: Settings) -> Result<Router, BoxError> {
         // Bearer tokens, and DPoP-bound ones (the page binds its tokens to a key it cannot
         // export): each proof accepted once across every instance.
         .layer(stepup.authenticate().with_dpop(stepup.dpop_policy()?))
+        // Every route refuses tokens of deleted, recovered or reset accounts (stepup's own
+        // routes check again): answered from the engine's in-memory copy of the generations.
+        .layer(stepup.reject_revoked())
         // Every handler made a route now, not on each request (as serving a `Router` does).
         .service(app.with_state::<()>(()));
     Ok(Router::new().fallback_service(service))
