@@ -568,10 +568,16 @@ async fn delete_account(
     Ok(Json(json!({ "success": true })).into_response())
 }
 
+/// `GET /api/vault`: what only a recent passkey login opens.
+#[derive(Serialize)]
+struct Vault {
+    secret: String,
+}
+
 async fn vault(caller: AuthContext) -> Response {
-    Json(json!({
-        "secret": format!("the vault of {} opens only to a passkey", caller.subject()),
-    }))
+    Json(Vault {
+        secret: format!("the vault of {} opens only to a passkey", caller.subject()),
+    })
     .into_response()
 }
 
