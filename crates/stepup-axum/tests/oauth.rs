@@ -9,76 +9,25 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::*;
 
-const VERIFIER: &str = PKCE_VERIFIER;
-
 /// The authorization request of a PKCE client, with the user's password.
 fn authorization(email: &str) -> Value {
-    json!({
-        "username": email,
-        "password": PASSWORD,
-        "client_id": CLIENT_ID,
-        "redirect_uri": REDIRECT_URI,
-        "state": "af0ifjsldkj&x=1",
-        "code_challenge": challenge_of(VERIFIER),
-        "code_challenge_method": "S256",
-    })
-}
-
-/// Sends `body` and expects a `302` to the client's redirect URI; returns the code.
-async fn expect_code(app: &App, path: &str, body: Value) -> String {
-    let response = app
-        .request(Method::POST, path, None)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let query = location
-        .strip_prefix(&format!("{REDIRECT_URI}?"))
-        .unwrap_or_else(|| panic!("redirected elsewhere: {location}"));
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-    };
-    assert_eq!(get("state").as_deref(), Some("af0ifjsldkj&x=1"));
-    get("code").unwrap()
-}
-
-async fn exchange(app: &App, form: &[(&str, &str)]) -> Answer {
-    Answer::read(app.request(Method::POST, "/oauth/token", None).form(form)).await
-}
-
-async fn exchange_code(app: &App, code: &str) -> Answer {
-    exchange(
-        app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("code_verifier", VERIFIER),
-            ("redirect_uri", REDIRECT_URI),
-            ("client_id", CLIENT_ID),
-        ],
-    )
-    .await
+    with_pkce(json!({ "username": email, "password": PASSWORD }))
 }
 
 #[tokio::test]
 async fn a_code_is_exchanged_once_with_its_verifier() {
     let app = sqlite_app().await;
     app.register_argon2("ann@example.com").await;
-    let code = expect_code(&app, "/oauth/authorize", authorization("ann@example.com")).await;
-    let token = exchange_code(&app, &code).await;
+    let code = app
+        .redirected_code("/oauth/authorize", authorization("ann@example.com"))
+        .await;
+    let token = app.redeem_code(&code).await;
     assert_eq!(token.body["acr"], "pwd");
     assert_eq!(token.body["token_type"], "Bearer");
     let me = app.get("/api/me", Some(&token.token())).await;
     assert_eq!(me.body["amr"], json!(["pwd"]));
 
-    exchange_code(&app, &code)
+    app.redeem_code(&code)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
 }
@@ -99,14 +48,14 @@ async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
         [
             ("grant_type", "authorization_code"),
             ("code", ""),
-            ("code_verifier", VERIFIER),
+            ("code_verifier", PKCE_VERIFIER),
             ("redirect_uri", "http://localhost:3000/callback/"),
             ("client_id", CLIENT_ID),
         ],
         [
             ("grant_type", "authorization_code"),
             ("code", ""),
-            ("code_verifier", VERIFIER),
+            ("code_verifier", PKCE_VERIFIER),
             ("redirect_uri", REDIRECT_URI),
             ("client_id", "another-client"),
         ],
@@ -119,20 +68,22 @@ async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
         ],
     ];
     for mut form in cases {
-        let code = expect_code(&app, "/oauth/authorize", authorization("ben@example.com")).await;
+        let code = app
+            .redirected_code("/oauth/authorize", authorization("ben@example.com"))
+            .await;
         form[1].1 = &code;
-        exchange(&app, &form)
+        app.exchange(&form)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
         // The failed attempt consumed the code: the right verifier is too late now.
-        exchange_code(&app, &code)
+        app.redeem_code(&code)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    exchange(&app, &[("grant_type", "password")])
+    app.exchange(&[("grant_type", "password")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
-    exchange(&app, &[("grant_type", "authorization_code")])
+    app.exchange(&[("grant_type", "authorization_code")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
@@ -141,9 +92,11 @@ async fn a_wrong_verifier_redirect_uri_or_client_is_invalid_grant() {
 async fn codes_expire_after_a_minute() {
     let app = sqlite_app().await;
     app.register("cal@example.com").await;
-    let code = expect_code(&app, "/oauth/authorize", authorization("cal@example.com")).await;
+    let code = app
+        .redirected_code("/oauth/authorize", authorization("cal@example.com"))
+        .await;
     app.clock.advance(Duration::from_secs(61));
-    exchange_code(&app, &code)
+    app.redeem_code(&code)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
 }
@@ -199,13 +152,13 @@ async fn an_enrolled_user_gets_a_code_only_after_the_second_factor() {
     assert_eq!(first.body["mfa_required"], true);
     assert!(first.body.get("code").is_none());
     let mfa_token = first.body["mfa_token"].as_str().unwrap();
-    let code = expect_code(
-        &app,
-        "/oauth/authorize/mfa",
-        json!({"mfa_token": mfa_token, "code": app.code(&key)}),
-    )
-    .await;
-    let token = exchange_code(&app, &code).await;
+    let code = app
+        .redirected_code(
+            "/oauth/authorize/mfa",
+            json!({"mfa_token": mfa_token, "code": app.code(&key)}),
+        )
+        .await;
+    let token = app.redeem_code(&code).await;
     assert_eq!(token.body["acr"], "mfa");
     let me = app.get("/api/me", Some(&token.token())).await;
     assert_eq!(me.body["amr"], json!(["pwd", "otp"]));
