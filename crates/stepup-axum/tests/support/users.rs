@@ -62,13 +62,7 @@ impl Users {
 
     /// The id of the account of `email`.
     pub fn id_of(&self, email: &str) -> Option<String> {
-        let email = email.trim().to_lowercase();
-        self.accounts
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(_, account)| account.email == email)
-            .map(|(id, _)| id.clone())
+        self.find(email).map(|(id, _)| id)
     }
 
     fn find(&self, email: &str) -> Option<(String, Stored)> {
