@@ -123,128 +123,32 @@ pub(crate) async fn regenerate_backup_codes(
     Ok(secret_json(json!({ "backup_codes": codes })))
 }
 
-/// The earlier paths, each one kind's generic route.
-pub(crate) mod aliases {
-    use super::*;
+/// The earlier per-kind paths are the generic routes with the kind fixed (the router mounts them
+/// under the same layers): `kind("totp")` stands for the `{kind}` of `/api/mfa/factors/{kind}`.
+pub(crate) fn kind(kind: &str) -> Path<String> {
+    Path(kind.to_owned())
+}
 
-    /// `POST /api/mfa/setup`: a TOTP enrollment.
-    pub(crate) async fn totp_setup(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-    ) -> Result<Response, ApiError> {
-        start(
-            stepup,
-            Path("totp".to_owned()),
-            caller,
-            client,
-            Bytes::new(),
-        )
-        .await
-    }
+/// The `{kind}/{id}` of `/api/mfa/factors/{kind}/{id}` for a fixed kind.
+pub(crate) fn credential(kind: &str, id: String) -> Path<(String, String)> {
+    Path((kind.to_owned(), id))
+}
 
-    /// `POST /api/mfa/verify-setup` `{code}`.
-    pub(crate) async fn totp_confirm(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-        body: JsonBody<Value>,
-    ) -> Result<Response, ApiError> {
-        confirm(stepup, Path("totp".to_owned()), caller, client, body).await
-    }
+/// The `{kind}/{id}` of a kind a user holds one of, whose credential is named by its kind.
+pub(crate) fn the_one(kind: &str) -> Path<(String, String)> {
+    credential(kind, kind.to_owned())
+}
 
-    /// `DELETE /api/mfa/totp` (fresh MFA).
-    pub(crate) async fn totp_remove(
-        stepup: State<StepUp>,
-        caller: Caller,
-    ) -> Result<Response, ApiError> {
-        remove(stepup, Path(("totp".to_owned(), "totp".to_owned())), caller).await
-    }
-
-    /// `POST /api/mfa/sms/enroll` `{phone}`.
-    pub(crate) async fn sms_enroll(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-        body: Bytes,
-    ) -> Result<Response, ApiError> {
-        start(stepup, Path("sms".to_owned()), caller, client, body).await
-    }
-
-    /// `POST /api/mfa/sms/verify` `{code}`.
-    pub(crate) async fn sms_confirm(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-        body: JsonBody<Value>,
-    ) -> Result<Response, ApiError> {
-        confirm(stepup, Path("sms".to_owned()), caller, client, body).await
-    }
-
-    /// `DELETE /api/mfa/sms` (fresh MFA).
-    pub(crate) async fn sms_remove(
-        stepup: State<StepUp>,
-        caller: Caller,
-    ) -> Result<Response, ApiError> {
-        remove(stepup, Path(("sms".to_owned(), "sms".to_owned())), caller).await
-    }
-
-    /// `POST /api/mfa/webauthn/register/start`.
-    pub(crate) async fn webauthn_start(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-    ) -> Result<Response, ApiError> {
-        start(
-            stepup,
-            Path("webauthn".to_owned()),
-            caller,
-            client,
-            Bytes::new(),
-        )
-        .await
-    }
-
-    /// `POST /api/mfa/webauthn/register/finish` `{registration_token, credential, label?}`.
-    pub(crate) async fn webauthn_confirm(
-        stepup: State<StepUp>,
-        caller: Caller,
-        client: Client,
-        body: JsonBody<Value>,
-    ) -> Result<Response, ApiError> {
-        confirm(stepup, Path("webauthn".to_owned()), caller, client, body).await
-    }
-
-    /// `GET /api/mfa/webauthn/credentials`: `{credentials: […]}`, the active passkeys.
-    pub(crate) async fn webauthn_list(
-        State(stepup): State<StepUp>,
-        caller: Caller,
-    ) -> Result<Response, ApiError> {
-        let summary = stepup.mfa().factor_summary(&caller.user).await?;
-        let credentials: Vec<_> = summary
-            .factors
-            .into_iter()
-            .filter(|factor| factor.kind == "webauthn" && factor.active)
-            .collect();
-        Ok(Json(json!({ "credentials": credentials })).into_response())
-    }
-
-    /// `PATCH /api/mfa/webauthn/credentials/{id}` `{label}`.
-    pub(crate) async fn webauthn_rename(
-        stepup: State<StepUp>,
-        Path(id): Path<String>,
-        caller: Caller,
-        body: JsonBody<Rename>,
-    ) -> Result<Response, ApiError> {
-        rename(stepup, Path(("webauthn".to_owned(), id)), caller, body).await
-    }
-
-    /// `DELETE /api/mfa/webauthn/credentials/{id}` (fresh MFA).
-    pub(crate) async fn webauthn_remove(
-        stepup: State<StepUp>,
-        Path(id): Path<String>,
-        caller: Caller,
-    ) -> Result<Response, ApiError> {
-        remove(stepup, Path(("webauthn".to_owned(), id)), caller).await
-    }
+/// `GET /api/mfa/webauthn/credentials`: `{credentials: […]}`, the active passkeys.
+pub(crate) async fn webauthn_list(
+    State(stepup): State<StepUp>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let summary = stepup.mfa().factor_summary(&caller.user).await?;
+    let credentials: Vec<_> = summary
+        .factors
+        .into_iter()
+        .filter(|factor| factor.kind == "webauthn" && factor.active)
+        .collect();
+    Ok(Json(json!({ "credentials": credentials })).into_response())
 }

@@ -9,7 +9,8 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use stepup_tower::{PeerAddr, RequireMfa};
 
-use crate::factors::aliases;
+use crate::factors::{credential, kind, the_one};
+use crate::path::Path;
 use crate::stepup::StepUp;
 use crate::{authorize, devices, events, factors, login, metadata, oauth, recovery};
 
@@ -167,52 +168,65 @@ fn build(stepup: StepUp) -> (Router, Vec<(Method, &'static str)>) {
         &[Method::POST],
         post(factors::regenerate_backup_codes).route_layer(fresh.clone()),
     )
-    // The earlier per-kind paths, aliases of the routes above.
-    .at("/api/mfa/setup", &[Method::POST], post(aliases::totp_setup))
+    // The earlier per-kind paths: the routes above with the kind fixed, under the same layers.
+    .at(
+        "/api/mfa/setup",
+        &[Method::POST],
+        post(|s, c, a, b| factors::start(s, kind("totp"), c, a, b)).route_layer(ceiling("enroll")),
+    )
     .at(
         "/api/mfa/verify-setup",
         &[Method::POST],
-        post(aliases::totp_confirm),
+        post(|s, c, a, b| factors::confirm(s, kind("totp"), c, a, b)),
     )
     .at(
         "/api/mfa/totp",
         &[Method::DELETE],
-        delete(aliases::totp_remove).route_layer(fresh.clone()),
+        delete(|s, c| factors::remove(s, the_one("totp"), c)).route_layer(fresh.clone()),
     )
     .at(
         "/api/mfa/sms/enroll",
         &[Method::POST],
-        post(aliases::sms_enroll).route_layer(ceiling("enroll")),
+        post(|s, c, a, b| factors::start(s, kind("sms"), c, a, b)).route_layer(ceiling("enroll")),
     )
     .at(
         "/api/mfa/sms/verify",
         &[Method::POST],
-        post(aliases::sms_confirm),
+        post(|s, c, a, b| factors::confirm(s, kind("sms"), c, a, b)),
     )
     .at(
         "/api/mfa/sms",
         &[Method::DELETE],
-        delete(aliases::sms_remove).route_layer(fresh.clone()),
+        delete(|s, c| factors::remove(s, the_one("sms"), c)).route_layer(fresh.clone()),
     )
     .at(
         "/api/mfa/webauthn/register/start",
         &[Method::POST],
-        post(aliases::webauthn_start),
+        post(|s, c, a, b| factors::start(s, kind("webauthn"), c, a, b))
+            .route_layer(ceiling("enroll")),
     )
     .at(
         "/api/mfa/webauthn/register/finish",
         &[Method::POST],
-        post(aliases::webauthn_confirm),
+        post(|s, c, a, b| factors::confirm(s, kind("webauthn"), c, a, b)),
     )
     .at(
         "/api/mfa/webauthn/credentials",
         &[Method::GET],
-        get(aliases::webauthn_list),
+        get(factors::webauthn_list),
     )
     .at(
         "/api/mfa/webauthn/credentials/{id}",
         &[Method::PATCH, Method::DELETE],
-        patch(aliases::webauthn_rename).merge(delete(aliases::webauthn_remove).route_layer(fresh)),
+        patch(|s, Path(id): Path<String>, c, b| {
+            factors::rename(s, credential("webauthn", id), c, b)
+        })
+        .merge(
+            delete(|s, Path(id): Path<String>, c| {
+                factors::remove(s, credential("webauthn", id), c)
+            })
+            .route_layer(fresh),
+        ),
     )
     // Remembered devices and the audit trail.
     .at(

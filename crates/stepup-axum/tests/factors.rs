@@ -527,6 +527,33 @@ async fn the_earlier_paths_are_aliases_of_the_generic_ones() {
     assert_eq!(listed.body["factors"], json!([]));
 }
 
+/// Every path that starts an enrollment, generic or earlier, counts against one request
+/// ceiling: an earlier path is no way around the generic route's limit.
+#[tokio::test]
+async fn every_path_that_starts_an_enrollment_shares_one_ceiling() {
+    let app = sqlite_app_with(Options {
+        request_ceiling: Some((4, Duration::from_secs(300))),
+        ..Options::default()
+    })
+    .await;
+    app.register("cap@example.com").await;
+    let token = app.login("cap@example.com").await.token();
+    let starts = [
+        ("/api/mfa/setup", json!({})),
+        ("/api/mfa/webauthn/register/start", json!({})),
+        ("/api/mfa/factors/totp", json!({})),
+        ("/api/mfa/sms/enroll", json!({"phone": PHONE})),
+    ];
+    for (path, body) in &starts {
+        let started = app.post(path, Some(&token), body.clone()).await;
+        assert_eq!(started.status, StatusCode::OK, "{path}: {started:?}");
+    }
+    for (path, body) in &starts {
+        let refused = app.post(path, Some(&token), body.clone()).await;
+        refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    }
+}
+
 /// New backup codes need a fresh second factor; the set is replaced whole.
 #[tokio::test]
 async fn backup_codes_are_regenerated_whole_with_a_fresh_second_factor() {
