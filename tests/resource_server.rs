@@ -380,11 +380,9 @@ fn the_example_without_an_issuer_prints_what_to_set_and_fails() {
         .map(|profile| profile.join("examples").join("resource_server"))
         .filter(|binary| binary.exists());
     let Some(binary) = binary else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the resource_server example was not built"
+        stepup_test_env::skip(
+            "the resource_server example was not built (cargo build --example resource_server)",
         );
-        eprintln!("skipped: build the example first (cargo build --example resource_server)");
         return;
     };
     let output = std::process::Command::new(binary)

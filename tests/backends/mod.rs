@@ -17,6 +17,7 @@ use stepup_store_postgres::PostgresStore;
 use stepup_store_redis::RedisStore;
 
 pub use pg_support::TestSchema;
+pub use stepup_test_env::redis_url;
 
 /// A PostgreSQL store in a schema of the test's own; drop the schema with [`Postgres::finish`].
 pub struct Postgres {
@@ -45,25 +46,6 @@ impl Postgres {
     }
 }
 
-/// The server to test against; `None` (the reason printed) when `REDIS_URL` is unset.
-///
-/// # Panics
-///
-/// When `REDIS_URL` is unset and `CI` is `true`: CI must fail, never skip.
-pub fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL is not set: CI must run the Redis tests, not skip them"
-            );
-            eprintln!("skipping: REDIS_URL is not set");
-            None
-        }
-    }
-}
-
 /// A Redis store under a key prefix of the test's own (`stepup_test_<random hex>:`), judging
 /// expiry by `clock`; `None` (the reason printed) without `REDIS_URL`, a panic under `CI=true`.
 /// Its keys carry their own expiry, so nothing outlives the test for long.
@@ -72,7 +54,7 @@ pub async fn redis(clock: &ManualClock) -> Option<RedisStore> {
     let store = RedisStore::open_with_clock(&url, Arc::new(clock.clone()))
         .await
         .expect("open the Redis store at REDIS_URL")
-        .with_prefix(format!("stepup_test_{}:", pg_support::random_hex()));
+        .with_prefix(format!("stepup_test_{}:", stepup_test_env::random_hex()));
     Some(store)
 }
 

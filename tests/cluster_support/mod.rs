@@ -42,7 +42,7 @@ pub use backends_support::redis_url;
 
 /// Both servers' URLs, or `None` (the reason printed) when either is unset.
 pub fn backends() -> Option<(String, String)> {
-    let database = pg::database_url()?;
+    let database = stepup_test_env::database_url()?;
     let redis = redis_url()?;
     Some((database, redis))
 }
@@ -221,7 +221,7 @@ pub fn host_port(url: &str, default_port: u16) -> String {
 /// A fresh schema name and a directory for the outboxes.
 pub fn fresh_names() -> (String, tempfile::TempDir) {
     (
-        format!("stepup_test_{}", pg::random_hex()),
+        format!("stepup_test_{}", stepup_test_env::random_hex()),
         tempfile::tempdir().unwrap(),
     )
 }

@@ -2,6 +2,7 @@
 //! which runs a scenario on several.
 
 use super::*;
+use stepup_test_env::{database_url, random_hex, redis_url};
 
 /// Where the durable and the ephemeral state live.
 #[derive(Clone)]
@@ -31,43 +32,6 @@ pub struct Backend {
     pub mail: MemoryOutbox,
     pub dir: Arc<tempfile::TempDir>,
     kind: Kind,
-}
-
-/// `DATABASE_URL`; `None` (the reason printed) without it, a panic under `CI=true`.
-pub fn database_url() -> Option<String> {
-    env_or_skip("DATABASE_URL")
-}
-
-/// `REDIS_URL`; `None` (the reason printed) without it, a panic under `CI=true`.
-pub fn redis_url() -> Option<String> {
-    env_or_skip("REDIS_URL")
-}
-
-fn env_or_skip(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} is not set: CI must run every backend, never skip one"
-            );
-            eprintln!("skipping: {name} is not set");
-            None
-        }
-    }
-}
-
-/// 64 random bits in hex, for schema names and key prefixes.
-pub fn random_hex() -> String {
-    use std::hash::BuildHasher;
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let bits =
-        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id(), call));
-    format!("{bits:016x}")
 }
 
 impl Backend {

@@ -339,21 +339,11 @@ impl Postgres {
 /// A Redis store under a key prefix of the test's own, judging expiry by `clock`; `None` (the
 /// reason printed) without `REDIS_URL`, a panic under `CI=true`.
 pub async fn redis(clock: &ManualClock) -> Option<RedisStore> {
-    let url = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL is not set: CI must run the Redis tests, not skip them"
-            );
-            eprintln!("skipping: REDIS_URL is not set");
-            return None;
-        }
-    };
+    let url = stepup_test_env::redis_url()?;
     let store = RedisStore::open_with_clock(&url, Arc::new(clock.clone()))
         .await
         .expect("open the Redis store at REDIS_URL")
-        .with_prefix(format!("stepup_test_{}:", pg_support::random_hex()));
+        .with_prefix(format!("stepup_test_{}:", stepup_test_env::random_hex()));
     Some(store)
 }
 

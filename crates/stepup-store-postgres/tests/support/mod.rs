@@ -4,51 +4,18 @@
 //! Without `DATABASE_URL` a test prints why and passes, except on CI (`CI=true`), where it fails.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 use stepup_core::clock::SharedClock;
 use stepup_store_postgres::PostgresStore;
+pub use stepup_test_env::{database_url, random_hex};
 
 /// Connections per test pool: enough for the conformance suites' 100-way races to contend for
 /// real. The harness runs at most a few tests at once, well within the server's limit.
 pub const POOL_SIZE: u32 = 20;
-
-/// The database to test against; `None` (the reason printed) when `DATABASE_URL` is unset.
-///
-/// # Panics
-///
-/// When `DATABASE_URL` is unset and `CI` is `true`: CI must fail, never skip.
-pub fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "DATABASE_URL is not set: CI must run the PostgreSQL tests, not skip them"
-            );
-            eprintln!("skipping: DATABASE_URL is not set");
-            None
-        }
-    }
-}
-
-/// 64 random bits in hex: the process's random hasher keys over the time, the process id and a
-/// counter.
-pub fn random_hex() -> String {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let bits = RandomState::new().hash_one((nanos, std::process::id(), call));
-    format!("{bits:016x}")
-}
 
 /// A schema of one test's own, `stepup_test_<random hex>`.
 pub struct TestSchema {

@@ -4,45 +4,10 @@
 //! Without `REDIS_URL` a test prints why and passes, except on CI (`CI=true`), where it fails.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use redis::aio::MultiplexedConnection;
 use stepup_core::clock::SharedClock;
 use stepup_store_redis::RedisStore;
-
-/// The server to test against; `None` (the reason printed) when `REDIS_URL` is unset.
-///
-/// # Panics
-///
-/// When `REDIS_URL` is unset and `CI` is `true`: CI must fail, never skip.
-pub fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL is not set: CI must run the Redis tests, not skip them"
-            );
-            eprintln!("skipping: REDIS_URL is not set");
-            None
-        }
-    }
-}
-
-/// 64 random bits in hex: the process's random hasher keys over the time, the process id and a
-/// counter.
-pub fn random_hex() -> String {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let bits = RandomState::new().hash_one((nanos, std::process::id(), call));
-    format!("{bits:016x}")
-}
+pub use stepup_test_env::{random_hex, redis_url};
 
 /// A key prefix of one test's own, `stepup_test_<random hex>:`, on the server at `REDIS_URL`.
 pub struct TestPrefix {
