@@ -18,6 +18,7 @@ use stepup::mfa::totp::TotpAlgorithm;
 use stepup::mfa::totp::TotpKey;
 use stepup::token::Grant;
 use stepup::{JwtIssuer, SqliteStore};
+pub use stepup_test_env::Answer;
 
 pub const T0: u64 = 1_800_000_000;
 pub const CLIENT_ID: &str = "demo";
@@ -253,66 +254,6 @@ impl Demo {
     pub async fn mfa_step_with_code(&self, mfa_token: &str, key: &TotpKey) -> Answer {
         self.mfa_step(mfa_token, json!({"code": self.code(key)}))
             .await
-    }
-}
-
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub challenge: Option<String>,
-    pub cache_control: Option<String>,
-    pub retry_after: Option<String>,
-    pub body: Value,
-}
-
-impl Answer {
-    pub async fn read(request: RequestBuilder) -> Self {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .map(|value: &reqwest::header::HeaderValue| value.to_str().unwrap().to_owned())
-        };
-        assert_eq!(
-            header("content-type").as_deref(),
-            Some("application/json"),
-            "{status}"
-        );
-        let challenge = header("www-authenticate");
-        let cache_control = header("cache-control");
-        let retry_after = header("retry-after");
-        Self {
-            status,
-            challenge,
-            cache_control,
-            retry_after,
-            body: response.json().await.unwrap(),
-        }
-    }
-
-    /// Asserts an error answer: `status`, `{"error": code, "error_description": …}`, and never
-    /// cached (`Cache-Control: no-store`).
-    pub fn assert_error(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.body["error"], code, "{self:?}");
-        assert!(
-            self.body["error_description"]
-                .as_str()
-                .is_some_and(|text| !text.is_empty()),
-            "{self:?}"
-        );
-        assert_eq!(
-            self.cache_control.as_deref(),
-            Some("no-store"),
-            "an error answer is never cached: {self:?}"
-        );
-    }
-
-    pub fn token(&self) -> String {
-        assert_eq!(self.status, StatusCode::OK, "{self:?}");
-        self.body["access_token"].as_str().unwrap().to_owned()
     }
 }
 

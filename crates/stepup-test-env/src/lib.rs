@@ -1,5 +1,6 @@
 //! What the integration tests of every stepup crate share: the servers they run on, read from
-//! the environment, and fresh names for a test's own PostgreSQL schema or Redis key prefix.
+//! the environment, fresh names for a test's own PostgreSQL schema or Redis key prefix, and
+//! (feature `http`) [`Answer`], the JSON answer of a route.
 //!
 //! A test that cannot run here (no `DATABASE_URL`, no `REDIS_URL`, no browser) prints why and
 //! passes, except on CI (`CI=true`), where it fails: CI runs everything, it never skips.
@@ -11,6 +12,12 @@
 //! # }
 //! assert_ne!(stepup_test_env::random_hex(), stepup_test_env::random_hex());
 //! ```
+
+#[cfg(feature = "http")]
+mod answer;
+
+#[cfg(feature = "http")]
+pub use answer::Answer;
 
 use std::collections::hash_map::RandomState;
 use std::fmt::Display;

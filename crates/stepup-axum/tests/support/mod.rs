@@ -16,22 +16,21 @@
 //! except under `CI=true`, where it fails.
 //!
 //! This file is the application; beside it: `users.rs` (the accounts), `outboxes.rs`,
-//! `backend.rs` (with `on_backends!`), `answers.rs` (a JSON answer as tests read it), `oauth.rs`
-//! (PKCE and the token exchange) and `passkeys.rs`.
+//! `backend.rs` (with `on_backends!`), `oauth.rs` (PKCE and the token exchange) and
+//! `passkeys.rs`. A JSON answer as the tests read it is `stepup_test_env::Answer`.
 #![allow(dead_code, unreachable_pub, unused_macros, unused_imports)]
 
-mod answers;
 mod backend;
 mod oauth;
 mod outboxes;
 pub mod passkeys;
 mod users;
 
-pub use answers::*;
 pub(crate) use backend::on_backends;
 pub use backend::*;
 pub use oauth::*;
 pub use outboxes::*;
+pub use stepup_test_env::Answer;
 pub use users::*;
 
 use std::collections::HashMap;

@@ -1,26 +1,41 @@
-//! A JSON answer as the tests read it.
+//! The JSON answer of a route, as the HTTP tests read it.
 
-use super::*;
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::Value;
 
 /// A JSON answer: its status, the headers the tests look at, its body.
 #[derive(Debug)]
 pub struct Answer {
+    /// The status.
     pub status: StatusCode,
+    /// `WWW-Authenticate`.
     pub challenge: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
+    /// `Retry-After`.
     pub retry_after: Option<String>,
+    /// `Set-Cookie`.
     pub set_cookie: Option<String>,
+    /// The JSON body.
     pub body: Value,
 }
 
 impl Answer {
     /// Sends `request`; the answer must be JSON.
+    ///
+    /// # Panics
+    ///
+    /// When the request fails or the answer is not JSON.
     pub async fn read(request: RequestBuilder) -> Self {
         let response = request.send().await.unwrap();
         Self::from_response(response).await
     }
 
     /// Reads `response`; it must be JSON.
+    ///
+    /// # Panics
+    ///
+    /// When the answer is not JSON.
     pub async fn from_response(response: reqwest::Response) -> Self {
         let status = response.status();
         let header = |name| {
@@ -50,6 +65,10 @@ impl Answer {
 
     /// Asserts an error answer: `status`, `{"error": code, "error_description": …}`, and never
     /// cached (`Cache-Control: no-store`).
+    ///
+    /// # Panics
+    ///
+    /// When the answer is anything else.
     pub fn assert_error(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
         assert_eq!(self.body["error"], code, "{self:?}");
@@ -67,6 +86,10 @@ impl Answer {
     }
 
     /// The access token of a `200` token answer.
+    ///
+    /// # Panics
+    ///
+    /// When the answer is not a `200` with an `access_token`.
     pub fn token(&self) -> String {
         assert_eq!(self.status, StatusCode::OK, "{self:?}");
         self.body["access_token"]
