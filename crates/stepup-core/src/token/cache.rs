@@ -192,14 +192,7 @@ impl<V: Expiring> VerifiedCache<V> {
 
     /// Whether a token with `key`, just verified, should be cached: on its second sighting.
     fn admit(&self, key: SignatureKey) -> bool {
-        let mut seen = true;
-        for bit in [(key.0 >> 8) as usize, (key.0 >> 32) as usize] {
-            let bit = bit % DOORKEEPER_BITS;
-            let mask = 1u64 << (bit % 64);
-            let before = self.doorkeeper[bit / 64].fetch_or(mask, Ordering::Relaxed);
-            seen &= before & mask != 0;
-        }
-        if seen {
+        if self.remember(key) {
             return true;
         }
         if self.first_sightings.fetch_add(1, Ordering::Relaxed) + 1 >= DOORKEEPER_EPOCH {
@@ -207,8 +200,22 @@ impl<V: Expiring> VerifiedCache<V> {
             for word in &*self.doorkeeper {
                 word.store(0, Ordering::Relaxed);
             }
+            // The key that ended the epoch opens the next one: its next sighting is its second.
+            self.remember(key);
         }
         false
+    }
+
+    /// Sets the doorkeeper's two bits of `key`; whether both were set already.
+    fn remember(&self, key: SignatureKey) -> bool {
+        let mut seen = true;
+        for bit in [(key.0 >> 8) as usize, (key.0 >> 32) as usize] {
+            let bit = bit % DOORKEEPER_BITS;
+            let mask = 1u64 << (bit % 64);
+            let before = self.doorkeeper[bit / 64].fetch_or(mask, Ordering::Relaxed);
+            seen &= before & mask != 0;
+        }
+        seen
     }
 
     /// Remembers the value of a token that has just passed every check at `now`, from its second
@@ -308,11 +315,29 @@ mod tests {
             .filter(|&n| cache.admit(cache.key_of(&token(n)).unwrap()))
             .count();
         assert!(admitted < 3_000, "{admitted}");
-        // Seen again, each is admitted (unless the doorkeeper has just been cleared).
-        let again = (100_000..100_010)
-            .filter(|&n| cache.admit(cache.key_of(&token(n)).unwrap()))
+        // After the flood, a token is still admitted on its second sighting.
+        for n in 200_000..200_100 {
+            let key = cache.key_of(&token(n)).unwrap();
+            cache.admit(key);
+            assert!(cache.admit(key), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_token_that_ends_an_epoch_is_admitted_on_its_next_sighting_and_the_rest_forgotten() {
+        let cache = cache(1_000);
+        let key = |n: usize| cache.key_of(&token(n)).unwrap();
+        let ended = (0..2 * DOORKEEPER_EPOCH)
+            .find(|&n| !cache.admit(key(n)) && cache.first_sightings.load(Ordering::Relaxed) == 0)
+            .expect("an epoch ends within two epochs' worth of new tokens");
+        assert!(cache.admit(key(ended)));
+        // The sightings before it are forgotten: each counts as a first sighting again.
+        let before = cache.first_sightings.load(Ordering::Relaxed);
+        let remembered = (ended - 100..ended)
+            .filter(|&n| cache.admit(key(n)))
             .count();
-        assert_eq!(again, 10);
+        assert!(remembered <= 1, "{remembered}");
+        assert!(cache.first_sightings.load(Ordering::Relaxed) >= before + 99);
     }
 
     fn hit(cache: &VerifiedCache<Exp>, token: &str, now: u64) -> bool {
