@@ -125,6 +125,6 @@ impl DeviceStore for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        rows::count(live, "device count")
+        rows::count_from_db(live, "device count")
     }
 }

@@ -242,8 +242,8 @@ impl PostgresStore {
         for (name, generation) in &stored {
             // An active credential of the same generation holds the place; anything of a newer
             // generation means this write comes from before a reset and must not replace it.
-            let holds =
-                rows::status(name)? == CredentialStatus::Active && *generation == new.generation;
+            let holds = rows::status_from_db(name)? == CredentialStatus::Active
+                && *generation == new.generation;
             if holds || *generation > new.generation {
                 tx.rollback().await.map_err(db_error)?;
                 return Ok(false);
@@ -518,7 +518,7 @@ impl FactorStore for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        rows::count(count, "code count")
+        rows::count_from_db(count, "code count")
     }
 
     async fn record_failure(&self, user: &str, kind: &str) -> StoreResult<u64> {

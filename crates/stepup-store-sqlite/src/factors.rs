@@ -7,7 +7,8 @@ use stepup_store::{
 
 use crate::SqliteStore;
 use crate::rows::{
-    CredentialRow, count_from_db, credential, credential_columns, db_error, from_db, to_db,
+    CredentialRow, count_from_db, credential, credential_columns, db_error, from_db, generation,
+    to_db,
 };
 
 #[async_trait]
@@ -452,14 +453,6 @@ impl FactorStore for SqliteStore {
             .map_err(db_error)?;
         Ok(())
     }
-}
-
-/// A stored generation.
-fn generation(value: i64, changed_at: i64) -> StoreResult<Generation> {
-    Ok(Generation {
-        value: from_db(value, "generation")?,
-        changed_at: Some(from_db(changed_at, "generation change time")?),
-    })
 }
 
 /// A code set with its expiries converted, checked before any transaction starts.

@@ -33,6 +33,8 @@ mod ephemeral;
 mod factors;
 mod grants;
 mod memory;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use audit::{AuditRecord, AuditStore};
 pub use devices::{DeviceRecord, DeviceStore};
