@@ -517,12 +517,6 @@ impl From<Internal> for MfaError {
     }
 }
 
-impl From<crate::kdf::KdfBusy> for MfaError {
-    fn from(busy: crate::kdf::KdfBusy) -> Self {
-        Self::Unavailable(Unavailable::new(busy))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

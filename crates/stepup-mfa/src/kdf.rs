@@ -109,11 +109,18 @@ impl From<KdfBusy> for KdfError {
     }
 }
 
+impl From<KdfBusy> for MfaError {
+    /// A busy pool is [`MfaError::Unavailable`] (`503`).
+    fn from(busy: KdfBusy) -> Self {
+        crate::error::Unavailable::new(busy).into()
+    }
+}
+
 impl From<KdfError> for MfaError {
     /// A busy pool is [`MfaError::Unavailable`] (`503`); anything else is internal.
     fn from(error: KdfError) -> Self {
         match error {
-            KdfError::Busy => crate::error::Unavailable::new(KdfBusy).into(),
+            KdfError::Busy => KdfBusy.into(),
             other => MfaError::internal(other),
         }
     }
