@@ -134,12 +134,6 @@ impl StepUp {
             .map(|issuer| issuer.issuer().to_owned())
             .unwrap_or_default()
     }
-
-    /// The authorization server's metadata document (RFC 8414), as served at
-    /// `/.well-known/oauth-authorization-server`.
-    pub fn authorization_server_metadata(&self) -> serde_json::Value {
-        crate::metadata::document(self)
-    }
 }
 
 impl fmt::Debug for StepUp {
