@@ -260,12 +260,3 @@ impl Demo {
 pub const CHALLENGE: &str = "Bearer error=\"insufficient_user_authentication\", \
      error_description=\"a stronger authentication level is required\", \
      acr_values=\"mfa\", max_age=300";
-
-/// The recovery code in a recovery mail's body.
-pub fn recovery_code_in(body: &str) -> String {
-    body.split("Recovery code: ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a recovery mail holds its code")
-        .to_owned()
-}

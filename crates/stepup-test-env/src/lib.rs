@@ -1,6 +1,7 @@
 //! What the integration tests of every stepup crate share: the servers they run on, read from
-//! the environment, fresh names for a test's own PostgreSQL schema or Redis key prefix, and
-//! (feature `http`) [`Answer`], the JSON answer of a route.
+//! the environment, fresh names for a test's own PostgreSQL schema or Redis key prefix, the codes
+//! in the texts and mails the product sends, and (feature `http`) [`Answer`], the JSON answer of
+//! a route.
 //!
 //! A test that cannot run here (no `DATABASE_URL`, no `REDIS_URL`, no browser) prints why and
 //! passes, except on CI (`CI=true`), where it fails: CI runs everything, it never skips.
@@ -15,9 +16,11 @@
 
 #[cfg(feature = "http")]
 mod answer;
+mod messages;
 
 #[cfg(feature = "http")]
 pub use answer::Answer;
+pub use messages::{code_in, recovery_code_in};
 
 use std::collections::hash_map::RandomState;
 use std::fmt::Display;

@@ -30,7 +30,7 @@ pub(crate) use backend::on_backends;
 pub use backend::*;
 pub use oauth::*;
 pub use outboxes::*;
-pub use stepup_test_env::Answer;
+pub use stepup_test_env::{Answer, code_in, recovery_code_in};
 pub use users::*;
 
 use std::collections::HashMap;

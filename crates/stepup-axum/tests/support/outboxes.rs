@@ -49,20 +49,3 @@ impl SmsSender for SmsOutbox {
         Ok(())
     }
 }
-
-/// The 6-digit code in a text or mail.
-pub fn code_in(body: &str) -> String {
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|word| word.len() == 6)
-        .expect("a 6-digit code")
-        .to_owned()
-}
-
-/// The recovery code in a recovery mail's body.
-pub fn recovery_code_in(body: &str) -> String {
-    body.split("Recovery code: ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a recovery mail holds its code")
-        .to_owned()
-}

@@ -45,6 +45,9 @@ use stepup_store_sqlite::SqliteStore;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 pub use pg_support::TestSchema;
+// Each test binary uses a part of the support.
+#[allow(unused_imports)]
+pub use stepup_test_env::{code_in, recovery_code_in};
 
 /// The fixed "now" every test starts at: 2027-01-15T08:00:00Z.
 pub const T0: u64 = 1_800_000_000;
@@ -77,14 +80,6 @@ pub fn client_at(address: &str) -> ClientInfo {
 pub fn nth_client(n: usize) -> ClientInfo {
     let n = u32::try_from(n).unwrap();
     ClientInfo::at(IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]))
-}
-
-/// The 6-digit code in a text.
-pub fn code_in(body: &str) -> String {
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|word| word.len() == 6)
-        .expect("a 6-digit code")
-        .to_owned()
 }
 
 // ---- The phone, the mailbox, the accounts --------------------------------------------------
@@ -205,15 +200,6 @@ impl Mailbox {
                 .unwrap();
         }
     }
-}
-
-/// The recovery code in a recovery mail.
-pub fn recovery_code_in(body: &str) -> String {
-    body.lines()
-        .find_map(|line| line.strip_prefix("Recovery code: "))
-        .expect("a recovery code in the mail")
-        .trim()
-        .to_owned()
 }
 
 /// What a hook runs, given the user the engine asked about.
